@@ -1,0 +1,197 @@
+//! The command line (clap): raw arguments, then one validated `Command` for `main` to run.
+//! Paths are resolved here (`--input DIR` fills the file flags it was not given), so nothing
+//! downstream looks at flags.
+
+use crate::error::{Error, Result};
+use crate::time::{self, Time};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Decides which cloud instances may receive ICP Filing service codes, issues the codes,
+/// records them in the ledger and reports every refusal with its reasons and remedies.
+#[derive(Debug, Parser)]
+#[command(name = "icp-audit", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: RawCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawCommand {
+    /// Evaluate the day's requests, issue codes to the eligible ones, append them to the ledger
+    /// and write decisions, denials, issued codes, input errors, summary.json and report.html.
+    ///
+    /// Exit codes: 0 the run completed (denials are normal outcomes); 2 refused before writing
+    /// anything (usage, policy, input files, corrupt ledger, an --out that would overwrite an
+    /// input); 3 the ledger is locked by another run; 1 anything else.
+    Run(RunArgs),
+    /// Compile a policy file and report every problem as file:line:column: message.
+    CheckPolicy {
+        /// The policy YAML file.
+        file: PathBuf,
+    },
+    /// Check that codes are well-formed (prefix, alphabet, length, check symbol); exit 0 only
+    /// when every one is. Input is case-insensitive, hyphens are ignored, I and L read as 1, O as 0.
+    VerifyCode {
+        /// The policy whose code format applies (default: the built-in policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The codes to check.
+        #[arg(required = true)]
+        codes: Vec<String>,
+    },
+    /// Write a synthetic workload (instances.csv, ledger.csv, requests.csv) for benchmarks.
+    Generate {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many instances.
+        #[arg(long)]
+        instances: usize,
+        /// How many requests.
+        #[arg(long)]
+        requests: usize,
+        /// The seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A folder holding instances.csv, requests.csv and ledger.csv; explicit file flags win.
+    #[arg(long, value_name = "DIR")]
+    input: Option<PathBuf>,
+    /// The instance inventory (as ECS DescribeInstances describes instances).
+    #[arg(long, value_name = "F")]
+    instances: Option<PathBuf>,
+    /// The day's code requests.
+    #[arg(long, value_name = "F")]
+    requests: Option<PathBuf>,
+    /// The ledger of every code ever issued; a missing file is an empty ledger. Updated in place
+    /// unless --ledger-out is given.
+    #[arg(long, value_name = "F")]
+    ledger: Option<PathBuf>,
+    /// Write the complete new ledger here and leave --ledger untouched.
+    #[arg(long, value_name = "F")]
+    ledger_out: Option<PathBuf>,
+    /// The policy YAML (default: the built-in policies/icp-service-code.yaml).
+    #[arg(long, value_name = "F")]
+    policy: Option<PathBuf>,
+    /// The time the rules are evaluated at: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z or ±HH:MM
+    /// (default: now, UTC).
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
+    /// The folder for the outputs (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Decide without issuing: eligible requests are reported as `eligible`, the ledger is
+    /// neither locked nor written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Threads for evaluation (default: one per core).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// No progress bars and no summary line.
+    #[arg(long)]
+    quiet: bool,
+    /// Refuse the run (exit 2, nothing written) when it would issue more than N codes.
+    #[arg(long, value_name = "N")]
+    max_issue: Option<u64>,
+}
+
+/// A validated run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub instances: PathBuf,
+    pub requests: PathBuf,
+    pub ledger: PathBuf,
+    /// Where the new ledger goes (the ledger itself unless --ledger-out).
+    pub ledger_out: PathBuf,
+    pub policy: Option<PathBuf>,
+    pub as_of: Time,
+    pub out: PathBuf,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub quiet: bool,
+    pub max_issue: Option<u64>,
+}
+
+pub enum Command {
+    Run(RunConfig),
+    CheckPolicy(PathBuf),
+    VerifyCode {
+        policy: Option<PathBuf>,
+        codes: Vec<String>,
+    },
+    Generate {
+        out: PathBuf,
+        instances: usize,
+        requests: usize,
+        seed: u64,
+    },
+}
+
+/// Parses the process arguments (clap prints help and usage errors itself, exit 2).
+pub fn parse() -> Result<Command> {
+    Cli::parse().validate()
+}
+
+impl Cli {
+    fn validate(self) -> Result<Command> {
+        Ok(match self.command {
+            RawCommand::Run(args) => Command::Run(args.validate()?),
+            RawCommand::CheckPolicy { file } => Command::CheckPolicy(file),
+            RawCommand::VerifyCode { policy, codes } => Command::VerifyCode { policy, codes },
+            RawCommand::Generate {
+                out,
+                instances,
+                requests,
+                seed,
+            } => Command::Generate {
+                out,
+                instances,
+                requests,
+                seed,
+            },
+        })
+    }
+}
+
+impl RunArgs {
+    fn validate(self) -> Result<RunConfig> {
+        let from_dir = |flag: Option<PathBuf>, name: &str| -> Result<PathBuf> {
+            flag.or_else(|| self.input.as_ref().map(|d| d.join(name)))
+                .ok_or_else(|| {
+                    Error::refused(format!(
+                        "usage: give --input DIR or --{} F",
+                        name.trim_end_matches(".csv")
+                    ))
+                })
+        };
+        let instances = from_dir(self.instances.clone(), "instances.csv")?;
+        let requests = from_dir(self.requests.clone(), "requests.csv")?;
+        let ledger = from_dir(self.ledger.clone(), "ledger.csv")?;
+        let as_of = match &self.as_of {
+            Some(t) => time::parse(t).map_err(|e| Error::refused(format!("--as-of: {e}")))?,
+            // The clock is read once per run, to the second.
+            None => time::now(),
+        };
+        if self.jobs == Some(0) {
+            return Err(Error::refused("--jobs: give at least 1 thread"));
+        }
+        Ok(RunConfig {
+            ledger_out: self.ledger_out.unwrap_or_else(|| ledger.clone()),
+            instances,
+            requests,
+            ledger,
+            policy: self.policy,
+            as_of,
+            out: self.out,
+            dry_run: self.dry_run,
+            jobs: self.jobs.unwrap_or(0),
+            quiet: self.quiet,
+            max_issue: self.max_issue,
+        })
+    }
+}

@@ -1,0 +1,270 @@
+//! Three-valued evaluation of compiled conditions. A comparison that needs a value the row does
+//! not have is `Unknown`, never false; unknown stays unknown through all / any / not (Kleene
+//! logic), and the caller treats it as a refusal. `exists` and `empty` are never unknown.
+
+use crate::policy::{CmpOp, Cond, Field, Operand};
+use crate::schema::Value;
+use crate::time;
+use std::cmp::Ordering;
+
+/// The outcome of a condition; `Unknown` names the first value that was missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    True,
+    False,
+    Unknown(Field),
+}
+
+/// Where a condition reads its values from.
+pub trait Lookup {
+    /// `None` when there is no row to read at all (no inventory row); `Some(Missing)` for an
+    /// empty cell.
+    fn get(&self, field: Field) -> Option<Value<'_>>;
+}
+
+pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
+    match cond {
+        Cond::All(parts) => all(parts.iter().map(|c| eval(c, env))),
+        Cond::Any(parts) => any(parts.iter().map(|c| eval(c, env))),
+        Cond::Not(inner) => match eval(inner, env) {
+            Truth::True => Truth::False,
+            Truth::False => Truth::True,
+            unknown => unknown,
+        },
+        Cond::Exists(f) => truth(present(env, *f)),
+        Cond::Empty(f) => truth(!present(env, *f)),
+        Cond::Compare { field, op, right } => compare(env, *field, *op, right),
+        Cond::In {
+            field,
+            values,
+            negate,
+        } => match env.get(*field) {
+            Some(Value::Str(s)) => truth(values.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *negate),
+            _ => Truth::Unknown(*field),
+        },
+        Cond::Matches { field, pattern } => match env.get(*field) {
+            Some(Value::Str(s)) => truth(pattern.matches(s)),
+            _ => Truth::Unknown(*field),
+        },
+        Cond::Contains { field, value } => match env.get(*field) {
+            // An empty list cell is an empty list, not an unknown value.
+            Some(Value::Missing) => Truth::False,
+            Some(Value::Str(list)) => truth(list.split(';').any(|item| item.trim() == value)),
+            _ => Truth::Unknown(*field),
+        },
+    }
+}
+
+fn truth(b: bool) -> Truth {
+    if b { Truth::True } else { Truth::False }
+}
+
+fn present(env: &impl Lookup, f: Field) -> bool {
+    matches!(env.get(f), Some(v) if v != Value::Missing)
+}
+
+/// False wins; otherwise the first unknown; otherwise true.
+fn all(parts: impl Iterator<Item = Truth>) -> Truth {
+    let mut unknown = None;
+    for t in parts {
+        match t {
+            Truth::False => return Truth::False,
+            Truth::Unknown(_) if unknown.is_none() => unknown = Some(t),
+            _ => {}
+        }
+    }
+    unknown.unwrap_or(Truth::True)
+}
+
+/// True wins; otherwise the first unknown; otherwise false.
+fn any(parts: impl Iterator<Item = Truth>) -> Truth {
+    let mut unknown = None;
+    for t in parts {
+        match t {
+            Truth::True => return Truth::True,
+            Truth::Unknown(_) if unknown.is_none() => unknown = Some(t),
+            _ => {}
+        }
+    }
+    unknown.unwrap_or(Truth::False)
+}
+
+fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth {
+    let left = match env.get(field) {
+        Some(v) if v != Value::Missing => v,
+        _ => return Truth::Unknown(field),
+    };
+    let right = match right {
+        Operand::Str(s) => Value::Str(s),
+        Operand::Int(n) => Value::Int(*n),
+        Operand::Time(t) => Value::Time(*t),
+        Operand::Field { field: f, months } => match env.get(*f) {
+            Some(Value::Time(t)) if *months != 0 => match time::add_months(t, *months) {
+                Some(shifted) => Value::Time(shifted),
+                None => return Truth::Unknown(*f),
+            },
+            Some(v) if v != Value::Missing => v,
+            _ => return Truth::Unknown(*f),
+        },
+    };
+    let ord = match (left, right) {
+        (Value::Str(a), Value::Str(b)) => a.cmp(b),
+        (Value::Int(a), Value::Int(b)) => a.cmp(&b),
+        (Value::Time(a), Value::Time(b)) => a.cmp(&b),
+        // INVARIANT: the compiler checked that both sides have one type.
+        _ => return Truth::Unknown(field),
+    };
+    truth(match op {
+        CmpOp::Eq => ord == Ordering::Equal,
+        CmpOp::Ne => ord != Ordering::Equal,
+        CmpOp::Lt => ord == Ordering::Less,
+        CmpOp::Le => ord != Ordering::Greater,
+        CmpOp::Gt => ord == Ordering::Greater,
+        CmpOp::Ge => ord != Ordering::Less,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse;
+
+    /// Instance columns 0..: a fixed row; column 9 is missing; `None` for a missing row.
+    struct Row(Option<Vec<Value<'static>>>);
+
+    impl Lookup for Row {
+        fn get(&self, field: Field) -> Option<Value<'_>> {
+            match field {
+                Field::Instance(i) => self.0.as_ref().map(|r| r[i]),
+                Field::AsOf => Some(Value::Time(parse("2026-11-30").unwrap())),
+                _ => Some(Value::Missing),
+            }
+        }
+    }
+
+    fn row() -> Row {
+        Row(Some(vec![
+            Value::Str("cn-hangzhou"),
+            Value::Int(0),
+            Value::Time(parse("2027-02-28").unwrap()),
+            Value::Str("financial; security"),
+            Value::Missing,
+        ]))
+    }
+
+    const T: Cond = Cond::Exists(Field::AsOf);
+    const F: Cond = Cond::Empty(Field::AsOf);
+    const U: Cond = Cond::Compare {
+        field: Field::Instance(4),
+        op: CmpOp::Eq,
+        right: Operand::Int(1),
+    };
+
+    fn name(c: &Cond) -> char {
+        match c {
+            Cond::Exists(_) => 'T',
+            Cond::Empty(_) => 'F',
+            _ => 'U',
+        }
+    }
+
+    fn copy(c: &Cond) -> Cond {
+        match name(c) {
+            'T' => T,
+            'F' => F,
+            _ => U,
+        }
+    }
+
+    fn short(t: Truth) -> char {
+        match t {
+            Truth::True => 'T',
+            Truth::False => 'F',
+            Truth::Unknown(_) => 'U',
+        }
+    }
+
+    /// Kleene's truth tables for all, any and not, over every pair of T, F and U.
+    #[test]
+    fn truth_tables() {
+        let all_want = ["TFU", "FFF", "UFU"];
+        let any_want = ["TTT", "TFU", "TUU"];
+        let vals = [T, F, U];
+        for (i, a) in vals.iter().enumerate() {
+            for (j, b) in vals.iter().enumerate() {
+                let got_all = short(eval(&Cond::All(vec![copy(a), copy(b)]), &row()));
+                let got_any = short(eval(&Cond::Any(vec![copy(a), copy(b)]), &row()));
+                let ctx = format!("{} {}", name(a), name(b));
+                assert_eq!(got_all, all_want[i].as_bytes()[j] as char, "all {ctx}");
+                assert_eq!(got_any, any_want[i].as_bytes()[j] as char, "any {ctx}");
+            }
+            let not = short(eval(&Cond::Not(Box::new(copy(a))), &row()));
+            assert_eq!(not, ['F', 'T', 'U'][i]);
+        }
+    }
+
+    #[test]
+    fn unknown_names_the_missing_field() {
+        assert_eq!(eval(&U, &row()), Truth::Unknown(Field::Instance(4)));
+        let not_u = Cond::Not(Box::new(U));
+        assert_eq!(eval(&not_u, &row()), Truth::Unknown(Field::Instance(4)));
+    }
+
+    #[test]
+    fn exists_and_empty_are_never_unknown() {
+        let none = Row(None);
+        assert_eq!(eval(&Cond::Exists(Field::Instance(0)), &none), Truth::False);
+        assert_eq!(eval(&Cond::Empty(Field::Instance(0)), &none), Truth::True);
+        assert_eq!(eval(&Cond::Exists(Field::Instance(4)), &row()), Truth::False);
+        assert_eq!(eval(&Cond::Empty(Field::Instance(4)), &row()), Truth::True);
+    }
+
+    #[test]
+    fn comparisons_by_type() {
+        let cmp = |field, op, right| eval(&Cond::Compare { field, op, right }, &row());
+        let expiry = Field::Instance(2);
+        let shifted = Operand::Field {
+            field: Field::AsOf,
+            months: 3,
+        };
+        // Nov 30 + 3 months = Feb 28: equality passes `ge`, fails `gt`.
+        assert_eq!(cmp(expiry, CmpOp::Ge, shifted.clone()), Truth::True);
+        assert_eq!(cmp(expiry, CmpOp::Gt, shifted), Truth::False);
+        assert_eq!(cmp(Field::Instance(1), CmpOp::Gt, Operand::Int(0)), Truth::False);
+        assert_eq!(cmp(Field::Instance(1), CmpOp::Le, Operand::Int(0)), Truth::True);
+        let region = Operand::Str("cn-hangzhou".into());
+        assert_eq!(cmp(Field::Instance(0), CmpOp::Eq, region.clone()), Truth::True);
+        assert_eq!(cmp(Field::Instance(0), CmpOp::Ne, region), Truth::False);
+        assert_eq!(
+            cmp(Field::Instance(0), CmpOp::Eq, Operand::Field { field: Field::Instance(4), months: 0 }),
+            Truth::Unknown(Field::Instance(4))
+        );
+    }
+
+    #[test]
+    fn sets_globs_and_lists() {
+        let set = |values: &[&str], negate| Cond::In {
+            field: Field::Instance(0),
+            values: values.iter().map(|s| s.to_string()).collect(),
+            negate,
+        };
+        assert_eq!(eval(&set(&["cn-beijing", "cn-hangzhou"], false), &row()), Truth::True);
+        assert_eq!(eval(&set(&["cn-beijing", "cn-hangzhou"], true), &row()), Truth::False);
+        assert_eq!(eval(&set(&["cn-hongkong"], false), &row()), Truth::False);
+        let glob = |p| Cond::Matches {
+            field: Field::Instance(0),
+            pattern: glob::Pattern::new(p).unwrap(),
+        };
+        assert_eq!(eval(&glob("cn-*"), &row()), Truth::True);
+        assert_eq!(eval(&glob("us-*"), &row()), Truth::False);
+        let has = |f, v: &str| Cond::Contains {
+            field: Field::Instance(f),
+            value: v.into(),
+        };
+        assert_eq!(eval(&has(3, "security"), &row()), Truth::True);
+        assert_eq!(eval(&has(3, "fin"), &row()), Truth::False);
+        // An empty list cell is an empty list; a missing row is unknown.
+        assert_eq!(eval(&has(4, "financial"), &row()), Truth::False);
+        assert_eq!(eval(&has(3, "financial"), &Row(None)), Truth::Unknown(Field::Instance(3)));
+    }
+}

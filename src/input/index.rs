@@ -1,0 +1,81 @@
+//! Lookups over the loaded tables: instance id → its inventory rows (one key per distinct id),
+//! and request id → the first batch row that carries it.
+
+use super::Table;
+use crate::schema::col;
+use std::collections::HashMap;
+
+/// Instance id → key, and key → the rows that carry the id.
+pub struct InstanceIndex<'a> {
+    keys: HashMap<&'a str, u32>,
+    first: Vec<u32>,
+    /// Rows after the first, for the rare ids that appear more than once.
+    more: HashMap<u32, Vec<u32>>,
+}
+
+impl<'a> InstanceIndex<'a> {
+    pub fn new(instances: &'a Table) -> Self {
+        let mut index = InstanceIndex {
+            keys: HashMap::with_capacity(instances.len()),
+            first: Vec::with_capacity(instances.len()),
+            more: HashMap::new(),
+        };
+        for row in 0..instances.len() {
+            let id = instances.text(col::INSTANCE_ID, row);
+            if id.is_empty() {
+                continue;
+            }
+            let next = index.first.len() as u32;
+            let key = *index.keys.entry(id).or_insert(next);
+            if key == next {
+                index.first.push(row as u32);
+            } else {
+                index.more.entry(key).or_default().push(row as u32);
+            }
+        }
+        index
+    }
+
+    /// How many distinct instance ids there are.
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    pub fn key(&self, instance_id: &str) -> Option<u32> {
+        self.keys.get(instance_id).copied()
+    }
+
+    /// The inventory rows of a key, in file order.
+    pub fn rows(&self, key: u32) -> impl Iterator<Item = usize> + '_ {
+        let more = self.more.get(&key).map(Vec::as_slice).unwrap_or_default();
+        std::iter::once(self.first[key as usize])
+            .chain(more.iter().copied())
+            .map(|r| r as usize)
+    }
+
+    pub fn row_count(&self, key: u32) -> usize {
+        1 + self.more.get(&key).map_or(0, Vec::len)
+    }
+}
+
+/// Request id → the first row carrying it (empty ids are not indexed).
+pub struct RequestIndex<'a> {
+    first: HashMap<&'a str, u32>,
+}
+
+impl<'a> RequestIndex<'a> {
+    pub fn new(requests: &'a Table) -> Self {
+        let mut first = HashMap::with_capacity(requests.len());
+        for row in 0..requests.len() {
+            let id = requests.text(col::REQUEST_ID, row);
+            if !id.is_empty() {
+                first.entry(id).or_insert(row as u32);
+            }
+        }
+        RequestIndex { first }
+    }
+
+    pub fn first_row(&self, request_id: &str) -> Option<u32> {
+        self.first.get(request_id).copied()
+    }
+}

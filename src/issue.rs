@@ -1,0 +1,50 @@
+//! Issuing: turns the eligible decisions into `issued` ones with fresh codes (unless this is a
+//! dry run), after checking the safety cap. Codes come from the OS CSPRNG and are unique across
+//! the ledger and the batch.
+
+use crate::code::{self, Format};
+use crate::error::{Error, Result};
+use crate::eval::{Decision, Outcome};
+use crate::input::Ledger;
+use std::collections::HashSet;
+
+/// Gives every eligible request a new code, in input order; returns the rows that got one.
+pub fn assign(
+    decisions: &mut [Decision<'_>],
+    format: &Format,
+    ledger: &Ledger,
+    dry_run: bool,
+    max_issue: Option<u64>,
+) -> Result<Vec<usize>> {
+    let rows: Vec<usize> = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.outcome == Outcome::Eligible)
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(cap) = max_issue
+        && rows.len() as u64 > cap
+    {
+        return Err(Error::refused(format!(
+            "this run would issue {} codes, more than the safety cap of {cap}: nothing was written (check the inventory export, or raise --max-issue)",
+            rows.len()
+        )));
+    }
+    if dry_run {
+        return Ok(rows);
+    }
+    let mut fresh = HashSet::with_capacity(rows.len());
+    for &row in &rows {
+        let code = loop {
+            let c = format.generate().map_err(Error::failed)?;
+            let fp = ledger.fingerprints.of(&code::identity_key(&c));
+            if !ledger.codes.contains(&fp) && fresh.insert(fp) {
+                break c;
+            }
+        };
+        let d = &mut decisions[row];
+        d.outcome = Outcome::Issued;
+        d.code = Some(code);
+    }
+    Ok(rows)
+}

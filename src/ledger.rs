@@ -1,0 +1,270 @@
+//! Writing the ledger safely. A run holds an exclusive lock on `<ledger>.lock` from before the
+//! ledger is read until after the new ledger is in place; the new ledger is the old file's bytes,
+//! unchanged, followed by the new rows, written to a temporary file in the same folder, synced,
+//! renamed over the old one, and the folder synced: a crash at any instant leaves the old or the
+//! new ledger, never a torn one.
+
+use crate::error::{Error, Result};
+use crate::schema::{LEDGER_COLUMNS, fold};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The lock of one ledger; released when dropped (or when the process dies).
+pub struct Lock {
+    _file: File,
+}
+
+/// `<ledger>.lock`, beside the ledger.
+pub fn lock_path(ledger: &Path) -> PathBuf {
+    let mut name = ledger.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    ledger.with_file_name(name)
+}
+
+/// Takes the ledger's lock without waiting: another run holding it is exit 3.
+pub fn lock(ledger: &Path) -> Result<Lock> {
+    let path = lock_path(ledger);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            Error::refused(format!("{}: cannot create the lock file: {e}", path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Lock { _file: file }),
+        Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
+            "{}: the ledger is locked by another run; try again later",
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(Error::failed(format!(
+            "{}: cannot lock: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// A row to append.
+pub struct NewRow<'a> {
+    pub code: &'a str,
+    pub instance_id: &'a str,
+    pub account_id: &'a str,
+    pub request_id: &'a str,
+    pub issued_at: &'a str,
+}
+
+/// Writes `old` (when it exists) followed by `rows` to `out`, atomically. `header` is the old
+/// ledger's header (empty for a new ledger, which gets the standard header).
+pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Result<()> {
+    let fail = |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
+    let dir = parent(out);
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        out.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file = create_like(&tmp, out).map_err(|e| fail("cannot create a temporary file", e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let ending = if old.exists() {
+            copy_old(old, &mut w).map_err(|e| fail("cannot copy the old ledger", e))?
+        } else {
+            Ending::Lf
+        };
+        let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
+        let header = if old.exists() { header } else { &standard[..] };
+        append(&mut w, !old.exists(), header, rows, ending)
+            .map_err(|e| fail("cannot write", e))?;
+        let file = w.into_inner().map_err(|e| fail("cannot write", e.into_error()))?;
+        file.sync_all().map_err(|e| fail("cannot sync", e))?;
+        fs::rename(&tmp, out).map_err(|e| fail("cannot replace the ledger", e))?;
+        sync_dir(dir).map_err(|e| fail("cannot sync the folder", e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The folder a path is in (`.` for a bare file name).
+pub fn parent(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `tmp` with the permissions of `like` when it exists, owner-only otherwise.
+pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = fs::metadata(like).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+        opts.mode(mode);
+        let file = opts.open(tmp)?;
+        // The umask may have narrowed the mode; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = like;
+        opts.open(tmp)
+    }
+}
+
+/// Syncs a folder so that a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Ending {
+    Lf,
+    Crlf,
+}
+
+/// Copies the old ledger byte for byte; ends it with a line break if it lacked one, and says
+/// which line ending its header uses so that new rows match.
+fn copy_old(old: &Path, w: &mut impl Write) -> io::Result<Ending> {
+    let mut r = File::open(old)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut last, mut ending, mut first_line_seen) = (b'\n', Ending::Lf, false);
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if !first_line_seen && let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
+            first_line_seen = true;
+            if i > 0 && buf[i - 1] == b'\r' {
+                ending = Ending::Crlf;
+            }
+        }
+        w.write_all(&buf[..n])?;
+        last = buf[n - 1];
+    }
+    if last != b'\n' {
+        w.write_all(match ending {
+            Ending::Lf => b"\n",
+            Ending::Crlf => b"\r\n",
+        })?;
+    }
+    Ok(ending)
+}
+
+fn append(
+    w: &mut impl Write,
+    write_header: bool,
+    header: &[String],
+    rows: &[NewRow],
+    ending: Ending,
+) -> io::Result<()> {
+    let terminator = match ending {
+        Ending::Lf => csv::Terminator::Any(b'\n'),
+        Ending::Crlf => csv::Terminator::CRLF,
+    };
+    let mut csv = csv::WriterBuilder::new()
+        .terminator(terminator)
+        .from_writer(w);
+    if write_header {
+        csv.write_record(header)?;
+    }
+    let slots: Vec<Option<usize>> = header
+        .iter()
+        .map(|h| {
+            let h = fold(h);
+            LEDGER_COLUMNS
+                .iter()
+                .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
+        })
+        .collect();
+    for row in rows {
+        let values = [
+            row.code,
+            row.instance_id,
+            row.account_id,
+            row.request_id,
+            row.issued_at,
+            "issued",
+            "",
+        ];
+        csv.write_record(slots.iter().map(|s| s.map_or("", |i| values[i])))?;
+    }
+    csv.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("icp-ledger-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn row() -> NewRow<'static> {
+        NewRow {
+            code: "C1",
+            instance_id: "i-1",
+            account_id: "a",
+            request_id: "r",
+            issued_at: "2026-11-30T00:00:00Z",
+        }
+    }
+
+    #[test]
+    fn appends_in_the_old_header_order_keeping_bytes_and_line_endings() {
+        let d = scratch("order");
+        let p = d.join("ledger.csv");
+        fs::write(&p, "status,code,instance_id,extra\r\nspent,OLD,i-0,x").unwrap();
+        let header: Vec<String> = ["status", "code", "instance_id", "extra"]
+            .map(String::from)
+            .to_vec();
+        commit(&p, &p, &header, &[row()]).unwrap();
+        let got = fs::read_to_string(&p).unwrap();
+        assert_eq!(got, "status,code,instance_id,extra\r\nspent,OLD,i-0,x\r\nissued,C1,i-1,\r\n");
+    }
+
+    #[test]
+    fn a_new_ledger_gets_the_standard_header_and_owner_only_mode() {
+        let d = scratch("new");
+        let p = d.join("ledger.csv");
+        commit(&p, &p, &[], &[row()]).unwrap();
+        let got = fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            got,
+            "code,instance_id,account_id,request_id,issued_at,status,domain\nC1,i-1,a,r,2026-11-30T00:00:00Z,issued,\n"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_with_exit_3() {
+        let d = scratch("lock");
+        let p = d.join("ledger.csv");
+        let held = lock(&p).unwrap();
+        let err = lock(&p).err().unwrap();
+        assert_eq!(err.exit, crate::error::Exit::Locked);
+        drop(held);
+        assert!(lock(&p).is_ok());
+    }
+}

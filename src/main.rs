@@ -1,0 +1,103 @@
+//! icp-audit: decides which cloud instances may receive ICP Filing service codes, issues them,
+//! records them in the ledger and reports every refusal. `main` parses the command line, runs
+//! one command and turns its result into an exit code; the pipeline lives in `run`.
+
+mod cli;
+mod code;
+mod digest;
+mod error;
+mod eval;
+mod generate;
+mod input;
+mod issue;
+mod ledger;
+mod policy;
+mod progress;
+mod report;
+mod run;
+mod schema;
+mod time;
+
+use cli::Command;
+use error::{Error, Exit};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let result = cli::parse().and_then(execute);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("icp-audit: {}", e.message.replace('\n', "\nicp-audit: "));
+            }
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Run(cfg) => {
+            let summary = run::run(&cfg)?;
+            if !cfg.quiet {
+                say(&summary.line);
+                if std::io::stdout().is_terminal() {
+                    say(&format!("outputs in {}", cfg.out.display()));
+                }
+            }
+            Ok(())
+        }
+        Command::CheckPolicy(path) => {
+            let p = policy::load(&path)?;
+            say(&format!(
+                "{}: ok: policy `{}`, {} rules, {} quota",
+                path.display(),
+                p.name,
+                p.rules.len(),
+                p.quotas.len()
+            ));
+            Ok(())
+        }
+        Command::VerifyCode { policy, codes } => verify_codes(policy.as_deref(), &codes),
+        Command::Generate {
+            out,
+            instances,
+            requests,
+            seed,
+        } => generate::write(&out, instances, requests, seed),
+    }
+}
+
+/// Prints one line per code, by position: codes are secrets and are never echoed.
+fn verify_codes(policy: Option<&std::path::Path>, codes: &[String]) -> Result<(), Error> {
+    let policy = match policy {
+        Some(p) => policy::load(p)?,
+        None => policy::default_policy(),
+    };
+    let mut bad = 0;
+    for (i, c) in codes.iter().enumerate() {
+        match policy.code.verify(c) {
+            Ok(_) => say(&format!("code {}: well-formed", i + 1)),
+            Err(e) => {
+                bad += 1;
+                say(&format!("code {}: not well-formed: it {e}", i + 1));
+            }
+        }
+    }
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err(Error {
+            exit: Exit::Failed,
+            message: format!("{bad} of {} codes are not well-formed", codes.len()),
+        })
+    }
+}
+
+/// A line on stdout; a closed pipe is not an error.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}

@@ -1,0 +1,642 @@
+//! `RawPolicy` → `Policy`: resolves field names to column indices, checks operator and operand
+//! types, parses templates and the code format. Every problem is collected with the path of the
+//! YAML node at fault; the caller turns paths into line and column.
+
+use super::raw::{RawCond, RawKind, RawOutcome, RawPolicy, RawRule};
+use super::{CmpOp, Cond, Field, Kind, Operand, Policy, Quota, Refusal, Rule, Template, template};
+use crate::code;
+use crate::schema::{Schema, Status, Type};
+use crate::time;
+use serde_yaml::Value;
+use std::collections::{BTreeMap, HashSet};
+
+/// Reasons the engine itself gives; a policy rule may not take these ids.
+pub const BUILT_IN_REASONS: [&str; 5] = [
+    "malformed-request",
+    "duplicate-request",
+    "request-id-conflict",
+    "malformed-instance",
+    "ambiguous-instance",
+];
+
+type Problems = Vec<(String, String)>;
+
+struct Compiler {
+    instances: Schema,
+    requests: Schema,
+    sets: BTreeMap<String, Vec<String>>,
+    problems: Problems,
+}
+
+pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
+    let mut c = Compiler {
+        instances: Schema::instances(),
+        requests: Schema::requests(),
+        sets: BTreeMap::new(),
+        problems: Vec::new(),
+    };
+    c.declare_columns(&raw);
+    c.declare_sets(&raw.sets);
+    let code = code::Format::new(
+        &raw.code.prefix,
+        raw.code.random_symbols,
+        raw.code.group,
+    )
+    .map_err(|e| c.problem("code", e))
+    .ok();
+    let (rules, quotas) = c.rules(&raw.rules);
+    if c.problems.is_empty() {
+        Ok(Policy {
+            name: raw.name,
+            description: raw.description,
+            sha256: String::new(),
+            source: String::new(),
+            instances: c.instances,
+            requests: c.requests,
+            rules,
+            quotas,
+            code: code.expect("no problems means a code format"),
+            max_issue: raw.max_issue,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+impl Compiler {
+    fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.problems.push((path.into(), msg.into()));
+    }
+
+    fn declare_columns(&mut self, raw: &RawPolicy) {
+        for (i, col) in raw.columns.iter().enumerate() {
+            let path = format!("columns[{i}]");
+            let Some(ty) = Type::from_name(&col.ty) else {
+                self.problem(
+                    format!("{path}.type"),
+                    format!(
+                        "unknown type `{}` (expected string, integer, time or list)",
+                        col.ty
+                    ),
+                );
+                continue;
+            };
+            let (schema, name) = match col.field.split_once('.') {
+                Some(("instance", n)) => (&mut self.instances, n),
+                Some(("request", n)) => (&mut self.requests, n),
+                _ => {
+                    self.problem(
+                        format!("{path}.field"),
+                        format!(
+                            "`{}` must name `instance.COLUMN` or `request.COLUMN`",
+                            col.field
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match schema.index(name) {
+                Some(j) if schema.columns[j].ty != ty => {
+                    let have = schema.columns[j].ty.name();
+                    self.problem(
+                        format!("{path}.type"),
+                        format!("`{}` is a built-in {have} column", col.field),
+                    );
+                }
+                Some(_) => {}
+                None if name.is_empty() => {
+                    self.problem(format!("{path}.field"), "empty column name");
+                }
+                None => {
+                    schema.add_extra(name, ty);
+                }
+            }
+        }
+    }
+
+    fn declare_sets(&mut self, sets: &serde_yaml::Mapping) {
+        for (k, v) in sets {
+            let Some(name) = k.as_str() else {
+                self.problem("sets", "set names must be strings");
+                continue;
+            };
+            let path = format!("sets.{name}");
+            let Some(items) = v.as_sequence() else {
+                self.problem(path, "a set is a list of strings");
+                continue;
+            };
+            let mut values = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match scalar_text(item) {
+                    Some(s) => values.push(s),
+                    None => self.problem(format!("{path}[{i}]"), "set members are strings"),
+                }
+            }
+            values.sort();
+            values.dedup();
+            self.sets.insert(name.to_string(), values);
+        }
+    }
+
+    fn rules(&mut self, raw: &[RawRule]) -> (Vec<Rule>, Vec<Quota>) {
+        let mut seen = HashSet::new();
+        let (mut gates, mut checks, mut quotas) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, r) in raw.iter().enumerate() {
+            let path = format!("rules[{i}]");
+            self.rule_id(&path, &r.id, &mut seen);
+            match r.kind {
+                RawKind::Quota => {
+                    if let Some(q) = self.quota(&path, r) {
+                        quotas.push(q);
+                    }
+                }
+                RawKind::Gate | RawKind::Check => {
+                    if let Some(rule) = self.rule(&path, r) {
+                        if rule.kind == Kind::Gate {
+                            gates.push(rule)
+                        } else {
+                            checks.push(rule)
+                        }
+                    }
+                }
+            }
+        }
+        if gates.is_empty() && checks.is_empty() && quotas.is_empty() {
+            self.problem("rules", "a policy needs at least one rule");
+        }
+        gates.append(&mut checks);
+        (gates, quotas)
+    }
+
+    fn rule_id(&mut self, path: &str, id: &str, seen: &mut HashSet<String>) {
+        let path = format!("{path}.id");
+        let well_formed = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !well_formed {
+            self.problem(
+                &path,
+                format!("rule id `{id}` must be lower-case letters, digits and `-`"),
+            );
+        } else if BUILT_IN_REASONS.contains(&id) {
+            self.problem(&path, format!("rule id `{id}` is reserved for the engine"));
+        } else if !seen.insert(id.to_string()) {
+            self.problem(&path, format!("duplicate rule id `{id}`"));
+        }
+    }
+
+    fn rule(&mut self, path: &str, r: &RawRule) -> Option<Rule> {
+        let kind = if r.kind == RawKind::Gate {
+            Kind::Gate
+        } else {
+            Kind::Check
+        };
+        let refusal = match (r.when_fails, kind) {
+            (None | Some(RawOutcome::Denied), _) => Refusal::Denied,
+            (Some(RawOutcome::NotRequired), Kind::Gate) => Refusal::NotRequired,
+            (Some(RawOutcome::NotRequired), Kind::Check) => {
+                self.problem(
+                    format!("{path}.when_fails"),
+                    "only a gate can make a request `not_required`",
+                );
+                Refusal::Denied
+            }
+        };
+        if r.confidential && kind != Kind::Gate {
+            self.problem(
+                format!("{path}.confidential"),
+                "only a gate can be confidential",
+            );
+        }
+        if r.quota.is_some() {
+            self.problem(format!("{path}.quota"), "`quota` belongs to `kind: quota` rules");
+        }
+        let require = match &r.require {
+            Some(c) => self.cond(&format!("{path}.require"), c),
+            None => {
+                self.problem(path, format!("rule `{}` needs a `require` condition", r.id));
+                None
+            }
+        };
+        let message = self.template(&format!("{path}.message"), &r.message, false);
+        let remedy = self.template(&format!("{path}.remedy"), &r.remedy, false);
+        Some(Rule {
+            id: r.id.clone(),
+            description: r.description.clone(),
+            kind,
+            refusal,
+            confidential: r.confidential,
+            require: require?,
+            message: message?,
+            remedy: remedy?,
+        })
+    }
+
+    fn quota(&mut self, path: &str, r: &RawRule) -> Option<Quota> {
+        if r.require.is_some() || r.confidential || r.when_fails == Some(RawOutcome::NotRequired)
+        {
+            self.problem(
+                path,
+                "a quota rule takes `quota`, not `require`, `confidential` or `not_required`",
+            );
+        }
+        let Some(q) = &r.quota else {
+            self.problem(path, format!("rule `{}` needs a `quota` section", r.id));
+            return None;
+        };
+        if q.per != "instance" {
+            self.problem(
+                format!("{path}.quota.per"),
+                format!("quotas are counted per `instance`, not `{}`", q.per),
+            );
+        }
+        let mut counts = [false; 3];
+        for (i, s) in q.statuses.iter().enumerate() {
+            match Status::parse(s) {
+                Some(st) => counts[st as usize] = true,
+                None => self.problem(
+                    format!("{path}.quota.statuses[{i}]"),
+                    format!("unknown ledger status `{s}` (expected issued, in_use or spent)"),
+                ),
+            }
+        }
+        let message = self.template(&format!("{path}.message"), &r.message, true);
+        let remedy = self.template(&format!("{path}.remedy"), &r.remedy, true);
+        Some(Quota {
+            id: r.id.clone(),
+            description: r.description.clone(),
+            max: q.max,
+            counts,
+            message: message?,
+            remedy: remedy?,
+        })
+    }
+
+    fn template(&mut self, path: &str, text: &str, quota: bool) -> Option<Template> {
+        let result = template::parse(text, |name| match name {
+            "quota.used" | "quota.max" if !quota => {
+                Err("quota placeholders belong to quota rules".to_string())
+            }
+            "quota.used" => Ok(Field::QuotaUsed),
+            "quota.max" => Ok(Field::QuotaMax),
+            _ => self.field(name),
+        });
+        match result {
+            Ok(t) => Some(t),
+            Err(errors) => {
+                for e in errors {
+                    self.problem(path, e);
+                }
+                None
+            }
+        }
+    }
+
+    /// Resolves `instance.X`, `request.X` or `as_of`.
+    fn field(&self, name: &str) -> Result<Field, String> {
+        if name == "as_of" {
+            return Ok(Field::AsOf);
+        }
+        let (schema, col) = match name.split_once('.') {
+            Some(("instance", c)) => (&self.instances, c),
+            Some(("request", c)) => (&self.requests, c),
+            _ => {
+                return Err(format!(
+                    "`{name}` is not a field (expected `instance.COLUMN`, `request.COLUMN` or `as_of`)"
+                ));
+            }
+        };
+        let i = schema.index(col).ok_or_else(|| {
+            format!(
+                "unknown column `{name}` (declare extra columns under `columns:`; known: {})",
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        Ok(if schema.table == "instance" {
+            Field::Instance(i)
+        } else {
+            Field::Request(i)
+        })
+    }
+
+    fn field_at(&mut self, path: &str, name: &str) -> Option<(Field, Type)> {
+        match self.field(name) {
+            Ok(f) => Some((f, self.type_of(f))),
+            Err(e) => {
+                self.problem(path, e);
+                None
+            }
+        }
+    }
+
+    fn type_of(&self, f: Field) -> Type {
+        match f {
+            Field::Instance(i) => self.instances.columns[i].ty,
+            Field::Request(i) => self.requests.columns[i].ty,
+            Field::AsOf => Type::Time,
+            Field::QuotaUsed | Field::QuotaMax => Type::Integer,
+        }
+    }
+
+    fn cond(&mut self, path: &str, c: &RawCond) -> Option<Cond> {
+        let shapes = [
+            c.all.is_some(),
+            c.any.is_some(),
+            c.not.is_some(),
+            c.exists.is_some(),
+            c.empty.is_some(),
+            c.field.is_some(),
+        ];
+        if shapes.iter().filter(|s| **s).count() != 1 {
+            self.problem(
+                path,
+                "a condition is exactly one of `all`, `any`, `not`, `exists`, `empty` or `field` with an operator",
+            );
+            return None;
+        }
+        let ops = c.operators();
+        if c.field.is_none() && !ops.is_empty() {
+            self.problem(
+                format!("{path}.{}", ops[0].0),
+                format!("operator `{}` needs a `field`", ops[0].0),
+            );
+            return None;
+        }
+        if let Some(list) = c.all.as_ref().or(c.any.as_ref()) {
+            let key = if c.all.is_some() { "all" } else { "any" };
+            let parts: Vec<Option<Cond>> = list
+                .iter()
+                .enumerate()
+                .map(|(i, sub)| self.cond(&format!("{path}.{key}[{i}]"), sub))
+                .collect();
+            if list.is_empty() {
+                self.problem(format!("{path}.{key}"), format!("`{key}` needs conditions"));
+            }
+            let parts: Option<Vec<Cond>> = parts.into_iter().collect();
+            return parts.map(if c.all.is_some() { Cond::All } else { Cond::Any });
+        }
+        if let Some(sub) = &c.not {
+            return self
+                .cond(&format!("{path}.not"), sub)
+                .map(|s| Cond::Not(Box::new(s)));
+        }
+        if let Some(name) = &c.exists {
+            return self.field_at(&format!("{path}.exists"), name).map(|f| Cond::Exists(f.0));
+        }
+        if let Some(name) = &c.empty {
+            return self.field_at(&format!("{path}.empty"), name).map(|f| Cond::Empty(f.0));
+        }
+        let name = c.field.as_deref().unwrap_or_default();
+        let field = self.field_at(&format!("{path}.field"), name);
+        match ops.as_slice() {
+            [(op, value)] => {
+                let (field, ty) = field?;
+                self.operator(&format!("{path}.{op}"), name, field, ty, op, value)
+            }
+            _ => {
+                self.problem(
+                    path,
+                    format!(
+                        "`field` takes exactly one operator (eq, ne, lt, le, gt, ge, in, not_in, matches, contains); found {}",
+                        ops.len()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn operator(
+        &mut self,
+        path: &str,
+        name: &str,
+        field: Field,
+        ty: Type,
+        op: &str,
+        value: &Value,
+    ) -> Option<Cond> {
+        let mismatch = |want: &str| {
+            format!(
+                "type mismatch: `{op}` needs {want}, but `{name}` is a {}",
+                ty.name()
+            )
+        };
+        match op {
+            "in" | "not_in" => {
+                if ty != Type::String {
+                    self.problem(path, mismatch("a string field"));
+                    return None;
+                }
+                let values = self.set_operand(path, value)?;
+                Some(Cond::In {
+                    field,
+                    values,
+                    negate: op == "not_in",
+                })
+            }
+            "matches" => {
+                if ty != Type::String {
+                    self.problem(path, mismatch("a string field"));
+                    return None;
+                }
+                let Some(text) = value.as_str() else {
+                    self.problem(path, "`matches` takes a glob pattern string");
+                    return None;
+                };
+                match glob::Pattern::new(text) {
+                    Ok(pattern) => Some(Cond::Matches { field, pattern }),
+                    Err(e) => {
+                        self.problem(path, format!("bad glob pattern `{text}`: {}", e.msg));
+                        None
+                    }
+                }
+            }
+            "contains" => {
+                if ty != Type::List {
+                    self.problem(path, mismatch("a list field"));
+                    return None;
+                }
+                match scalar_text(value) {
+                    Some(v) => Some(Cond::Contains { field, value: v }),
+                    None => {
+                        self.problem(path, "`contains` takes one value");
+                        None
+                    }
+                }
+            }
+            _ => {
+                let op = match op {
+                    "eq" => CmpOp::Eq,
+                    "ne" => CmpOp::Ne,
+                    "lt" => CmpOp::Lt,
+                    "le" => CmpOp::Le,
+                    "gt" => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let ordered = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+                if ty == Type::List || (ordered && ty == Type::String) {
+                    self.problem(
+                        path,
+                        mismatch(if ordered {
+                            "an integer or time field"
+                        } else {
+                            "a string, integer or time field"
+                        }),
+                    );
+                    return None;
+                }
+                let right = self.operand(path, name, ty, value)?;
+                Some(Cond::Compare { field, op, right })
+            }
+        }
+    }
+
+    /// A literal of the field's type, or `{field: NAME, plus_months: N}`.
+    fn operand(&mut self, path: &str, name: &str, ty: Type, value: &Value) -> Option<Operand> {
+        if let Some(map) = value.as_mapping() {
+            return self.field_operand(path, name, ty, map);
+        }
+        let literal = match (ty, value) {
+            (Type::Integer, Value::Number(n)) => n.as_i64().map(Operand::Int),
+            (Type::Time, Value::String(s)) => match time::parse(s) {
+                Ok(t) => Some(Operand::Time(t)),
+                Err(e) => {
+                    self.problem(path, e);
+                    return None;
+                }
+            },
+            (Type::String, v) => scalar_text(v).map(Operand::Str),
+            _ => None,
+        };
+        if literal.is_none() {
+            self.problem(
+                path,
+                format!(
+                    "type mismatch: `{name}` is a {} and cannot be compared with {}",
+                    ty.name(),
+                    describe(value)
+                ),
+            );
+        }
+        literal
+    }
+
+    fn field_operand(
+        &mut self,
+        path: &str,
+        name: &str,
+        ty: Type,
+        map: &serde_yaml::Mapping,
+    ) -> Option<Operand> {
+        let mut other = None;
+        let mut months = 0i32;
+        for (k, v) in map {
+            match (k.as_str(), v) {
+                (Some("field"), Value::String(s)) => other = Some(s.clone()),
+                (Some("plus_months"), Value::Number(n)) => match n.as_i64() {
+                    Some(m) if m.abs() <= 12_000 => months = m as i32,
+                    _ => self.problem(
+                        format!("{path}.plus_months"),
+                        "`plus_months` is a whole number of months",
+                    ),
+                },
+                (Some(key), _) => {
+                    self.problem(
+                        format!("{path}.{key}"),
+                        format!(
+                            "unknown key `{key}` in an operand (expected `field` and `plus_months`)"
+                        ),
+                    );
+                    return None;
+                }
+                (None, _) => {
+                    self.problem(path, "operand keys are strings");
+                    return None;
+                }
+            }
+        }
+        let Some(other) = other else {
+            self.problem(path, "an operand mapping needs `field`");
+            return None;
+        };
+        let (field, other_ty) = self.field_at(&format!("{path}.field"), &other)?;
+        if other_ty != ty {
+            self.problem(
+                format!("{path}.field"),
+                format!(
+                    "type mismatch: `{name}` is a {} but `{other}` is a {}",
+                    ty.name(),
+                    other_ty.name()
+                ),
+            );
+            return None;
+        }
+        if months != 0 && ty != Type::Time {
+            self.problem(
+                format!("{path}.plus_months"),
+                format!("`plus_months` needs a time, but `{other}` is a {}", ty.name()),
+            );
+            return None;
+        }
+        Some(Operand::Field { field, months })
+    }
+
+    /// A list of strings, or `{set: NAME}`.
+    fn set_operand(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
+        if let Some(items) = value.as_sequence() {
+            let mut values: Vec<String> = items.iter().filter_map(scalar_text).collect();
+            if values.len() != items.len() {
+                self.problem(path, "list members are strings");
+                return None;
+            }
+            values.sort();
+            values.dedup();
+            return Some(values);
+        }
+        let name = value
+            .as_mapping()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.get("set"))
+            .and_then(Value::as_str);
+        match name {
+            Some(n) => match self.sets.get(n) {
+                Some(values) => Some(values.clone()),
+                None => {
+                    self.problem(format!("{path}.set"), format!("unknown set `{n}`"));
+                    None
+                }
+            },
+            None => {
+                self.problem(path, "expected a list of strings or `{set: NAME}`");
+                None
+            }
+        }
+    }
+}
+
+/// A YAML scalar as text (strings, numbers); `None` for anything else.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string `{s}`"),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+        Value::Tagged(_) => "a tagged value".to_string(),
+    }
+}

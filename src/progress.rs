@@ -1,0 +1,43 @@
+//! Progress bars (indicatif) on stderr, shown only when stderr is a terminal and the run is not
+//! `--quiet`. Everything else in the program stays silent while it works.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// A bar for one phase, or nothing.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A bar of `len` steps labelled `phase`, drawn only on a terminal.
+    pub fn new(len: u64, phase: &str, enabled: bool) -> Progress {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(phase.to_string());
+        Progress { bar: Some(bar) }
+    }
+
+    pub fn hidden() -> Progress {
+        Progress { bar: None }
+    }
+
+    /// One step done; cheap enough to call per row from many threads.
+    pub fn tick(&self) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

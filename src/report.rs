@@ -1,0 +1,124 @@
+//! The outputs of a run (SPEC §5): `decisions.csv`, `denials.csv`, `issued.csv`,
+//! `input-errors.csv`, `summary.json` and `report.html`, each written atomically into `--out`.
+//! Every CSV cell that a spreadsheet would run as a formula is neutralised here, and nothing but
+//! this module and `main` prints.
+
+mod html;
+mod summary;
+mod tables;
+
+use crate::error::{Error, Result};
+use crate::eval::{Decision, Outcome};
+use crate::input::{FileInfo, Problem, Table};
+use crate::ledger::{create_like, sync_dir};
+use crate::policy::Policy;
+use crate::time::Time;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+pub use summary::Summary;
+pub use tables::write_issued;
+
+/// What the run was, for the summary and the report header.
+pub struct Facts<'a> {
+    pub policy: &'a Policy,
+    pub instances: &'a FileInfo,
+    pub requests: &'a FileInfo,
+    pub ledger: &'a FileInfo,
+    pub ledger_exists: bool,
+    pub ledger_after: u64,
+    pub as_of: Time,
+    pub dry_run: bool,
+}
+
+/// Counts per outcome and per reason id.
+pub struct Counts {
+    pub outcomes: BTreeMap<&'static str, u64>,
+    pub rules: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn of(policy: &Policy, decisions: &[Decision<'_>]) -> Counts {
+        let mut outcomes: BTreeMap<&'static str, u64> =
+            Outcome::ALL.iter().map(|o| (o.name(), 0)).collect();
+        let mut rules: BTreeMap<String, u64> = policy
+            .rules
+            .iter()
+            .map(|r| &r.id)
+            .chain(policy.quotas.iter().map(|q| &q.id))
+            .map(|id| (id.clone(), 0))
+            .collect();
+        for d in decisions {
+            *outcomes.entry(d.outcome.name()).or_default() += 1;
+            for r in &d.reasons {
+                *rules.entry(r.rule.to_string()).or_default() += 1;
+            }
+        }
+        Counts { outcomes, rules }
+    }
+}
+
+/// Writes every output but `issued.csv` (which the caller writes right after the ledger).
+pub fn write(
+    out: &Path,
+    requests: &Table,
+    instances: &Table,
+    decisions: &[Decision<'_>],
+    problems: &[&Problem],
+    facts: &Facts<'_>,
+) -> Result<Summary> {
+    tables::write_decisions(out, requests, decisions)?;
+    tables::write_denials(out, requests, decisions)?;
+    tables::write_input_errors(out, problems)?;
+    let counts = Counts::of(facts.policy, decisions);
+    let summary = Summary::new(facts, &counts, decisions, problems.len());
+    atomic(&out.join("summary.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &summary.json)?;
+        w.write_all(b"\n")
+    })?;
+    let page = html::render(facts, &counts, requests, instances, decisions);
+    atomic(&out.join("report.html"), |w| w.write_all(page.as_bytes()))?;
+    Ok(summary)
+}
+
+/// Writes `path` through a temporary file in the same folder, synced and renamed into place.
+pub fn atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let fail = |e: std::io::Error| Error::failed(format!("{}: cannot write: {e}", path.display()));
+    let dir = crate::ledger::parent(path);
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file = create_like(&tmp, path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
+
+/// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
+/// apostrophe.
+pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    if matches!(
+        s.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}

@@ -1,0 +1,65 @@
+//! `summary.json`: the run in numbers, for scripts and auditors; and the one-line summary a
+//! nightly log gets.
+
+use super::{Counts, Facts};
+use crate::eval::Decision;
+use crate::input::FileInfo;
+use crate::time;
+use serde_json::{Value, json};
+
+pub struct Summary {
+    pub json: Value,
+    pub line: String,
+}
+
+fn file(info: &FileInfo) -> Value {
+    json!({ "path": info.path, "rows": info.rows, "sha256": info.sha256 })
+}
+
+impl Summary {
+    pub fn new(
+        facts: &Facts<'_>,
+        counts: &Counts,
+        decisions: &[Decision<'_>],
+        input_errors: usize,
+    ) -> Summary {
+        let mut ledger = file(facts.ledger);
+        ledger["exists"] = json!(facts.ledger_exists);
+        let json = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "as_of": time::format(facts.as_of),
+            "dry_run": facts.dry_run,
+            "policy": {
+                "name": facts.policy.name,
+                "source": facts.policy.source,
+                "sha256": facts.policy.sha256,
+            },
+            "inputs": {
+                "instances": file(facts.instances),
+                "requests": file(facts.requests),
+                "ledger": ledger,
+            },
+            "ledger_rows": { "before": facts.ledger.rows, "after": facts.ledger_after },
+            "requests": decisions.len(),
+            "outcomes": counts.outcomes,
+            "rules": counts.rules,
+            "input_errors": input_errors,
+        });
+        let outcomes: Vec<String> = counts
+            .outcomes
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect();
+        let line = format!(
+            "icp-audit: {} requests as of {}{}: {}; ledger {} -> {} rows",
+            decisions.len(),
+            time::format(facts.as_of),
+            if facts.dry_run { " (dry run)" } else { "" },
+            if outcomes.is_empty() { "none".to_string() } else { outcomes.join(", ") },
+            facts.ledger.rows,
+            facts.ledger_after
+        );
+        Summary { json, line }
+    }
+}

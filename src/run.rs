@@ -1,0 +1,168 @@
+//! The main job, top to bottom: load the policy → lock the ledger → load the inputs → evaluate
+//! → issue → commit the ledger → write the reports. Everything that can refuse the run does so
+//! before the first byte is written.
+
+use crate::cli::RunConfig;
+use crate::error::{Error, Result};
+use crate::eval::{self, World};
+use crate::input::{self, InstanceIndex, Problem, RequestIndex};
+use crate::ledger::{self, NewRow};
+use crate::policy;
+use crate::progress::Progress;
+use crate::report::{self, Facts, Summary};
+use crate::schema::col;
+use crate::{issue, time};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub fn run(cfg: &RunConfig) -> Result<Summary> {
+    let policy = match &cfg.policy {
+        Some(p) => policy::load(p)?,
+        None => policy::default_policy(),
+    };
+    refuse_overwrites(cfg)?;
+    // INVARIANT: the lock is held from before the ledger is read until after it is replaced.
+    let _lock = if cfg.dry_run {
+        None
+    } else {
+        Some(ledger::lock(&cfg.ledger_out)?)
+    };
+    let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
+    let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
+    let by_instance = InstanceIndex::new(&instances);
+    let by_request = RequestIndex::new(&requests);
+    let ledger = input::ledger::scan(
+        &cfg.ledger,
+        &shown(&cfg.ledger),
+        by_instance.len(),
+        |id| by_instance.key(id),
+        |id| by_request.first_row(id),
+    )?;
+    let world = World {
+        policy: &policy,
+        instances: &instances,
+        requests: &requests,
+        ledger: &ledger,
+        by_instance: &by_instance,
+        by_request: &by_request,
+        as_of: cfg.as_of,
+    };
+    let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
+    let mut decisions = eval::decide(&world, cfg.jobs, &progress);
+    progress.finish();
+    let max_issue = cfg.max_issue.or(policy.max_issue);
+    let issued = issue::assign(&mut decisions, &policy.code, &ledger, cfg.dry_run, max_issue)?;
+    prepare_out(&cfg.out)?;
+
+    let issued_at = time::format(cfg.as_of);
+    let mut ledger_after = ledger.info.rows;
+    if !cfg.dry_run {
+        let rows: Vec<NewRow> = issued
+            .iter()
+            .map(|&r| NewRow {
+                code: decisions[r].code.as_deref().unwrap_or_default(),
+                instance_id: requests.text(col::REQUEST_INSTANCE, r),
+                account_id: requests.text(col::REQUEST_ACCOUNT, r),
+                request_id: requests.text(col::REQUEST_ID, r),
+                issued_at: &issued_at,
+            })
+            .collect();
+        ledger::commit(&cfg.ledger, &cfg.ledger_out, &ledger.header, &rows)?;
+        ledger_after += rows.len() as u64;
+    }
+    let handed_off: &[usize] = if cfg.dry_run { &[] } else { &issued };
+    report::write_issued(&cfg.out, &requests, &decisions, handed_off, &issued_at)?;
+
+    let problems: Vec<&Problem> = instances
+        .problems
+        .iter()
+        .chain(&requests.problems)
+        .chain(&ledger.problems)
+        .collect();
+    let facts = Facts {
+        policy: &policy,
+        instances: &instances.info,
+        requests: &requests.info,
+        ledger: &ledger.info,
+        ledger_exists: ledger.exists,
+        ledger_after,
+        as_of: cfg.as_of,
+        dry_run: cfg.dry_run,
+    };
+    report::write(&cfg.out, &requests, &instances, &decisions, &problems, &facts)
+}
+
+/// A path as the user wrote it, for messages.
+fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The names the run writes into `--out`.
+pub const OUTPUTS: [&str; 6] = [
+    "decisions.csv",
+    "denials.csv",
+    "issued.csv",
+    "input-errors.csv",
+    "summary.json",
+    "report.html",
+];
+
+/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input.
+fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
+    let inputs: Vec<&PathBuf> = [&cfg.instances, &cfg.requests, &cfg.ledger]
+        .into_iter()
+        .chain(cfg.policy.as_ref())
+        .collect();
+    let same = |a: &Path, b: &Path| match (canonical(a), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    };
+    for name in OUTPUTS {
+        let target = cfg.out.join(name);
+        let mut written: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        written.push(&cfg.ledger_out);
+        if let Some(input) = written.into_iter().find(|i| same(&target, i)) {
+            return Err(Error::refused(format!(
+                "--out {}: writing `{name}` there would overwrite `{}`",
+                cfg.out.display(),
+                input.display()
+            )));
+        }
+    }
+    let read_only = [&cfg.instances, &cfg.requests]
+        .into_iter()
+        .chain(cfg.policy.as_ref());
+    for input in read_only {
+        if same(&cfg.ledger_out, input) {
+            return Err(Error::refused(format!(
+                "--ledger-out {}: would overwrite the input `{}`",
+                cfg.ledger_out.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The canonical form of a path that may not exist yet (its folder must, to compare).
+fn canonical(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = fs::canonicalize(p) {
+        return Some(c);
+    }
+    let dir = fs::canonicalize(ledger::parent(p)).ok()?;
+    Some(dir.join(p.file_name()?))
+}
+
+/// Creates `--out` and proves it writable before the ledger is touched.
+fn prepare_out(out: &Path) -> Result<()> {
+    let refuse = |e: std::io::Error| {
+        Error::refused(format!(
+            "--out {}: cannot write there: {e}; nothing was written",
+            out.display()
+        ))
+    };
+    fs::create_dir_all(out).map_err(refuse)?;
+    let probe = out.join(format!(".icp-audit-probe-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(refuse)?;
+    fs::remove_file(&probe).map_err(refuse)
+}

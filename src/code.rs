@@ -116,7 +116,10 @@ fn decode_symbol(c: char) -> Option<u8> {
         'O' => '0',
         c => c,
     };
-    ALPHABET.iter().position(|a| *a as char == c).map(|p| p as u8)
+    ALPHABET
+        .iter()
+        .position(|a| *a as char == c)
+        .map(|p| p as u8)
 }
 
 /// The key under which two codes are the same code: Crockford-normalised, without hyphens or

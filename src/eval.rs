@@ -14,7 +14,6 @@ use crate::time::{self, Time};
 use cond::{Lookup, Truth};
 use rayon::prelude::*;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
     Invalid,
@@ -196,7 +195,11 @@ fn damaged_inventory<'p>(w: &World<'p>, key: u32) -> Option<Decision<'p>> {
     let inst = w.instances;
     if let Some(p) = w.by_instance.rows(key).find_map(|r| inst.fault(r)) {
         let remedy = "Correct the inventory export and run again.";
-        return Some(Decision::invalid("malformed-instance", p.describe(), remedy));
+        return Some(Decision::invalid(
+            "malformed-instance",
+            p.describe(),
+            remedy,
+        ));
     }
     if w.by_instance.row_count(key) > 1 {
         let lines: Vec<String> = w
@@ -228,7 +231,12 @@ fn apply_policy<'p>(w: &World<'p>, row: usize, instance: Option<usize>) -> Decis
         }
         // A confidential rule's words are filled without the instance: they reveal nothing.
         let blank = Env::new(w, row, None);
-        failed.push(refusal(w, rule, if rule.confidential { &blank } else { &env }, t));
+        failed.push(refusal(
+            w,
+            rule,
+            if rule.confidential { &blank } else { &env },
+            t,
+        ));
         if rule.kind == Kind::Gate {
             return Decision::refused(outcome_of(rule), failed);
         }

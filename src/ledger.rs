@@ -31,7 +31,10 @@ pub fn lock(ledger: &Path) -> Result<Lock> {
         .write(true)
         .open(&path)
         .map_err(|e| {
-            Error::refused(format!("{}: cannot create the lock file: {e}", path.display()))
+            Error::refused(format!(
+                "{}: cannot create the lock file: {e}",
+                path.display()
+            ))
         })?;
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
@@ -75,9 +78,10 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
         };
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
         let header = if old.exists() { header } else { &standard[..] };
-        append(&mut w, !old.exists(), header, rows, ending)
-            .map_err(|e| fail("cannot write", e))?;
-        let file = w.into_inner().map_err(|e| fail("cannot write", e.into_error()))?;
+        append(&mut w, !old.exists(), header, rows, ending).map_err(|e| fail("cannot write", e))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| fail("cannot write", e.into_error()))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
         fs::rename(&tmp, out).map_err(|e| fail("cannot replace the ledger", e))?;
         sync_dir(dir).map_err(|e| fail("cannot sync the folder", e))
@@ -237,7 +241,10 @@ mod tests {
             .to_vec();
         commit(&p, &p, &header, &[row()]).unwrap();
         let got = fs::read_to_string(&p).unwrap();
-        assert_eq!(got, "status,code,instance_id,extra\r\nspent,OLD,i-0,x\r\nissued,C1,i-1,\r\n");
+        assert_eq!(
+            got,
+            "status,code,instance_id,extra\r\nspent,OLD,i-0,x\r\nissued,C1,i-1,\r\n"
+        );
     }
 
     #[test]
@@ -253,7 +260,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 

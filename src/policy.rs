@@ -10,7 +10,7 @@ mod template;
 
 use crate::code;
 use crate::error::{Error, Result};
-use crate::schema::{Schema, Status, Type};
+use crate::schema::{Schema, Status};
 use crate::time::Time;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -111,7 +111,10 @@ pub enum Operand {
     Int(i64),
     Time(Time),
     /// Another field, for times optionally shifted by calendar months.
-    Field { field: Field, months: i32 },
+    Field {
+        field: Field,
+        months: i32,
+    },
 }
 
 #[derive(Debug)]
@@ -154,15 +157,6 @@ impl Policy {
             Field::QuotaMax => "quota.max".to_string(),
         }
     }
-
-    pub fn field_type(&self, f: Field) -> Type {
-        match f {
-            Field::Instance(i) => self.instances.columns[i].ty,
-            Field::Request(i) => self.requests.columns[i].ty,
-            Field::AsOf => Type::Time,
-            Field::QuotaUsed | Field::QuotaMax => Type::Integer,
-        }
-    }
 }
 
 /// Loads and compiles a policy file; every problem is listed as `file:line:column: message`.
@@ -199,7 +193,6 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     policy.source = shown.to_string();
     Ok(policy)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,13 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
     let mut decisions = eval::decide(&world, cfg.jobs, &progress);
     progress.finish();
     let max_issue = cfg.max_issue.or(policy.max_issue);
-    let issued = issue::assign(&mut decisions, &policy.code, &ledger, cfg.dry_run, max_issue)?;
+    let issued = issue::assign(
+        &mut decisions,
+        &policy.code,
+        &ledger,
+        cfg.dry_run,
+        max_issue,
+    )?;
     prepare_out(&cfg.out)?;
 
     let issued_at = time::format(cfg.as_of);
@@ -89,7 +95,9 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         as_of: cfg.as_of,
         dry_run: cfg.dry_run,
     };
-    report::write(&cfg.out, &requests, &instances, &decisions, &problems, &facts)
+    report::write(
+        &cfg.out, &requests, &instances, &decisions, &problems, &facts,
+    )
 }
 
 /// A path as the user wrote it, for messages.

@@ -167,7 +167,6 @@ impl Schema {
 /// Column indices that the pipeline itself relies on.
 pub mod col {
     pub const INSTANCE_ID: usize = 0;
-    pub const INSTANCE_ACCOUNT: usize = 1;
     pub const REQUEST_ID: usize = 0;
     pub const REQUEST_ACCOUNT: usize = 1;
     pub const REQUEST_INSTANCE: usize = 2;
@@ -198,7 +197,7 @@ mod tests {
     fn fixed_indices_match_the_schemas() {
         let i = Schema::instances();
         assert_eq!(i.columns[col::INSTANCE_ID].name, "instance_id");
-        assert_eq!(i.columns[col::INSTANCE_ACCOUNT].name, "account_id");
+        assert_eq!(i.columns[1].name, "account_id");
         let r = Schema::requests();
         assert_eq!(r.columns[col::REQUEST_ID].name, "request_id");
         assert_eq!(r.columns[col::REQUEST_ACCOUNT].name, "account_id");
@@ -209,8 +208,14 @@ mod tests {
     #[test]
     fn headers_match_both_spellings_in_any_case() {
         let s = Schema::instances();
-        let account = &s.columns[col::INSTANCE_ACCOUNT];
-        for h in ["account_id", "AccountId", "OwnerId", "OWNERID", "Account-Id"] {
+        let account = &s.columns[1];
+        for h in [
+            "account_id",
+            "AccountId",
+            "OwnerId",
+            "OWNERID",
+            "Account-Id",
+        ] {
             assert!(account.matches_header(h), "{h}");
         }
         assert!(!account.matches_header("account"));

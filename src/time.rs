@@ -34,7 +34,10 @@ pub fn parse(text: &str) -> Result<Time, String> {
         i += 3;
         if rest.get(i) == Some(&b'.') {
             let start = i + 1;
-            let len = rest[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let len = rest[start..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if len == 0 || len > 9 {
                 return Err(bad());
             }
@@ -154,7 +157,11 @@ mod tests {
             ("2024-02-29", 12, "2025-02-28T00:00:00Z"),
         ];
         for (start, months, want) in cases {
-            assert_eq!(format(add_months(t(start), months).unwrap()), want, "{start} + {months}");
+            assert_eq!(
+                format(add_months(t(start), months).unwrap()),
+                want,
+                "{start} + {months}"
+            );
         }
     }
 

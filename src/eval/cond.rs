@@ -39,7 +39,9 @@ pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
             values,
             negate,
         } => match env.get(*field) {
-            Some(Value::Str(s)) => truth(values.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *negate),
+            Some(Value::Str(s)) => {
+                truth(values.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *negate)
+            }
             _ => Truth::Unknown(*field),
         },
         Cond::Matches { field, pattern } => match env.get(*field) {
@@ -215,7 +217,10 @@ mod tests {
         let none = Row(None);
         assert_eq!(eval(&Cond::Exists(Field::Instance(0)), &none), Truth::False);
         assert_eq!(eval(&Cond::Empty(Field::Instance(0)), &none), Truth::True);
-        assert_eq!(eval(&Cond::Exists(Field::Instance(4)), &row()), Truth::False);
+        assert_eq!(
+            eval(&Cond::Exists(Field::Instance(4)), &row()),
+            Truth::False
+        );
         assert_eq!(eval(&Cond::Empty(Field::Instance(4)), &row()), Truth::True);
     }
 
@@ -230,13 +235,29 @@ mod tests {
         // Nov 30 + 3 months = Feb 28: equality passes `ge`, fails `gt`.
         assert_eq!(cmp(expiry, CmpOp::Ge, shifted.clone()), Truth::True);
         assert_eq!(cmp(expiry, CmpOp::Gt, shifted), Truth::False);
-        assert_eq!(cmp(Field::Instance(1), CmpOp::Gt, Operand::Int(0)), Truth::False);
-        assert_eq!(cmp(Field::Instance(1), CmpOp::Le, Operand::Int(0)), Truth::True);
+        assert_eq!(
+            cmp(Field::Instance(1), CmpOp::Gt, Operand::Int(0)),
+            Truth::False
+        );
+        assert_eq!(
+            cmp(Field::Instance(1), CmpOp::Le, Operand::Int(0)),
+            Truth::True
+        );
         let region = Operand::Str("cn-hangzhou".into());
-        assert_eq!(cmp(Field::Instance(0), CmpOp::Eq, region.clone()), Truth::True);
+        assert_eq!(
+            cmp(Field::Instance(0), CmpOp::Eq, region.clone()),
+            Truth::True
+        );
         assert_eq!(cmp(Field::Instance(0), CmpOp::Ne, region), Truth::False);
         assert_eq!(
-            cmp(Field::Instance(0), CmpOp::Eq, Operand::Field { field: Field::Instance(4), months: 0 }),
+            cmp(
+                Field::Instance(0),
+                CmpOp::Eq,
+                Operand::Field {
+                    field: Field::Instance(4),
+                    months: 0
+                }
+            ),
             Truth::Unknown(Field::Instance(4))
         );
     }
@@ -248,8 +269,14 @@ mod tests {
             values: values.iter().map(|s| s.to_string()).collect(),
             negate,
         };
-        assert_eq!(eval(&set(&["cn-beijing", "cn-hangzhou"], false), &row()), Truth::True);
-        assert_eq!(eval(&set(&["cn-beijing", "cn-hangzhou"], true), &row()), Truth::False);
+        assert_eq!(
+            eval(&set(&["cn-beijing", "cn-hangzhou"], false), &row()),
+            Truth::True
+        );
+        assert_eq!(
+            eval(&set(&["cn-beijing", "cn-hangzhou"], true), &row()),
+            Truth::False
+        );
         assert_eq!(eval(&set(&["cn-hongkong"], false), &row()), Truth::False);
         let glob = |p| Cond::Matches {
             field: Field::Instance(0),
@@ -265,6 +292,9 @@ mod tests {
         assert_eq!(eval(&has(3, "fin"), &row()), Truth::False);
         // An empty list cell is an empty list; a missing row is unknown.
         assert_eq!(eval(&has(4, "financial"), &row()), Truth::False);
-        assert_eq!(eval(&has(3, "financial"), &Row(None)), Truth::Unknown(Field::Instance(3)));
+        assert_eq!(
+            eval(&has(3, "financial"), &Row(None)),
+            Truth::Unknown(Field::Instance(3))
+        );
     }
 }

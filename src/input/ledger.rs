@@ -104,8 +104,7 @@ pub fn scan(
             line,
             shown,
         };
-        if let Err(e) = ledger.take(&row, &pos, &mut request_ids, &instance_key, &request_row)
-        {
+        if let Err(e) = ledger.take(&row, &pos, &mut request_ids, &instance_key, &request_row) {
             corrupt.push(e);
         }
     }
@@ -214,7 +213,11 @@ impl Ledger {
         let status_text = row.cell(Some(pos.status), "status")?;
         let request = row.cell(pos.request, "request_id")?;
         let account = row.cell(pos.account, "account_id")?;
-        for (value, name) in [(code, "code"), (instance, "instance_id"), (status_text, "status")] {
+        for (value, name) in [
+            (code, "code"),
+            (instance, "instance_id"),
+            (status_text, "status"),
+        ] {
             if value.trim().is_empty() {
                 return Err(row.at(name, "a required value is missing"));
             }

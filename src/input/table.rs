@@ -18,7 +18,10 @@ const MISSING_INT: i64 = i64::MIN;
 /// Typed storage for one column.
 enum Store {
     /// All cells back to back; `ends[row]` is where the row's cell ends.
-    Str { buf: String, ends: Vec<usize> },
+    Str {
+        buf: String,
+        ends: Vec<usize>,
+    },
     Int(Vec<i64>),
     Time(Vec<Option<Time>>),
 }
@@ -163,12 +166,14 @@ pub fn header_names(record: &csv::ByteRecord, shown: &str) -> Result<Vec<String>
             } else {
                 cell
             };
-            std::str::from_utf8(cell).map(|s| s.trim().to_string()).map_err(|_| {
-                Error::refused(format!(
-                    "{shown}:1:{}: the header is not valid UTF-8",
-                    i + 1
-                ))
-            })
+            std::str::from_utf8(cell)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| {
+                    Error::refused(format!(
+                        "{shown}:1:{}: the header is not valid UTF-8",
+                        i + 1
+                    ))
+                })
         })
         .collect()
 }
@@ -186,10 +191,7 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
                 .collect();
             match found.as_slice() {
                 [] if col.required => {
-                    problems.push(format!(
-                        "{shown}:1: missing required column `{}`",
-                        col.name
-                    ));
+                    problems.push(format!("{shown}:1: missing required column `{}`", col.name));
                     None
                 }
                 [] => None,
@@ -343,9 +345,7 @@ fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
     STATUSES
         .into_iter()
         .find(|s| s.eq_ignore_ascii_case(text.trim()))
-        .ok_or_else(|| {
-            format!("unknown instance status `{text}` (expected one of {STATUSES:?})")
-        })
+        .ok_or_else(|| format!("unknown instance status `{text}` (expected one of {STATUSES:?})"))
 }
 
 fn push_text(store: &mut Store, s: &str) {

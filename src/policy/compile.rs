@@ -37,13 +37,9 @@ pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
     };
     c.declare_columns(&raw);
     c.declare_sets(&raw.sets);
-    let code = code::Format::new(
-        &raw.code.prefix,
-        raw.code.random_symbols,
-        raw.code.group,
-    )
-    .map_err(|e| c.problem("code", e))
-    .ok();
+    let code = code::Format::new(&raw.code.prefix, raw.code.random_symbols, raw.code.group)
+        .map_err(|e| c.problem("code", e))
+        .ok();
     let (rules, quotas) = c.rules(&raw.rules);
     if c.problems.is_empty() {
         Ok(Policy {
@@ -210,7 +206,10 @@ impl Compiler {
             );
         }
         if r.quota.is_some() {
-            self.problem(format!("{path}.quota"), "`quota` belongs to `kind: quota` rules");
+            self.problem(
+                format!("{path}.quota"),
+                "`quota` belongs to `kind: quota` rules",
+            );
         }
         let require = match &r.require {
             Some(c) => self.cond(&format!("{path}.require"), c),
@@ -234,8 +233,7 @@ impl Compiler {
     }
 
     fn quota(&mut self, path: &str, r: &RawRule) -> Option<Quota> {
-        if r.require.is_some() || r.confidential || r.when_fails == Some(RawOutcome::NotRequired)
-        {
+        if r.require.is_some() || r.confidential || r.when_fails == Some(RawOutcome::NotRequired) {
             self.problem(
                 path,
                 "a quota rule takes `quota`, not `require`, `confidential` or `not_required`",
@@ -379,7 +377,11 @@ impl Compiler {
                 self.problem(format!("{path}.{key}"), format!("`{key}` needs conditions"));
             }
             let parts: Option<Vec<Cond>> = parts.into_iter().collect();
-            return parts.map(if c.all.is_some() { Cond::All } else { Cond::Any });
+            return parts.map(if c.all.is_some() {
+                Cond::All
+            } else {
+                Cond::Any
+            });
         }
         if let Some(sub) = &c.not {
             return self
@@ -387,10 +389,14 @@ impl Compiler {
                 .map(|s| Cond::Not(Box::new(s)));
         }
         if let Some(name) = &c.exists {
-            return self.field_at(&format!("{path}.exists"), name).map(|f| Cond::Exists(f.0));
+            return self
+                .field_at(&format!("{path}.exists"), name)
+                .map(|f| Cond::Exists(f.0));
         }
         if let Some(name) = &c.empty {
-            return self.field_at(&format!("{path}.empty"), name).map(|f| Cond::Empty(f.0));
+            return self
+                .field_at(&format!("{path}.empty"), name)
+                .map(|f| Cond::Empty(f.0));
         }
         let name = c.field.as_deref().unwrap_or_default();
         let field = self.field_at(&format!("{path}.field"), name);
@@ -580,7 +586,10 @@ impl Compiler {
         if months != 0 && ty != Type::Time {
             self.problem(
                 format!("{path}.plus_months"),
-                format!("`plus_months` needs a time, but `{other}` is a {}", ty.name()),
+                format!(
+                    "`plus_months` needs a time, but `{other}` is a {}",
+                    ty.name()
+                ),
             );
             return None;
         }

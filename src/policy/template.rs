@@ -32,9 +32,9 @@ pub fn parse(
             rest = &tail[2..];
             continue;
         }
-        if tail.starts_with('}') {
+        if let Some(after) = tail.strip_prefix('}') {
             errors.push("unmatched `}` in template (write `}}` for a brace)".to_string());
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let Some(end) = tail.find('}') else {

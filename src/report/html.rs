@@ -36,11 +36,11 @@ pub fn render(
     decisions: &[Decision<'_>],
 ) -> String {
     let mut h = String::new();
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>icp-audit report</title><style>{STYLE}</style></head><body>\n\
-         <h1>ICP service code audit</h1>\n"
+         <h1>ICP service code audit</h1>"
     );
     header(&mut h, facts);
     totals(&mut h, counts);
@@ -58,13 +58,13 @@ fn header(h: &mut String, f: &Facts<'_>) {
             escape(&info.sha256)
         )
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<table><tr><th>As of</th><td>{}</td></tr>\
          <tr><th>Policy</th><td>{} (<code>{}</code>), SHA-256 <code>{}</code></td></tr>\
          <tr><th>Instances</th><td>{}</td></tr><tr><th>Requests</th><td>{}</td></tr>\
          <tr><th>Ledger</th><td>{}; {} rows after the run</td></tr>\
-         <tr><th>Dry run</th><td>{}</td></tr><tr><th>Version</th><td>{}</td></tr></table>\n",
+         <tr><th>Dry run</th><td>{}</td></tr><tr><th>Version</th><td>{}</td></tr></table>",
         time::format(f.as_of),
         escape(&f.policy.name),
         escape(&f.policy.source),

@@ -31,6 +31,7 @@ impl Summary {
             "dry_run": facts.dry_run,
             "policy": {
                 "name": facts.policy.name,
+                "description": facts.policy.description,
                 "source": facts.policy.source,
                 "sha256": facts.policy.sha256,
             },
@@ -56,7 +57,11 @@ impl Summary {
             decisions.len(),
             time::format(facts.as_of),
             if facts.dry_run { " (dry run)" } else { "" },
-            if outcomes.is_empty() { "none".to_string() } else { outcomes.join(", ") },
+            if outcomes.is_empty() {
+                "none".to_string()
+            } else {
+                outcomes.join(", ")
+            },
             facts.ledger.rows,
             facts.ledger_after
         );

@@ -1,0 +1,175 @@
+//! Data-driven cases: a folder per case under `fixtures/cases/` with its inputs, an `args` file
+//! and the expected decisions (or exit code and stderr). `BLESS=1` rewrites the expectations
+//! from the program's output, to be reviewed in the diff. Also the bundled demo.
+
+use crate::harness::{BIN, Test, assert_same_text, copy_dir, csv_rows, scratch};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+const NEW_CODE: &str = "<new>";
+
+/// decisions.csv with every newly issued code replaced by `<new>`, after checking it verifies.
+fn mask_new_codes(decisions: &str) -> String {
+    let mut out = String::new();
+    for (i, row) in csv_rows(decisions).into_iter().enumerate() {
+        let mut row = row;
+        if i > 0 && row[3] == "issued" {
+            let ok = Command::new(BIN)
+                .args(["verify-code", &row[4]])
+                .output()
+                .unwrap();
+            assert!(ok.status.success(), "issued code does not verify");
+            row[4] = NEW_CODE.to_string();
+        }
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(vec![]);
+        w.write_record(&row).unwrap();
+        out.push_str(&String::from_utf8(w.into_inner().unwrap()).unwrap());
+    }
+    out
+}
+
+fn bless() -> bool {
+    std::env::var_os("BLESS").is_some()
+}
+
+fn run_case(case: &Path) {
+    let name = case.file_name().unwrap().to_string_lossy().to_string();
+    let test = Test::new(&format!("case-{name}"));
+    copy_dir(case, &test.dir);
+    let mut args = vec!["run", "--input", ".", "--out", "out"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    if case.join("policy.yaml").exists() {
+        args.extend(["--policy".into(), "policy.yaml".into()]);
+    }
+    let extra = fs::read_to_string(case.join("args")).unwrap_or_default();
+    args.extend(extra.split_whitespace().map(String::from));
+    let ran = test.args(&args).run();
+    let expected = case.join("expected");
+    if let Ok(code) = fs::read_to_string(expected.join("exit-code")) {
+        let want: i32 = code.trim().parse().unwrap();
+        assert_eq!(
+            ran.code(),
+            want,
+            "{name}: exit code; stderr: {}",
+            ran.stderr()
+        );
+        let needle = fs::read_to_string(expected.join("stderr")).unwrap_or_default();
+        assert!(
+            ran.stderr().contains(needle.trim()),
+            "{name}: stderr lacks `{}`:\n{}",
+            needle.trim(),
+            ran.stderr()
+        );
+        assert!(
+            !ran.dir.join("out").exists(),
+            "{name}: a refused run wrote outputs"
+        );
+        if case.join("ledger.csv").exists() {
+            let before = fs::read(case.join("ledger.csv")).unwrap();
+            let after = fs::read(ran.dir.join("ledger.csv")).unwrap();
+            assert!(before == after, "{name}: a refused run changed the ledger");
+        }
+        return;
+    }
+    assert_eq!(ran.code(), 0, "{name}: stderr: {}", ran.stderr());
+    let got = mask_new_codes(&ran.read("out/decisions.csv"));
+    let want_path = expected.join("decisions.csv");
+    if bless() {
+        fs::create_dir_all(&expected).unwrap();
+        fs::write(&want_path, &got).unwrap();
+    }
+    let want = fs::read_to_string(&want_path).unwrap();
+    assert_same_text(&got, &want, &format!("{name}: decisions.csv"));
+}
+
+#[test]
+fn fixture_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 10,
+        "expected the fixture cases under {root:?}"
+    );
+    for case in cases {
+        run_case(&case);
+    }
+}
+
+/// The README's first command, on the bundled demo: every rule and outcome occurs, and the
+/// demo's own files are not modified.
+#[test]
+fn demo_runs_and_matches_its_expected_decisions() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let ledger_before = fs::read(demo.join("ledger.csv")).unwrap();
+    let dir = scratch("demo");
+    let ran = Test::new("demo")
+        .args([
+            "run",
+            "--input",
+            demo.to_str().unwrap(),
+            "--ledger-out",
+            dir.join("ledger.csv").to_str().unwrap(),
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30T00:00:00Z",
+        ])
+        .run()
+        .expect(0);
+    assert_eq!(fs::read(demo.join("ledger.csv")).unwrap(), ledger_before);
+    let got = mask_new_codes(&ran.read("out/decisions.csv"));
+    let want_path = demo.join("expected-decisions.csv");
+    if bless() {
+        fs::write(&want_path, &got).unwrap();
+    }
+    assert_same_text(
+        &got,
+        &fs::read_to_string(want_path).unwrap(),
+        "demo decisions",
+    );
+    let text = ran.read("out/decisions.csv");
+    for outcome in [
+        "invalid",
+        "already_issued",
+        "not_required",
+        "denied",
+        "issued",
+    ] {
+        assert!(
+            text.contains(&format!(",{outcome},")),
+            "demo lacks {outcome}"
+        );
+    }
+    let policy = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/icp-service-code.yaml"),
+    )
+    .unwrap();
+    let denials = ran.read("out/denials.csv");
+    for line in policy.lines() {
+        if let Some(id) = line.trim().strip_prefix("- id: ") {
+            assert!(
+                denials.contains(&format!(",{id},")),
+                "demo never shows `{id}`"
+            );
+        }
+    }
+    for builtin in [
+        "malformed-request",
+        "duplicate-request",
+        "request-id-conflict",
+        "malformed-instance",
+        "ambiguous-instance",
+    ] {
+        assert!(denials.contains(builtin), "demo never shows `{builtin}`");
+    }
+}

@@ -1,0 +1,139 @@
+//! A small builder for end-to-end runs of the real executable in a scratch folder.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_icp-audit");
+
+/// A fresh, empty scratch folder named after the test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub struct Test {
+    pub dir: PathBuf,
+    args: Vec<String>,
+}
+
+/// What a run left behind.
+pub struct Ran {
+    pub dir: PathBuf,
+    pub output: Output,
+}
+
+impl Test {
+    pub fn new(name: &str) -> Test {
+        Test {
+            dir: scratch(name),
+            args: Vec::new(),
+        }
+    }
+
+    /// Writes a file into the scratch folder.
+    pub fn file(self, name: &str, text: &str) -> Test {
+        let p = self.dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Test {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn run(&self) -> Ran {
+        let output = Command::new(BIN)
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        Ran {
+            dir: self.dir.clone(),
+            output,
+        }
+    }
+}
+
+impl Ran {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing stderr when it differs.
+    pub fn expect(self, code: i32) -> Ran {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr(),
+            self.stdout()
+        );
+        self
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}\nstderr:\n{}", self.stderr()))
+    }
+}
+
+/// Asserts two texts are equal, showing a line-by-line diff when they are not.
+#[track_caller]
+pub fn assert_same_text(got: &str, want: &str, what: &str) {
+    if got == want {
+        return;
+    }
+    let mut report = format!("{what} differs (- want, + got):\n");
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    for i in 0..g.len().max(w.len()) {
+        match (w.get(i), g.get(i)) {
+            (Some(a), Some(b)) if a == b => report.push_str(&format!("  {a}\n")),
+            (a, b) => {
+                if let Some(a) = a {
+                    report.push_str(&format!("- {a}\n"));
+                }
+                if let Some(b) = b {
+                    report.push_str(&format!("+ {b}\n"));
+                }
+            }
+        }
+    }
+    panic!("{report}");
+}
+
+/// Parses a CSV text into rows of cells (header included).
+pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+/// Copies every file of `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

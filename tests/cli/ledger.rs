@@ -1,0 +1,207 @@
+//! The ledger's safety: locking, dry runs, `--ledger-out`, refusals that write nothing, and
+//! idempotent re-runs.
+
+use crate::harness::{Test, csv_rows};
+use std::fs;
+
+const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+i-2,100,cn-shanghai,PrePaid,2028-01-01,5,1.2.3.5\n";
+const REQUESTS: &str = "request_id,account_id,instance_id,requested_at\n\
+r1,100,i-1,2026-11-29\nr2,100,i-2,2026-11-29\n";
+const LEDGER: &str = "code,instance_id,account_id,request_id,issued_at,status,domain\n\
+OLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,example.com\n";
+
+fn base(name: &str) -> Test {
+    Test::new(name)
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .file("ledger.csv", LEDGER)
+}
+
+const RUN: [&str; 7] = [
+    "run",
+    "--input",
+    ".",
+    "--out",
+    "out",
+    "--as-of",
+    "2026-11-30",
+];
+
+#[test]
+fn a_run_appends_and_a_rerun_issues_nothing_new() {
+    let ran = base("append").args(RUN).run().expect(0);
+    let ledger = ran.read("ledger.csv");
+    assert!(
+        ledger.starts_with(LEDGER),
+        "existing rows must stay as they were"
+    );
+    let rows = csv_rows(&ledger);
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows[2..]
+            .iter()
+            .all(|r| r[5] == "issued" && r[4] == "2026-11-30T00:00:00Z")
+    );
+    let issued = csv_rows(&ran.read("out/issued.csv"));
+    assert_eq!(issued.len(), 3);
+    // Re-run: the same codes come back as already_issued; the ledger does not grow.
+    let rerun = Test::new("append-rerun");
+    crate::harness::copy_dir(&ran.dir, &rerun.dir);
+    let rerun = rerun.args(RUN).run().expect(0);
+    assert_eq!(rerun.read("ledger.csv"), ledger);
+    let decisions = csv_rows(&rerun.read("out/decisions.csv"));
+    for (i, row) in decisions[1..].iter().enumerate() {
+        assert_eq!(row[3], "already_issued");
+        assert_eq!(row[4], issued[i + 1][3]);
+    }
+    assert_eq!(csv_rows(&rerun.read("out/issued.csv")).len(), 1);
+}
+
+#[test]
+fn dry_run_reports_eligible_and_touches_no_ledger_or_lock() {
+    let ran = base("dry").args(RUN).args(["--dry-run"]).run().expect(0);
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert!(!ran.dir.join("ledger.csv.lock").exists());
+    let d = ran.read("out/decisions.csv");
+    assert_eq!(d.matches(",eligible,,").count(), 2, "{d}");
+    assert_eq!(csv_rows(&ran.read("out/issued.csv")).len(), 1);
+}
+
+#[test]
+fn ledger_out_leaves_the_input_untouched() {
+    let ran = base("ledger-out")
+        .args(RUN)
+        .args(["--ledger-out", "new/ledger.csv"])
+        .run();
+    // The folder of --ledger-out must exist: a clear refusal, nothing written.
+    ran.expect(2);
+    let t = base("ledger-out2").file("new/.keep", "");
+    let ran = t
+        .args(RUN)
+        .args(["--ledger-out", "new/ledger.csv"])
+        .run()
+        .expect(0);
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    let new = ran.read("new/ledger.csv");
+    assert!(new.starts_with(LEDGER));
+    assert_eq!(csv_rows(&new).len(), 4);
+}
+
+#[test]
+fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
+    let t = base("locked");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(t.dir.join("ledger.csv.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let ran = t.args(RUN).run().expect(3);
+    assert!(ran.stderr().contains("locked"), "{}", ran.stderr());
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert!(!ran.dir.join("out").exists());
+}
+
+#[test]
+fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
+    let cases = [
+        (
+            "OLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,x\nold-1,i-2,100,,,issued,\n",
+            "ledger.csv:3: column `code`",
+        ),
+        ("A,i-1,100,,,used,\n", "unknown status `used`"),
+        (
+            "A,i-1,100,L1,,issued,\nB,i-1,100,L1,,issued,\n",
+            "request id `L1` appears on an earlier row",
+        ),
+        (
+            ",i-1,100,,,issued,\n",
+            "column `code`: a required value is missing",
+        ),
+        ("A,i-1,100\n", "the row has 3 fields"),
+    ];
+    for (i, (rows, needle)) in cases.iter().enumerate() {
+        let ledger =
+            format!("code,instance_id,account_id,request_id,issued_at,status,domain\n{rows}");
+        let ran = base(&format!("corrupt-{i}"))
+            .file("ledger.csv", &ledger)
+            .args(RUN)
+            .run()
+            .expect(2);
+        assert!(ran.stderr().contains(needle), "{needle}: {}", ran.stderr());
+        assert!(!ran.stderr().contains("OLD-1"), "codes are never printed");
+        assert_eq!(ran.read("ledger.csv"), ledger);
+        assert!(!ran.dir.join("out").exists());
+    }
+}
+
+#[test]
+fn an_out_folder_that_would_overwrite_an_input_is_refused() {
+    let ran = base("overwrite")
+        .file("decisions.csv", "x\n")
+        .args([
+            "run",
+            "--instances",
+            "instances.csv",
+            "--requests",
+            "decisions.csv",
+        ])
+        .args([
+            "--ledger",
+            "ledger.csv",
+            "--out",
+            ".",
+            "--as-of",
+            "2026-11-30",
+        ])
+        .run()
+        .expect(2);
+    assert!(ran.stderr().contains("overwrite"), "{}", ran.stderr());
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+}
+
+#[test]
+fn a_missing_ledger_is_an_empty_one_created_owner_only() {
+    let ran = Test::new("missing-ledger")
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let ledger = ran.read("ledger.csv");
+    assert!(ledger.starts_with("code,instance_id,account_id,request_id,issued_at,status,domain\n"));
+    assert_eq!(csv_rows(&ledger).len(), 3);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(ran.dir.join("ledger.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(ran.dir.join("out/issued.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn an_existing_ledger_keeps_its_permissions() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let t = base("perms");
+        fs::set_permissions(t.dir.join("ledger.csv"), fs::Permissions::from_mode(0o640)).unwrap();
+        let ran = t.args(RUN).run().expect(0);
+        let mode = fs::metadata(ran.dir.join("ledger.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: runs the real `icp-audit` executable on fixtures and
+//! generated data in scratch folders.
+
+mod cases;
+mod codes;
+mod harness;
+mod ledger;
+mod policy;
+mod properties;

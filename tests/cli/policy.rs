@@ -1,0 +1,197 @@
+//! The policy is data: `check-policy` reports every problem with its place, and editing the
+//! YAML changes decisions without recompiling.
+
+use crate::harness::{Test, csv_rows};
+use std::path::Path;
+
+fn default_policy() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/icp-service-code.yaml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn check_policy_accepts_the_shipped_policies() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            let ran = Test::new("check-ok")
+                .args(["check-policy", p.to_str().unwrap()])
+                .run()
+                .expect(0);
+            assert!(ran.stdout().contains("ok"));
+        }
+    }
+}
+
+/// Each broken policy fails with exit 2 and `file:line:column: message` naming the fault.
+#[test]
+fn check_policy_lists_every_problem_with_its_place() {
+    let good = default_policy();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "syntax",
+            "rules: [\n  - id: x\n".to_string(),
+            vec!["p.yaml:"],
+        ),
+        (
+            "unknown-key",
+            good.replace("when_fails: not_required", "when_fail: not_required"),
+            vec!["unknown field `when_fail`"],
+        ),
+        (
+            "unknown-column",
+            good.replace("instance.region_id, in", "instance.regoin_id, in"),
+            vec!["p.yaml:59:", "unknown column `instance.regoin_id`"],
+        ),
+        (
+            "unknown-operator",
+            good.replace("eq: PrePaid", "equals: PrePaid"),
+            vec!["unknown field `equals`"],
+        ),
+        (
+            "type-mismatch",
+            good.replace("gt: { field: as_of }", "gt: 5"),
+            vec!["type mismatch", "`instance.expired_time` is a time"],
+        ),
+        (
+            "duplicate-id-and-placeholder",
+            good.replace("id: public-ip", "id: internet-bandwidth")
+                .replace("{quota.max}\"", "{quota.maximum}\""),
+            vec![
+                "duplicate rule id `internet-bandwidth`",
+                "unknown placeholder `{quota.maximum}`",
+            ],
+        ),
+        (
+            "too-few-bits",
+            good.replace("random_symbols: 19", "random_symbols: 17"),
+            vec!["at least 90 random bits"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let ran = Test::new(&format!("check-{name}"))
+            .file("p.yaml", &text)
+            .args(["check-policy", "p.yaml"])
+            .run()
+            .expect(2);
+        let err = ran.stderr();
+        for n in needles {
+            assert!(err.contains(n), "{name}: `{n}` not in:\n{err}");
+        }
+        for line in err.lines() {
+            let rest = line
+                .strip_prefix("icp-audit: p.yaml:")
+                .unwrap_or_else(|| panic!("{name}: {line}"));
+            let mut parts = rest.splitn(3, ':');
+            let line_no: usize = parts.next().unwrap().parse().unwrap();
+            let col: usize = parts.next().unwrap().parse().unwrap();
+            assert!(line_no >= 1 && col >= 1, "{name}: {line}");
+        }
+    }
+}
+
+#[test]
+fn check_policy_reports_several_problems_at_once() {
+    let text = default_policy()
+        .replace("instance.region_id, in", "instance.nope, in")
+        .replace("eq: PrePaid", "eq: 5")
+        .replace(
+            "{instance.internet_max_bandwidth_out}",
+            "{instance.bandwidth}",
+        );
+    let ran = Test::new("check-many")
+        .file("p.yaml", &text)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    // A string field compared with 5 is accepted (YAML numbers read as text for strings), so
+    // two problems: the unknown column and the unknown placeholder.
+    assert_eq!(ran.stderr().lines().count(), 2, "{}", ran.stderr());
+}
+
+const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip,eip_address,tier\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4,,gold\n\
+i-2,100,us-west-1,PrePaid,2028-01-01,5,1.2.3.5,,bronze\n\
+i-3,100,cn-beijing,PrePaid,2028-01-01,0,,,gold\n";
+
+fn requests() -> String {
+    let mut s = String::from("request_id,account_id,instance_id,requested_at\n");
+    for i in 0..5 {
+        s.push_str(&format!("a{i},100,i-1,2026-11-29T10:0{i}Z\n"));
+    }
+    s.push_str("b1,100,i-2,2026-11-29\nc1,100,i-3,2026-11-29\n");
+    s
+}
+
+fn outcomes(name: &str, policy: &str) -> Vec<(String, String)> {
+    let ran = Test::new(name)
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", &requests())
+        .file("p.yaml", policy)
+        .args([
+            "run",
+            "--input",
+            ".",
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30",
+        ])
+        .args(["--policy", "p.yaml", "--dry-run"])
+        .run()
+        .expect(0);
+    csv_rows(&ran.read("out/decisions.csv"))[1..]
+        .iter()
+        .map(|r| (r[3].clone(), r[5].clone()))
+        .collect()
+}
+
+#[test]
+fn editing_the_yaml_changes_decisions_without_recompiling() {
+    let good = default_policy();
+    let base = outcomes("data-base", &good);
+    assert_eq!(base[0].0, "eligible");
+    assert_eq!(base[4].0, "eligible");
+    assert_eq!(base[5], ("not_required".into(), "mainland-region".into()));
+    assert_eq!(
+        base[6],
+        ("denied".into(), "internet-bandwidth;public-ip".into())
+    );
+
+    // Quota 5 → 3: the fourth and fifth requests for i-1 are refused.
+    let q3 = outcomes("data-quota", &good.replace("max: 5", "max: 3"));
+    assert_eq!(q3[2].0, "eligible");
+    assert_eq!(q3[3], ("denied".into(), "max-codes-per-instance".into()));
+    assert_eq!(q3[4], ("denied".into(), "max-codes-per-instance".into()));
+
+    // A region added to the set: the us-west-1 instance now needs a code.
+    let region = outcomes(
+        "data-region",
+        &good.replace("    - cn-qingdao\n", "    - cn-qingdao\n    - us-west-1\n"),
+    );
+    assert_eq!(region[5].0, "eligible");
+
+    // The public-ip check removed: only the bandwidth check refuses i-3.
+    let start = good.find("  - id: public-ip").unwrap();
+    let end = good.find("  - id: max-codes-per-instance").unwrap();
+    let removed = format!("{}{}", &good[..start], &good[end..]);
+    let fewer = outcomes("data-removed", &removed);
+    assert_eq!(fewer[6], ("denied".into(), "internet-bandwidth".into()));
+
+    // A new check on an extra inventory column.
+    let extra = good.replace("rules:\n", "columns:\n  - { field: instance.tier, type: string }\n\nrules:\n")
+        .replace(
+            "  - id: max-codes-per-instance",
+            "  - id: gold-tier\n    kind: check\n    require: { field: instance.tier, eq: gold }\n    message: \"tier is {instance.tier}\"\n    remedy: \"upgrade\"\n\n  - id: max-codes-per-instance",
+        );
+    let tiered = outcomes("data-extra", &extra);
+    assert_eq!(tiered[0].0, "eligible");
+    let region_and_tier = outcomes(
+        "data-extra-region",
+        &extra.replace("    - cn-qingdao\n", "    - cn-qingdao\n    - us-west-1\n"),
+    );
+    assert_eq!(region_and_tier[5], ("denied".into(), "gold-tier".into()));
+}

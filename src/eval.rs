@@ -4,7 +4,10 @@
 //! wins. Reasons are data: every refusal carries its rule id, message and remedy.
 
 mod cond;
+mod explain;
 mod quota;
+
+pub use explain::{reasons, rule_ids};
 
 use crate::input::{InstanceIndex, Ledger, RequestIndex, Table};
 use crate::policy::{Field, Kind, Piece, Policy, Refusal, Rule, Template};
@@ -46,38 +49,55 @@ impl Outcome {
     }
 }
 
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason<'p> {
-    pub rule: &'p str,
-    pub message: String,
-    pub remedy: String,
+/// The reasons the engine itself gives, before any policy rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    MalformedRequest,
+    DuplicateRequest,
+    RequestIdConflict,
+    MalformedInstance,
+    AmbiguousInstance,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision<'p> {
-    pub outcome: Outcome,
-    /// The ledger's code for `already_issued`; the new code for `issued`.
-    pub code: Option<String>,
-    pub reasons: Vec<Reason<'p>>,
-}
-
-impl<'p> Decision<'p> {
-    fn refused(outcome: Outcome, reasons: Vec<Reason<'p>>) -> Self {
-        Decision {
-            outcome,
-            code: None,
-            reasons,
+impl Builtin {
+    pub fn id(self) -> &'static str {
+        match self {
+            Builtin::MalformedRequest => "malformed-request",
+            Builtin::DuplicateRequest => "duplicate-request",
+            Builtin::RequestIdConflict => "request-id-conflict",
+            Builtin::MalformedInstance => "malformed-instance",
+            Builtin::AmbiguousInstance => "ambiguous-instance",
         }
     }
+}
 
-    fn invalid(rule: &'static str, message: String, remedy: &str) -> Self {
-        let reason = Reason {
-            rule,
-            message,
-            remedy: remedy.to_string(),
-        };
-        Decision::refused(Outcome::Invalid, vec![reason])
+/// Why a request got its outcome, compactly: messages are rendered only when written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Nothing,
+    /// The policy rules that refused: bit `i` is `policy.rules[i]`.
+    Rules(u64),
+    /// A quota rule, and how many codes the instance held when it refused.
+    Quota {
+        rule: u16,
+        used: u32,
+    },
+    Builtin(Builtin),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub why: Why,
+}
+
+impl Decision {
+    fn new(outcome: Outcome, why: Why) -> Self {
+        Decision { outcome, why }
+    }
+
+    fn invalid(b: Builtin) -> Self {
+        Decision::new(Outcome::Invalid, Why::Builtin(b))
     }
 }
 
@@ -94,12 +114,12 @@ pub struct World<'a> {
 
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
-pub fn decide<'p>(world: &World<'p>, jobs: usize, progress: &Progress) -> Vec<Decision<'p>> {
+pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Vec<Decision> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
         .expect("a thread pool");
-    let mut decisions: Vec<Decision<'p>> = pool.install(|| {
+    let mut decisions: Vec<Decision> = pool.install(|| {
         (0..world.requests.len())
             .into_par_iter()
             .with_min_len(1024)
@@ -115,136 +135,83 @@ pub fn decide<'p>(world: &World<'p>, jobs: usize, progress: &Progress) -> Vec<De
 }
 
 /// SPEC §3 for one row: the first step that applies decides.
-fn decide_one<'p>(w: &World<'p>, row: usize) -> Decision<'p> {
+fn decide_one(w: &World<'_>, row: usize) -> Decision {
     let req = w.requests;
-    if let Some(p) = req.fault(row) {
-        let remedy = "Correct the request row and submit it again.";
-        return Decision::invalid("malformed-request", p.describe(), remedy);
+    if req.fault(row).is_some() {
+        return Decision::invalid(Builtin::MalformedRequest);
     }
     let id = req.text(col::REQUEST_ID, row);
-    let first = w.by_request.first_row(id).map(|r| r as usize);
-    if let Some(first) = first.filter(|f| *f != row) {
-        let message = format!(
-            "{}:{}: column `request_id`: `{id}` already appeared on line {}",
-            req.info.path,
-            req.line(row),
-            req.line(first)
-        );
-        let remedy = "Give every request its own request id.";
-        return Decision::invalid("duplicate-request", message, remedy);
+    if w.by_request
+        .first_row(id)
+        .is_some_and(|f| f as usize != row)
+    {
+        return Decision::invalid(Builtin::DuplicateRequest);
     }
     if let Some(hit) = w.ledger.hits.get(&(row as u32)) {
-        return replay(w, row, hit);
+        let same = hit.instance_id == req.text(col::REQUEST_INSTANCE, row)
+            && hit.account_id == req.text(col::REQUEST_ACCOUNT, row);
+        return if same {
+            Decision::new(Outcome::AlreadyIssued, Why::Nothing)
+        } else {
+            Decision::invalid(Builtin::RequestIdConflict)
+        };
     }
     let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row));
     if let Some(key) = key {
         if let Some(d) = confidential_gates(w, row, key) {
             return d;
         }
-        if let Some(d) = damaged_inventory(w, key) {
-            return d;
+        if w.by_instance
+            .rows(key)
+            .any(|r| w.instances.fault(r).is_some())
+        {
+            return Decision::invalid(Builtin::MalformedInstance);
+        }
+        if w.by_instance.row_count(key) > 1 {
+            return Decision::invalid(Builtin::AmbiguousInstance);
         }
     }
-    let instance_row = key.map(|k| w.by_instance.rows(k).next().expect("a key has a row"));
-    apply_policy(w, row, instance_row)
+    apply_policy(w, row, instance_row(w, row))
 }
 
-/// A request id the ledger already holds: the same request again, or a conflict.
-fn replay<'p>(w: &World<'p>, row: usize, hit: &crate::input::LedgerHit) -> Decision<'p> {
-    let req = w.requests;
-    let same = hit.instance_id == req.text(col::REQUEST_INSTANCE, row)
-        && hit.account_id == req.text(col::REQUEST_ACCOUNT, row);
-    if same {
-        return Decision {
-            outcome: Outcome::AlreadyIssued,
-            code: Some(hit.code.clone()),
-            reasons: Vec::new(),
-        };
-    }
-    let message = format!(
-        "{}:{}: column `request_id`: this request id is already recorded in the ledger for another request",
-        req.info.path,
-        req.line(row)
-    );
-    let remedy = "Use a new request id for a new request.";
-    Decision::invalid("request-id-conflict", message, remedy)
+/// The one inventory row a request is judged on, when its instance has one.
+pub fn instance_row(w: &World<'_>, row: usize) -> Option<usize> {
+    let key = w
+        .by_instance
+        .key(w.requests.text(col::REQUEST_INSTANCE, row))?;
+    w.by_instance.rows(key).next()
 }
 
 /// Step 4: a confidential gate that refuses on every row of the instance decides alone, before
 /// anything about those rows (damage, duplicates) can leak.
-fn confidential_gates<'p>(w: &World<'p>, row: usize, key: u32) -> Option<Decision<'p>> {
-    w.policy
-        .rules
-        .iter()
-        .filter(|r| r.confidential)
-        .find(|rule| {
-            w.by_instance.rows(key).all(|inst| {
+fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Option<Decision> {
+    let (i, rule) = w.policy.rules.iter().enumerate().find(|(_, rule)| {
+        rule.confidential
+            && w.by_instance.rows(key).all(|inst| {
                 let env = Env::new(w, row, Some(inst));
                 cond::eval(&rule.require, &env) == Truth::False
             })
-        })
-        .map(|rule| {
-            let env = Env::new(w, row, None);
-            let reason = refusal(w, rule, &env, Truth::False);
-            Decision::refused(outcome_of(rule), vec![reason])
-        })
-}
-
-/// Step 5: a damaged or doubled inventory row never becomes a false denial.
-fn damaged_inventory<'p>(w: &World<'p>, key: u32) -> Option<Decision<'p>> {
-    let inst = w.instances;
-    if let Some(p) = w.by_instance.rows(key).find_map(|r| inst.fault(r)) {
-        let remedy = "Correct the inventory export and run again.";
-        return Some(Decision::invalid(
-            "malformed-instance",
-            p.describe(),
-            remedy,
-        ));
-    }
-    if w.by_instance.row_count(key) > 1 {
-        let lines: Vec<String> = w
-            .by_instance
-            .rows(key)
-            .map(|r| inst.line(r).to_string())
-            .collect();
-        let first = w.by_instance.rows(key).next().unwrap_or_default();
-        let message = format!(
-            "{}: lines {}: column `instance_id`: instance `{}` appears on more than one row",
-            inst.info.path,
-            lines.join(", "),
-            inst.text(col::INSTANCE_ID, first)
-        );
-        let remedy = "Export the inventory again with one row per instance.";
-        return Some(Decision::invalid("ambiguous-instance", message, remedy));
-    }
-    None
+    })?;
+    Some(Decision::new(outcome_of(rule), Why::Rules(1 << i)))
 }
 
 /// Step 6: gates in order (the first refusal ends it), then every failing check.
-fn apply_policy<'p>(w: &World<'p>, row: usize, instance: Option<usize>) -> Decision<'p> {
+fn apply_policy(w: &World<'_>, row: usize, instance: Option<usize>) -> Decision {
     let env = Env::new(w, row, instance);
-    let mut failed = Vec::new();
-    for rule in &w.policy.rules {
-        let t = cond::eval(&rule.require, &env);
-        if t == Truth::True {
+    let mut failed = 0u64;
+    for (i, rule) in w.policy.rules.iter().enumerate() {
+        if cond::eval(&rule.require, &env) == Truth::True {
             continue;
         }
-        // A confidential rule's words are filled without the instance: they reveal nothing.
-        let blank = Env::new(w, row, None);
-        failed.push(refusal(
-            w,
-            rule,
-            if rule.confidential { &blank } else { &env },
-            t,
-        ));
+        failed |= 1 << i;
         if rule.kind == Kind::Gate {
-            return Decision::refused(outcome_of(rule), failed);
+            return Decision::new(outcome_of(rule), Why::Rules(failed));
         }
     }
-    if failed.is_empty() {
-        Decision::refused(Outcome::Eligible, failed)
+    if failed == 0 {
+        Decision::new(Outcome::Eligible, Why::Nothing)
     } else {
-        Decision::refused(Outcome::Denied, failed)
+        Decision::new(Outcome::Denied, Why::Rules(failed))
     }
 }
 
@@ -252,22 +219,6 @@ fn outcome_of(rule: &Rule) -> Outcome {
     match rule.refusal {
         Refusal::Denied => Outcome::Denied,
         Refusal::NotRequired => Outcome::NotRequired,
-    }
-}
-
-/// The reason a rule gives; when its condition was unknown, the message names the missing value.
-fn refusal<'p>(w: &World<'p>, rule: &'p Rule, env: &Env, t: Truth) -> Reason<'p> {
-    let mut message = render(&rule.message, env);
-    if let Truth::Unknown(f) = t {
-        message.push_str(&format!(
-            " (cannot be checked: `{}` has no value)",
-            w.policy.field_name(f)
-        ));
-    }
-    Reason {
-        rule: &rule.id,
-        message,
-        remedy: render(&rule.remedy, env),
     }
 }
 

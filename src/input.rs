@@ -8,7 +8,7 @@ pub mod ledger;
 mod table;
 
 pub use index::{InstanceIndex, RequestIndex};
-pub use ledger::{Ledger, LedgerHit};
+pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 
 /// A problem found in an input row, for `input-errors.csv`.

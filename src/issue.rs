@@ -8,14 +8,29 @@ use crate::eval::{Decision, Outcome};
 use crate::input::Ledger;
 use std::collections::HashSet;
 
-/// Gives every eligible request a new code, in input order; returns the rows that got one.
+/// The codes this run issued, by request row (rows ascending).
+#[derive(Debug, Default)]
+pub struct Issued {
+    pub rows: Vec<usize>,
+    pub codes: Vec<String>,
+}
+
+impl Issued {
+    pub fn code(&self, row: usize) -> Option<&str> {
+        let i = self.rows.binary_search(&row).ok()?;
+        Some(&self.codes[i])
+    }
+}
+
+/// Gives every eligible request a new code, in input order. In a dry run nothing is issued and
+/// the decisions stay `eligible`.
 pub fn assign(
-    decisions: &mut [Decision<'_>],
+    decisions: &mut [Decision],
     format: &Format,
     ledger: &Ledger,
     dry_run: bool,
     max_issue: Option<u64>,
-) -> Result<Vec<usize>> {
+) -> Result<Issued> {
     let rows: Vec<usize> = decisions
         .iter()
         .enumerate()
@@ -31,9 +46,10 @@ pub fn assign(
         )));
     }
     if dry_run {
-        return Ok(rows);
+        return Ok(Issued::default());
     }
     let mut fresh = HashSet::with_capacity(rows.len());
+    let mut codes = Vec::with_capacity(rows.len());
     for &row in &rows {
         let code = loop {
             let c = format.generate().map_err(Error::failed)?;
@@ -42,9 +58,8 @@ pub fn assign(
                 break c;
             }
         };
-        let d = &mut decisions[row];
-        d.outcome = Outcome::Issued;
-        d.code = Some(code);
+        decisions[row].outcome = Outcome::Issued;
+        codes.push(code);
     }
-    Ok(rows)
+    Ok(Issued { rows, codes })
 }

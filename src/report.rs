@@ -8,8 +8,9 @@ mod summary;
 mod tables;
 
 use crate::error::{Error, Result};
-use crate::eval::{Decision, Outcome};
-use crate::input::{FileInfo, Problem, Table};
+use crate::eval::{Decision, Outcome, World, rule_ids};
+use crate::input::{FileInfo, Problem};
+use crate::issue::Issued;
 use crate::ledger::{create_like, sync_dir};
 use crate::policy::Policy;
 use crate::time::Time;
@@ -40,7 +41,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn of(policy: &Policy, decisions: &[Decision<'_>]) -> Counts {
+    pub fn of(world: &World<'_>, decisions: &[Decision]) -> Counts {
+        let policy = world.policy;
         let mut outcomes: BTreeMap<&'static str, u64> =
             Outcome::ALL.iter().map(|o| (o.name(), 0)).collect();
         let mut rules: BTreeMap<String, u64> = policy
@@ -52,8 +54,8 @@ impl Counts {
             .collect();
         for d in decisions {
             *outcomes.entry(d.outcome.name()).or_default() += 1;
-            for r in &d.reasons {
-                *rules.entry(r.rule.to_string()).or_default() += 1;
+            for id in rule_ids(world, d) {
+                *rules.entry(id.to_string()).or_default() += 1;
             }
         }
         Counts { outcomes, rules }
@@ -63,22 +65,22 @@ impl Counts {
 /// Writes every output but `issued.csv` (which the caller writes right after the ledger).
 pub fn write(
     out: &Path,
-    requests: &Table,
-    instances: &Table,
-    decisions: &[Decision<'_>],
+    world: &World<'_>,
+    decisions: &[Decision],
+    issued: &Issued,
     problems: &[&Problem],
     facts: &Facts<'_>,
 ) -> Result<Summary> {
-    tables::write_decisions(out, requests, decisions)?;
-    tables::write_denials(out, requests, decisions)?;
+    tables::write_decisions(out, world, decisions, issued)?;
+    let remedies = tables::write_denials(out, world, decisions)?;
     tables::write_input_errors(out, problems)?;
-    let counts = Counts::of(facts.policy, decisions);
-    let summary = Summary::new(facts, &counts, decisions, problems.len());
+    let counts = Counts::of(world, decisions);
+    let summary = Summary::new(facts, &counts, decisions.len(), problems.len());
     atomic(&out.join("summary.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &summary.json)?;
         w.write_all(b"\n")
     })?;
-    let page = html::render(facts, &counts, requests, instances, decisions);
+    let page = html::render(facts, &counts, &remedies);
     atomic(&out.join("report.html"), |w| w.write_all(page.as_bytes()))?;
     Ok(summary)
 }

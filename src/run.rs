@@ -64,9 +64,11 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
     let mut ledger_after = ledger.info.rows;
     if !cfg.dry_run {
         let rows: Vec<NewRow> = issued
+            .rows
             .iter()
-            .map(|&r| NewRow {
-                code: decisions[r].code.as_deref().unwrap_or_default(),
+            .zip(&issued.codes)
+            .map(|(&r, code)| NewRow {
+                code,
                 instance_id: requests.text(col::REQUEST_INSTANCE, r),
                 account_id: requests.text(col::REQUEST_ACCOUNT, r),
                 request_id: requests.text(col::REQUEST_ID, r),
@@ -76,8 +78,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         ledger::commit(&cfg.ledger, &cfg.ledger_out, &ledger.header, &rows)?;
         ledger_after += rows.len() as u64;
     }
-    let handed_off: &[usize] = if cfg.dry_run { &[] } else { &issued };
-    report::write_issued(&cfg.out, &requests, &decisions, handed_off, &issued_at)?;
+    report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;
 
     let problems: Vec<&Problem> = instances
         .problems
@@ -95,9 +96,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         as_of: cfg.as_of,
         dry_run: cfg.dry_run,
     };
-    report::write(
-        &cfg.out, &requests, &instances, &decisions, &problems, &facts,
-    )
+    report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)
 }
 
 /// A path as the user wrote it, for messages.

@@ -2,10 +2,10 @@
 //! part; for each instance they are served in (`requested_at`, `request_id`) order, the times
 //! compared as instants and the ids byte-wise, after the codes the ledger already counts.
 
-use super::{Decision, Env, Outcome, Reason, World, render};
-use crate::schema::{Value, col};
+use super::{Decision, Outcome, Why, World};
+use crate::schema::{Status, Value, col};
 
-pub(super) fn share<'p>(w: &World<'p>, decisions: &mut [Decision<'p>]) {
+pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
     if w.policy.quotas.is_empty() {
         return;
     }
@@ -19,48 +19,41 @@ pub(super) fn share<'p>(w: &World<'p>, decisions: &mut [Decision<'p>]) {
             Some((key, row))
         })
         .collect();
-    waiting.sort_by(|a, b| {
-        let time = |row| match req.value(col::REQUESTED_AT, row) {
-            Value::Time(t) => Some(t),
-            _ => None,
-        };
+    let time = |row| match req.value(col::REQUESTED_AT, row) {
+        Value::Time(t) => Some(t),
+        _ => None,
+    };
+    let id = |row| req.text(col::REQUEST_ID, row).as_bytes();
+    waiting.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| time(a.1).cmp(&time(b.1)))
-            .then_with(|| {
-                let id = |row| req.text(col::REQUEST_ID, row).as_bytes();
-                id(a.1).cmp(id(b.1))
-            })
+            .then_with(|| id(a.1).cmp(id(b.1)))
     });
     let mut granted = 0u32;
-    for (i, (key, row)) in waiting.iter().enumerate() {
-        if i == 0 || waiting[i - 1].0 != *key {
+    for (i, &(key, row)) in waiting.iter().enumerate() {
+        if i == 0 || waiting[i - 1].0 != key {
             granted = 0;
         }
-        match over_quota(w, *key, *row, granted) {
-            Some(reason) => decisions[*row] = Decision::refused(Outcome::Denied, vec![reason]),
+        match over_quota(w, key, granted) {
+            Some(why) => decisions[row] = Decision::new(Outcome::Denied, why),
             None => granted += 1,
         }
     }
 }
 
-/// The first quota rule that this request would exceed, as a reason.
-fn over_quota<'p>(w: &World<'p>, key: u32, row: usize, granted: u32) -> Option<Reason<'p>> {
+/// The first quota rule that one more code for this instance would exceed.
+fn over_quota(w: &World<'_>, key: u32, granted: u32) -> Option<Why> {
     let held = w.ledger.held[key as usize];
-    w.policy.quotas.iter().find_map(|q| {
-        let from_ledger: u32 = crate::schema::Status::ALL
+    w.policy.quotas.iter().enumerate().find_map(|(i, q)| {
+        let from_ledger: u32 = Status::ALL
             .into_iter()
             .filter(|s| q.counts_status(*s))
             .map(|s| held[s as usize])
             .sum();
         let used = from_ledger + granted;
-        (used >= q.max).then(|| {
-            let mut env = Env::new(w, row, w.by_instance.rows(key).next());
-            env.quota = (i64::from(used), i64::from(q.max));
-            Reason {
-                rule: &q.id,
-                message: render(&q.message, &env),
-                remedy: render(&q.remedy, &env),
-            }
+        (used >= q.max).then_some(Why::Quota {
+            rule: i as u16,
+            used,
         })
     })
 }

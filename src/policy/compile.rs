@@ -160,6 +160,9 @@ impl Compiler {
         if gates.is_empty() && checks.is_empty() && quotas.is_empty() {
             self.problem("rules", "a policy needs at least one rule");
         }
+        if gates.len() + checks.len() > 64 {
+            self.problem("rules", "a policy has at most 64 gates and checks");
+        }
         gates.append(&mut checks);
         (gates, quotas)
     }

@@ -1,9 +1,9 @@
 //! `report.html`: a self-contained page for people (no scripts, no network): the run's header,
 //! totals per outcome and the refusals per rule with their remedies. Every value is escaped.
 
+use super::tables::Remedies;
 use super::{Counts, Facts};
-use crate::eval::Decision;
-use crate::input::{FileInfo, Table};
+use crate::input::FileInfo;
 use crate::time;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -28,13 +28,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}\
 th{background:#f3f3f3}td.n{text-align:right}code{font-size:.95em}";
 
-pub fn render(
-    facts: &Facts<'_>,
-    counts: &Counts,
-    _requests: &Table,
-    _instances: &Table,
-    decisions: &[Decision<'_>],
-) -> String {
+pub fn render(facts: &Facts<'_>, counts: &Counts, remedies: &Remedies) -> String {
     let mut h = String::new();
     let _ = writeln!(
         h,
@@ -44,7 +38,7 @@ pub fn render(
     );
     header(&mut h, facts);
     totals(&mut h, counts);
-    rules(&mut h, facts, counts, decisions);
+    rules(&mut h, facts, counts, remedies);
     h.push_str("</body></html>\n");
     h
 }
@@ -86,16 +80,14 @@ fn totals(h: &mut String, counts: &Counts) {
     h.push_str("</table>\n");
 }
 
-fn rules(h: &mut String, f: &Facts<'_>, counts: &Counts, decisions: &[Decision<'_>]) {
+fn rules(h: &mut String, f: &Facts<'_>, counts: &Counts, tally: &Remedies) {
     let mut remedies: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
-    for d in decisions {
-        for r in &d.reasons {
-            *remedies
-                .entry(r.rule)
-                .or_default()
-                .entry(r.remedy.as_str())
-                .or_default() += 1;
-        }
+    for ((rule, remedy), n) in tally {
+        *remedies
+            .entry(rule.as_str())
+            .or_default()
+            .entry(remedy.as_str())
+            .or_default() += n;
     }
     let describe = |id: &str| {
         f.policy

@@ -2,7 +2,6 @@
 //! nightly log gets.
 
 use super::{Counts, Facts};
-use crate::eval::Decision;
 use crate::input::FileInfo;
 use crate::time;
 use serde_json::{Value, json};
@@ -20,7 +19,7 @@ impl Summary {
     pub fn new(
         facts: &Facts<'_>,
         counts: &Counts,
-        decisions: &[Decision<'_>],
+        requests: usize,
         input_errors: usize,
     ) -> Summary {
         let mut ledger = file(facts.ledger);
@@ -41,7 +40,7 @@ impl Summary {
                 "ledger": ledger,
             },
             "ledger_rows": { "before": facts.ledger.rows, "after": facts.ledger_after },
-            "requests": decisions.len(),
+            "requests": requests,
             "outcomes": counts.outcomes,
             "rules": counts.rules,
             "input_errors": input_errors,
@@ -54,7 +53,7 @@ impl Summary {
             .collect();
         let line = format!(
             "icp-audit: {} requests as of {}{}: {}; ledger {} -> {} rows",
-            decisions.len(),
+            requests,
             time::format(facts.as_of),
             if facts.dry_run { " (dry run)" } else { "" },
             if outcomes.is_empty() {

@@ -2,10 +2,15 @@
 
 use super::{atomic, neutralise};
 use crate::error::Result;
-use crate::eval::{Decision, Outcome};
+use crate::eval::{Decision, Outcome, World, reasons, rule_ids};
 use crate::input::{Problem, Table};
+use crate::issue::Issued;
 use crate::schema::col;
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// How many refusals each (rule, remedy) pair accounts for: the report's top remedies.
+pub type Remedies = BTreeMap<(String, String), u64>;
 
 fn writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
@@ -19,9 +24,27 @@ fn ids(requests: &Table, row: usize) -> [std::borrow::Cow<'_, str>; 3] {
         .map(|c| neutralise(requests.text(c, row)))
 }
 
-pub fn write_decisions(out: &Path, requests: &Table, decisions: &[Decision<'_>]) -> Result<()> {
-    atomic(&out.join("decisions.csv"), |w| {
-        let mut csv = writer(w);
+/// The code a decision carries: the ledger's for `already_issued`, the new one for `issued`.
+fn code_of<'a>(w: &'a World<'_>, issued: &'a Issued, row: usize, d: &Decision) -> &'a str {
+    match d.outcome {
+        Outcome::AlreadyIssued => w
+            .ledger
+            .hits
+            .get(&(row as u32))
+            .map_or("", |h| h.code.as_str()),
+        Outcome::Issued => issued.code(row).unwrap_or(""),
+        _ => "",
+    }
+}
+
+pub fn write_decisions(
+    out: &Path,
+    w: &World<'_>,
+    decisions: &[Decision],
+    issued: &Issued,
+) -> Result<()> {
+    atomic(&out.join("decisions.csv"), |file| {
+        let mut csv = writer(file);
         csv.write_record([
             "request_id",
             "instance_id",
@@ -30,33 +53,35 @@ pub fn write_decisions(out: &Path, requests: &Table, decisions: &[Decision<'_>])
             "code",
             "reasons",
         ])?;
-        let mut reasons = String::new();
+        let mut joined = String::new();
         for (row, d) in decisions.iter().enumerate() {
-            let [id, instance, account] = ids(requests, row);
-            reasons.clear();
-            for (i, r) in d.reasons.iter().enumerate() {
+            let [id, instance, account] = ids(w.requests, row);
+            joined.clear();
+            for (i, rule) in rule_ids(w, d).enumerate() {
                 if i > 0 {
-                    reasons.push(';');
+                    joined.push(';');
                 }
-                reasons.push_str(r.rule);
+                joined.push_str(rule);
             }
-            let code = neutralise(d.code.as_deref().unwrap_or(""));
+            let code = neutralise(code_of(w, issued, row, d));
             csv.write_record([
                 &*id,
                 &*instance,
                 &*account,
                 d.outcome.name(),
                 &*code,
-                &reasons,
+                &joined,
             ])?;
         }
         csv.flush()
     })
 }
 
-pub fn write_denials(out: &Path, requests: &Table, decisions: &[Decision<'_>]) -> Result<()> {
-    atomic(&out.join("denials.csv"), |w| {
-        let mut csv = writer(w);
+/// Writes `denials.csv` and tallies the remedies for the report.
+pub fn write_denials(out: &Path, w: &World<'_>, decisions: &[Decision]) -> Result<Remedies> {
+    let mut remedies = Remedies::new();
+    atomic(&out.join("denials.csv"), |file| {
+        let mut csv = writer(file);
         csv.write_record([
             "request_id",
             "instance_id",
@@ -73,8 +98,8 @@ pub fn write_denials(out: &Path, requests: &Table, decisions: &[Decision<'_>]) -
             ) {
                 continue;
             }
-            let [id, instance, account] = ids(requests, row);
-            for r in &d.reasons {
+            let [id, instance, account] = ids(w.requests, row);
+            for r in reasons(w, row, d) {
                 csv.write_record([
                     &*id,
                     &*instance,
@@ -84,20 +109,18 @@ pub fn write_denials(out: &Path, requests: &Table, decisions: &[Decision<'_>]) -
                     &neutralise(&r.message),
                     &neutralise(&r.remedy),
                 ])?;
+                *remedies
+                    .entry((r.rule.to_string(), r.remedy.into_owned()))
+                    .or_default() += 1;
             }
         }
         csv.flush()
-    })
+    })?;
+    Ok(remedies)
 }
 
 /// The hand-off for bulk issuance: one row per code this run issued.
-pub fn write_issued(
-    out: &Path,
-    requests: &Table,
-    decisions: &[Decision<'_>],
-    rows: &[usize],
-    issued_at: &str,
-) -> Result<()> {
+pub fn write_issued(out: &Path, requests: &Table, issued: &Issued, issued_at: &str) -> Result<()> {
     atomic(&out.join("issued.csv"), |w| {
         let mut csv = writer(w);
         csv.write_record([
@@ -107,10 +130,9 @@ pub fn write_issued(
             "code",
             "issued_at",
         ])?;
-        for &row in rows {
-            let [id, instance, account] = ids(requests, row);
-            let code = neutralise(decisions[row].code.as_deref().unwrap_or(""));
-            csv.write_record([&*id, &*instance, &*account, &*code, issued_at])?;
+        for (row, code) in issued.rows.iter().zip(&issued.codes) {
+            let [id, instance, account] = ids(requests, *row);
+            csv.write_record([&*id, &*instance, &*account, &*neutralise(code), issued_at])?;
         }
         csv.flush()
     })

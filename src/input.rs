@@ -3,6 +3,7 @@
 //! file (unreadable, missing or doubled column, a corrupt ledger) refuses the run. Nothing here
 //! evaluates a rule.
 
+mod chunks;
 mod index;
 pub mod ledger;
 mod table;

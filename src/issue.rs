@@ -54,7 +54,7 @@ pub fn assign(
         let code = loop {
             let c = format.generate().map_err(Error::failed)?;
             let fp = ledger.fingerprints.of(&code::identity_key(&c));
-            if !ledger.codes.contains(&fp) && fresh.insert(fp) {
+            if ledger.codes.binary_search(&fp).is_err() && fresh.insert(fp) {
                 break c;
             }
         };

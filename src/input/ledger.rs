@@ -4,14 +4,15 @@
 //! (idempotent re-runs). A structurally corrupt ledger refuses the run; other oddities are
 //! findings.
 
-use super::table::{header_names, open};
+use super::chunks;
+use super::table::header_names;
 use super::{FileInfo, Problem};
 use crate::code;
-use crate::digest::{Fingerprinter, HashingReader};
+use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::schema::{LEDGER_COLUMNS, Status, fold};
-use std::collections::{HashMap, HashSet};
-use std::io::BufReader;
+use rayon::prelude::*;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// How many corruption problems a refusal lists before it says how many more there are.
@@ -32,8 +33,8 @@ pub struct Ledger {
     pub exists: bool,
     /// The header as written, used to order the columns of appended rows.
     pub header: Vec<String>,
-    /// Fingerprints of every code's identity key.
-    pub codes: HashSet<u128>,
+    /// Fingerprints of every code's identity key, sorted.
+    pub codes: Vec<u128>,
     pub fingerprints: Fingerprinter,
     /// Codes held per instance key, by status.
     pub held: Vec<[u32; 3]>,
@@ -54,14 +55,28 @@ struct Positions {
     domain: Option<usize>,
 }
 
-/// Streams the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row`
-/// a request id to the first batch row that carries it.
+/// What one piece of the ledger holds.
+#[derive(Default)]
+struct Part {
+    rows: u64,
+    codes: Vec<(u128, u64)>,
+    request_ids: Vec<(u128, u64)>,
+    held: Vec<(u32, Status)>,
+    hits: Vec<(u32, LedgerHit)>,
+    findings: Vec<Problem>,
+    corrupt: Vec<(u64, String)>,
+}
+
+/// Reads the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row`
+/// a request id to the first batch row that carries it. The pieces of the file are read in
+/// parallel; duplicates are found afterwards by sorting fingerprints, and reported at the later
+/// of the two lines, as a reader going top to bottom would.
 pub fn scan(
     path: &Path,
     shown: &str,
     keys: usize,
-    instance_key: impl Fn(&str) -> Option<u32>,
-    request_row: impl Fn(&str) -> Option<u32>,
+    instance_key: impl Fn(&str) -> Option<u32> + Sync,
+    request_row: impl Fn(&str) -> Option<u32> + Sync,
 ) -> Result<Ledger> {
     let mut ledger = Ledger {
         info: FileInfo {
@@ -70,7 +85,7 @@ pub fn scan(
         },
         exists: path.exists(),
         header: Vec::new(),
-        codes: HashSet::new(),
+        codes: Vec::new(),
         fingerprints: Fingerprinter::default(),
         held: vec![[0; 3]; keys],
         hits: HashMap::new(),
@@ -79,43 +94,181 @@ pub fn scan(
     if !ledger.exists {
         return Ok(ledger);
     }
-    let file = open(path, shown)?;
-    let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(&mut hashing);
-    let mut record = csv::ByteRecord::new();
-    let cannot = |e: csv::Error| Error::refused(format!("{shown}: cannot read the ledger: {e}"));
-    if !rdr.read_byte_record(&mut record).map_err(cannot)? {
-        return Err(Error::refused(format!(
-            "{shown}:1: the ledger is empty: expected a header row (delete the file for an empty ledger)"
-        )));
-    }
+    let bytes = chunks::read(path, shown)?;
+    let (record, start, first_line) = chunks::header(&bytes, shown)?;
     ledger.header = header_names(&record, shown)?;
     let pos = positions(&ledger.header, shown)?;
+    let pieces = chunks::split(
+        &bytes[start..],
+        first_line,
+        rayon::current_num_threads() * 4,
+    );
+    let ctx = Context {
+        shown,
+        width: ledger.header.len(),
+        pos: &pos,
+        fingerprints: &ledger.fingerprints,
+    };
+    let (sha256, parts) = rayon::join(
+        || chunks::sha256(&bytes),
+        || {
+            pieces
+                .par_iter()
+                .map(|p| ctx.read_piece(p, &instance_key, &request_row))
+                .collect::<Vec<Part>>()
+        },
+    );
+    ledger.info.sha256 = sha256;
     let mut corrupt = Vec::new();
-    let mut request_ids = HashSet::new();
-    while rdr.read_byte_record(&mut record).map_err(cannot)? {
-        let line = record.position().map_or(0, |p| p.line());
-        ledger.info.rows += 1;
-        let row = Row {
-            record: &record,
-            line,
-            shown,
-        };
-        if let Err(e) = ledger.take(&row, &pos, &mut request_ids, &instance_key, &request_row) {
-            corrupt.push(e);
+    let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
+    for part in parts {
+        ledger.info.rows += part.rows;
+        codes.extend(part.codes);
+        request_ids.extend(part.request_ids);
+        for (key, status) in part.held {
+            ledger.held[key as usize][status as usize] += 1;
+        }
+        ledger.hits.extend(part.hits);
+        ledger.problems.extend(part.findings);
+        corrupt.extend(part.corrupt);
+    }
+    let at = |line| format!("{shown}:{line}");
+    for (line, first) in duplicates(&mut codes) {
+        let msg = format!("column `code`: this code already appears on line {first}");
+        corrupt.push((line, format!("{}: {msg}", at(line))));
+    }
+    for (line, first) in duplicates(&mut request_ids) {
+        let msg = format!("column `request_id`: this request id already appears on line {first}");
+        corrupt.push((line, format!("{}: {msg}", at(line))));
+    }
+    if !corrupt.is_empty() {
+        corrupt.sort();
+        return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
+    }
+    ledger.codes = codes.into_iter().map(|(fp, _)| fp).collect();
+    Ok(ledger)
+}
+
+/// Sorts `(fingerprint, line)` pairs and returns each repeat as (its line, the first line).
+fn duplicates(items: &mut [(u128, u64)]) -> Vec<(u64, u64)> {
+    items.par_sort_unstable();
+    let mut out = Vec::new();
+    for i in 1..items.len() {
+        if items[i].0 == items[i - 1].0 {
+            let first = items[..i]
+                .iter()
+                .rev()
+                .take_while(|x| x.0 == items[i].0)
+                .last()
+                .map_or(items[i - 1].1, |x| x.1);
+            out.push((items[i].1, first));
         }
     }
-    drop(rdr);
-    ledger.info.sha256 = hashing
-        .finish()
-        .map_err(|e| Error::refused(format!("{shown}: cannot read the ledger: {e}")))?;
-    if corrupt.is_empty() {
-        Ok(ledger)
-    } else {
-        Err(refusal(corrupt))
+    out
+}
+
+/// What every piece's reader shares.
+struct Context<'a> {
+    shown: &'a str,
+    width: usize,
+    pos: &'a Positions,
+    fingerprints: &'a Fingerprinter,
+}
+
+impl Context<'_> {
+    fn read_piece(
+        &self,
+        piece: &chunks::Piece,
+        instance_key: &impl Fn(&str) -> Option<u32>,
+        request_row: &impl Fn(&str) -> Option<u32>,
+    ) -> Part {
+        let mut part = Part::default();
+        let mut rdr = chunks::reader(piece.bytes);
+        let mut record = csv::ByteRecord::new();
+        let mut lines = chunks::Lines::new(piece);
+        loop {
+            match rdr.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = lines.at(rdr.position().byte());
+                    part.corrupt
+                        .push((line, format!("{}:{line}: cannot read: {e}", self.shown)));
+                    break;
+                }
+            }
+            part.rows += 1;
+            let line = lines.at(record.position().map_or(0, |p| p.byte()));
+            let row = Row {
+                record: &record,
+                line,
+                shown: self.shown,
+            };
+            if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
+                part.corrupt.push((line, e));
+            }
+        }
+        part
+    }
+
+    /// Takes in one ledger row; `Err` is a corruption that refuses the run.
+    fn take(
+        &self,
+        row: &Row,
+        part: &mut Part,
+        instance_key: &impl Fn(&str) -> Option<u32>,
+        request_row: &impl Fn(&str) -> Option<u32>,
+    ) -> std::result::Result<(), String> {
+        let pos = self.pos;
+        if row.record.len() != self.width {
+            return Err(format!(
+                "{}:{}: the row has {} fields, the header has {}",
+                row.shown,
+                row.line,
+                row.record.len(),
+                self.width
+            ));
+        }
+        let code = row.cell(Some(pos.code), "code")?;
+        let instance = row.cell(Some(pos.instance), "instance_id")?;
+        let status_text = row.cell(Some(pos.status), "status")?;
+        let request = row.cell(pos.request, "request_id")?;
+        let account = row.cell(pos.account, "account_id")?;
+        for (value, name) in [
+            (code, "code"),
+            (instance, "instance_id"),
+            (status_text, "status"),
+        ] {
+            if value.trim().is_empty() {
+                return Err(row.at(name, "a required value is missing"));
+            }
+        }
+        let status = Status::parse(status_text).ok_or_else(|| {
+            row.at(
+                "status",
+                &format!("unknown status `{status_text}` (expected issued, in_use or spent)"),
+            )
+        })?;
+        // The code itself is never repeated in a message: it is a secret.
+        let fp = self.fingerprints.of(&code::identity_key(code));
+        part.codes.push((fp, row.line));
+        if !request.is_empty() {
+            part.request_ids
+                .push((self.fingerprints.of(request), row.line));
+            if let Some(r) = request_row(request) {
+                let hit = LedgerHit {
+                    code: code.to_string(),
+                    instance_id: instance.to_string(),
+                    account_id: account.to_string(),
+                };
+                part.hits.push((r, hit));
+            }
+        }
+        if let Some(k) = instance_key(instance) {
+            part.held.push((k, status));
+        }
+        findings(row, pos, status, &mut part.findings);
+        Ok(())
     }
 }
 
@@ -189,93 +342,24 @@ impl Row<'_> {
     }
 }
 
-impl Ledger {
-    /// Takes in one ledger row; `Err` is a corruption that refuses the run.
-    fn take(
-        &mut self,
-        row: &Row,
-        pos: &Positions,
-        request_ids: &mut HashSet<u128>,
-        instance_key: &impl Fn(&str) -> Option<u32>,
-        request_row: &impl Fn(&str) -> Option<u32>,
-    ) -> std::result::Result<(), String> {
-        if row.record.len() != self.header.len() {
-            return Err(format!(
-                "{}:{}: the row has {} fields, the header has {}",
-                row.shown,
-                row.line,
-                row.record.len(),
-                self.header.len()
-            ));
-        }
-        let code = row.cell(Some(pos.code), "code")?;
-        let instance = row.cell(Some(pos.instance), "instance_id")?;
-        let status_text = row.cell(Some(pos.status), "status")?;
-        let request = row.cell(pos.request, "request_id")?;
-        let account = row.cell(pos.account, "account_id")?;
-        for (value, name) in [
-            (code, "code"),
-            (instance, "instance_id"),
-            (status_text, "status"),
-        ] {
-            if value.trim().is_empty() {
-                return Err(row.at(name, "a required value is missing"));
-            }
-        }
-        let status = Status::parse(status_text).ok_or_else(|| {
-            row.at(
-                "status",
-                &format!("unknown status `{status_text}` (expected issued, in_use or spent)"),
-            )
-        })?;
-        // The code itself is never repeated in a message: it is a secret.
-        if !self
-            .codes
-            .insert(self.fingerprints.of(&code::identity_key(code)))
-        {
-            return Err(row.at("code", "this code appears on an earlier row"));
-        }
-        if !request.is_empty() && !request_ids.insert(self.fingerprints.of(request)) {
-            return Err(row.at(
-                "request_id",
-                &format!("request id `{request}` appears on an earlier row"),
-            ));
-        }
-        if let Some(k) = instance_key(instance) {
-            self.held[k as usize][status as usize] += 1;
-        }
-        if let Some(r) = request_row(request).filter(|_| !request.is_empty()) {
-            let hit = LedgerHit {
-                code: code.to_string(),
-                instance_id: instance.to_string(),
-                account_id: account.to_string(),
-            };
-            self.hits.insert(r, hit);
-        }
-        self.findings(row, pos, status);
-        Ok(())
-    }
-
-    /// Oddities worth an auditor's eye that do not stop the run.
-    fn findings(&mut self, row: &Row, pos: &Positions, status: Status) {
-        let domain = row.cell(pos.domain, "domain").unwrap_or("");
-        if status == Status::InUse && domain.trim().is_empty() {
-            self.finding(row, "domain", "an `in_use` code has no domain".to_string());
-        }
-        if let Ok(at) = row.cell(pos.issued_at, "issued_at")
-            && !at.is_empty()
-            && let Err(e) = crate::time::parse(at)
-        {
-            self.finding(row, "issued_at", e);
-        }
-    }
-
-    fn finding(&mut self, row: &Row, column: &str, message: String) {
-        self.problems.push(Problem {
+/// Oddities worth an auditor's eye that do not stop the run.
+fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) {
+    let mut finding = |column: &str, message: String| {
+        out.push(Problem {
             file: row.shown.to_string(),
             line: row.line,
             column: column.to_string(),
             message,
-        });
+        })
+    };
+    let domain = row.cell(pos.domain, "domain").unwrap_or("");
+    if status == Status::InUse && domain.trim().is_empty() {
+        finding("domain", "an `in_use` code has no domain".to_string());
+    }
+    if let Ok(at) = row.cell(pos.issued_at, "issued_at")
+        && !at.is_empty()
+        && let Err(e) = crate::time::parse(at)
+    {
+        finding("issued_at", e);
     }
 }

@@ -2,13 +2,12 @@
 //! are found by header name in any order; a missing required column or a column named twice
 //! refuses the file; a bad cell makes its row malformed and is recorded as a `Problem`.
 
+use super::chunks;
 use super::{FileInfo, Problem};
-use crate::digest::HashingReader;
 use crate::error::{Error, Result};
 use crate::schema::{Column, Domain, Schema, Type, Value, looks_like_formula};
 use crate::time::{self, Time};
-use std::fs::File;
-use std::io::BufReader;
+use rayon::prelude::*;
 use std::path::Path;
 
 const NO_FAULT: u32 = u32::MAX;
@@ -102,25 +101,16 @@ impl Table {
 
 /// Reads `path` (shown as `shown` in messages) by `schema`.
 pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
-    let file = open(path, shown)?;
-    let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(&mut hashing);
-    let mut record = csv::ByteRecord::new();
-    let read = |rdr: &mut csv::Reader<_>, rec: &mut csv::ByteRecord| {
-        rdr.read_byte_record(rec)
-            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))
-    };
-    if !read(&mut rdr, &mut record)? {
-        return Err(Error::refused(format!(
-            "{shown}:1: the file is empty: expected a header row"
-        )));
-    }
+    let bytes = chunks::read(path, shown)?;
+    parse(&bytes, shown, schema)
+}
+
+/// Parses CSV bytes by `schema`: the pieces in parallel, the SHA-256 alongside.
+pub fn parse(bytes: &[u8], shown: &str, schema: &Schema) -> Result<Table> {
+    let (record, start, first_line) = chunks::header(bytes, shown)?;
     let header = header_names(&record, shown)?;
     let positions = locate_columns(&header, schema, shown)?;
-    let mut table = Table {
+    let empty = || Table {
         info: FileInfo {
             path: shown.to_string(),
             ..FileInfo::default()
@@ -130,29 +120,40 @@ pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
         faults: Vec::new(),
         problems: Vec::new(),
     };
-    while read(&mut rdr, &mut record)? {
-        let line = record.position().map_or(0, |p| p.line());
-        table.push_row(&record, line, header.len(), &positions, schema);
+    let pieces = chunks::split(
+        &bytes[start..],
+        first_line,
+        rayon::current_num_threads() * 4,
+    );
+    let (sha256, parts) = rayon::join(
+        || chunks::sha256(bytes),
+        || {
+            pieces
+                .par_iter()
+                .map(|piece| {
+                    let mut part = empty();
+                    let mut rdr = chunks::reader(piece.bytes);
+                    let mut record = csv::ByteRecord::new();
+                    let mut lines = chunks::Lines::new(piece);
+                    while rdr
+                        .read_byte_record(&mut record)
+                        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?
+                    {
+                        let line = lines.at(record.position().map_or(0, |p| p.byte()));
+                        part.push_row(&record, line, header.len(), &positions, schema);
+                    }
+                    Ok(part)
+                })
+                .collect::<Result<Vec<Table>>>()
+        },
+    );
+    let mut table = empty();
+    for part in parts? {
+        table.append(part);
     }
-    drop(rdr);
     table.info.rows = table.lines.len() as u64;
-    table.info.sha256 = hashing
-        .finish()
-        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
+    table.info.sha256 = sha256;
     Ok(table)
-}
-
-/// Opens an input, refusing folders with a clear message.
-pub fn open(path: &Path, shown: &str) -> Result<File> {
-    let file =
-        File::open(path).map_err(|e| Error::refused(format!("{shown}: cannot open: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
-    if meta.is_dir() {
-        return Err(Error::refused(format!("{shown}: is a folder, not a file")));
-    }
-    Ok(file)
 }
 
 /// The header cells as text, without a leading byte-order mark.
@@ -217,6 +218,31 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
 }
 
 impl Table {
+    /// Adds the rows of a later piece of the same file.
+    fn append(&mut self, other: Table) {
+        let offset = self.problems.len() as u32;
+        for (mine, theirs) in self.stores.iter_mut().zip(other.stores) {
+            match (mine, theirs) {
+                (Store::Str { buf, ends }, Store::Str { buf: b, ends: e }) => {
+                    let base = buf.len();
+                    buf.push_str(&b);
+                    ends.extend(e.into_iter().map(|x| x + base));
+                }
+                (Store::Int(a), Store::Int(b)) => a.extend(b),
+                (Store::Time(a), Store::Time(b)) => a.extend(b),
+                _ => unreachable!("pieces of one file share a schema"),
+            }
+        }
+        self.lines.extend(other.lines);
+        self.faults.extend(
+            other
+                .faults
+                .into_iter()
+                .map(|f| if f == NO_FAULT { f } else { f + offset }),
+        );
+        self.problems.extend(other.problems);
+    }
+
     fn push_row(
         &mut self,
         record: &csv::ByteRecord,

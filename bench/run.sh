@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# bench/run.sh — end-to-end benchmark of icp-audit against the DuckDB baseline.
+#
+# Usage: bench/run.sh [SIZES...]          (default: 1000000 10000000)
+#
+# For each size N it:
+#   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
+#      scratch folder under ${TMPDIR:-/tmp};
+#   2. times a full run (wall seconds and peak RSS):
+#        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
+#                      --as-of 2026-11-27T00:00:00Z --quiet
+#      and the same with --jobs 1 and --jobs 2;
+#   3. when `python3 -c 'import duckdb'` works, times the baseline
+#        python3 <repo>/../shared/bench/duckdb_baseline.py DIR OUT.csv 2026-11-27T00:00:00Z 2
+#      prints the ratios (icp wall / duckdb wall, icp RSS / duckdb RSS) and checks that
+#      icp-audit's outcome and reasons equal the baseline's for every request (both sorted by
+#      request_id), printing how many differ and the first few differences;
+#   4. checks that decisions.csv is the same for every --jobs (ignoring the random codes).
+#
+# The release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).
+# Measurements use `/usr/bin/time -f '%e %M'` when present, else a small python3 wrapper around
+# resource.getrusage(RUSAGE_CHILDREN) (whose peak RSS has a floor of about the interpreter's, ~15 MiB).
+#
+# Exit status: 0 when every target is met, 1 when one is missed:
+#   - at N = 1000000: icp wall <= 0.5 x duckdb wall, icp peak RSS <= 0.6 x duckdb peak RSS
+#     (skipped, with a note, when duckdb is not importable; the figures are still printed);
+#   - when both 1000000 and 10000000 are run: wall(10M) <= 11 x wall(1M);
+#   - outcomes/reasons differ from the baseline, or between --jobs values;
+#   - a command fails.
+# Environment: KEEP=1 keeps the scratch folder (its path is printed); SEED=S changes the seed;
+# BENCH_TIMER=python forces the python3 timer.
+
+set -euo pipefail
+
+SIZES=("$@")
+if [[ ${#SIZES[@]} -eq 0 ]]; then
+    SIZES=(1000000 10000000)
+fi
+AS_OF=2026-11-27T00:00:00Z
+SEED=${SEED:-1}
+
+ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
+BASELINE="$ROOT/../shared/bench/duckdb_baseline.py"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release/icp-audit
+
+echo "building the release binary ..."
+(cd "$ROOT" && cargo build --release --quiet)
+
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/icp-audit-bench.XXXXXX")
+if [[ ${KEEP:-0} == 1 ]]; then
+    echo "scratch folder (kept): $SCRATCH"
+else
+    trap 'rm -rf "$SCRATCH"' EXIT
+fi
+
+HAVE_DUCKDB=0
+if python3 -c 'import duckdb' 2>/dev/null; then
+    HAVE_DUCKDB=1
+else
+    echo "note: python3 cannot import duckdb (pip install duckdb): no baseline, ratio targets skipped"
+fi
+if [[ $HAVE_DUCKDB == 1 && ! -f $BASELINE ]]; then
+    echo "note: $BASELINE not found: no baseline, ratio targets skipped"
+    HAVE_DUCKDB=0
+fi
+
+# The fallback timer: wall seconds and the children's peak RSS (KiB), like `time -f '%e %M'`.
+cat >"$SCRATCH/timeit.py" <<'EOF'
+import resource, subprocess, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+start = time.monotonic()
+rc = subprocess.call(cmd)
+wall = time.monotonic() - start
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(out, "w") as f:
+    f.write(f"{wall:.2f} {rss}\n")
+sys.exit(rc)
+EOF
+
+# Compares icp-audit's decisions.csv with the baseline's CSV on (outcome, reasons).
+cat >"$SCRATCH/compare.py" <<'EOF'
+import csv, sys
+icp_path, base_path = sys.argv[1], sys.argv[2]
+csv.field_size_limit(1 << 30)
+shared = {}
+icp = {}
+with open(icp_path, newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+        v = (row["outcome"], row["reasons"])
+        icp[row["request_id"]] = shared.setdefault(v, v)
+diffs = []
+rows = 0
+with open(base_path, newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+        rows += 1
+        rid = row["request_id"]
+        want = (row["outcome"], row["reasons"] or "")
+        got = icp.pop(rid, None)
+        if got != want:
+            diffs.append((rid, got, want))
+for rid, got in icp.items():
+    diffs.append((rid, got, None))
+diffs.sort(key=lambda d: d[0].encode())
+print(f"  outcomes vs baseline: {len(diffs)} of {rows} requests differ")
+for rid, got, want in diffs[:5]:
+    show = lambda v: "missing" if v is None else f"{v[0]} [{v[1]}]"
+    print(f"    {rid}: icp-audit {show(got)}, baseline {show(want)}")
+sys.exit(1 if diffs else 0)
+EOF
+
+FAILED=()
+miss() {
+    FAILED+=("$1")
+    echo "  MISSED: $1"
+}
+
+# measure LOG CMD...: runs CMD (stdout/stderr to LOG.out/LOG.err), sets WALL (s) and RSS (KiB).
+measure() {
+    local log=$1 rc=0
+    shift
+    if [[ -x /usr/bin/time && ${BENCH_TIMER:-} != python ]]; then
+        /usr/bin/time -f '%e %M' -o "$SCRATCH/time.txt" "$@" >"$log.out" 2>"$log.err" || rc=$?
+    else
+        python3 "$SCRATCH/timeit.py" "$SCRATCH/time.txt" "$@" >"$log.out" 2>"$log.err" || rc=$?
+    fi
+    read -r WALL RSS < <(tail -n 1 "$SCRATCH/time.txt")
+    if [[ $rc != 0 ]]; then
+        echo "  command failed (exit $rc): $*"
+        sed 's/^/    | /' "$log.err" | head -20
+        return 1
+    fi
+}
+
+row() { # row LABEL WALL RSS_KIB
+    awk -v l="$1" -v w="$2" -v r="$3" 'BEGIN { printf "  %-28s %8.2f s %8.0f MiB\n", l, w, r / 1024 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+# Decisions without the code column (codes are random), for comparing --jobs runs.
+strip_codes() { cut -d, -f1-4,6 "$1"; }
+
+declare -A ICP_WALL
+for N in "${SIZES[@]}"; do
+    echo
+    echo "== N = $N (instances = requests = $N, seed $SEED) =="
+    D=$SCRATCH/n$N
+    IN=$D/input
+    mkdir -p "$D"
+    if ! measure "$D/generate" "$BIN" generate --out "$IN" --instances "$N" --requests "$N" --seed "$SEED"; then
+        miss "generate failed at N=$N"
+        continue
+    fi
+    row "generate" "$WALL" "$RSS"
+    echo "  input: $(du -sh "$IN" | cut -f1), ledger rows: $(($(wc -l <"$IN/ledger.csv") - 1))"
+
+    ok=1
+    run_icp() { # run_icp NAME [extra args]
+        local name=$1
+        shift
+        measure "$D/$name" "$BIN" run --input "$IN" --ledger-out "$D/$name.ledger.out.csv" \
+            --out "$D/$name" --as-of "$AS_OF" --quiet "$@"
+    }
+    if run_icp out; then
+        row "icp-audit run" "$WALL" "$RSS"
+        IW=$WALL IR=$RSS
+        ICP_WALL[$N]=$WALL
+        if [[ -s $D/out.err ]]; then sed 's/^/    | /' "$D/out.err"; fi
+    else
+        miss "icp-audit run failed at N=$N"
+        ok=0
+    fi
+    for j in 1 2; do
+        if run_icp "jobs$j" --jobs "$j"; then
+            row "icp-audit run --jobs $j" "$WALL" "$RSS"
+            if [[ $ok == 1 ]] && ! cmp -s <(strip_codes "$D/out/decisions.csv") \
+                <(strip_codes "$D/jobs$j/decisions.csv"); then
+                miss "decisions differ between the default run and --jobs $j at N=$N"
+            fi
+            rm -rf "$D/jobs$j" "$D/jobs$j.ledger.out.csv"
+        else
+            miss "icp-audit run --jobs $j failed at N=$N"
+        fi
+    done
+
+    if [[ $HAVE_DUCKDB == 1 ]]; then
+        if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
+            row "duckdb baseline (2 threads)" "$WALL" "$RSS"
+            if [[ $ok == 1 ]]; then
+                rw=$(ratio "$IW" "$WALL")
+                rr=$(ratio "$IR" "$RSS")
+                echo "  ratio wall icp/duckdb: $rw   ratio peak RSS icp/duckdb: $rr"
+                if [[ $N == 1000000 ]]; then
+                    le "$rw" 0.5 || miss "1M wall ratio $rw > 0.5"
+                    le "$rr" 0.6 || miss "1M RSS ratio $rr > 0.6"
+                fi
+                python3 "$SCRATCH/compare.py" "$D/out/decisions.csv" "$D/duckdb.csv" ||
+                    miss "outcomes differ from the baseline at N=$N"
+            fi
+        else
+            miss "duckdb baseline failed at N=$N"
+        fi
+    elif [[ $N == 1000000 ]]; then
+        echo "  note: no duckdb: the 1M ratio targets are skipped"
+    fi
+    [[ ${KEEP:-0} == 1 ]] || rm -rf "$D"
+done
+
+if [[ -n ${ICP_WALL[1000000]:-} && -n ${ICP_WALL[10000000]:-} ]]; then
+    r=$(ratio "${ICP_WALL[10000000]}" "${ICP_WALL[1000000]}")
+    echo
+    echo "scaling: wall(10M) / wall(1M) = $r (target <= 11)"
+    le "$r" 11 || miss "10M wall is $r x the 1M wall (> 11)"
+fi
+
+echo
+if [[ ${#FAILED[@]} -eq 0 ]]; then
+    echo "all targets met"
+else
+    echo "targets missed (${#FAILED[@]}):"
+    printf '  - %s\n' "${FAILED[@]}"
+    exit 1
+fi

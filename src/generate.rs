@@ -195,12 +195,20 @@ fn write_instances(path: &Path, w: World) -> Result<()> {
         let (expiry, creation) = if prepaid {
             let expiry = if rng.u32(0..100) == 0 {
                 // Exactly on, or a minute either side of, the two time boundaries.
-                let base = if rng.bool() { AS_OF_MIN } else { AS_OF_PLUS_3M_MIN };
+                let base = if rng.bool() {
+                    AS_OF_MIN
+                } else {
+                    AS_OF_PLUS_3M_MIN
+                };
                 base + rng.i64(-1..=1)
             } else {
                 let day = AS_OF_MIN / DAY_MIN + rng.i64(-365..=730);
                 // The API writes midnight China time, 16:00 UTC, for most expiries.
-                let minute = if rng.u32(0..100) < 85 { 16 * 60 } else { rng.i64(0..DAY_MIN) };
+                let minute = if rng.u32(0..100) < 85 {
+                    16 * 60
+                } else {
+                    rng.i64(0..DAY_MIN)
+                };
                 day * DAY_MIN + minute
             };
             const PERIODS: &[i64] = &[1, 1, 1, 2, 3, 6, 6, 12, 12, 12, 24, 36];
@@ -617,7 +625,13 @@ mod tests {
     fn empty_inventory_and_batch() {
         let dir = scratch("empty");
         write(&dir, 0, 0, 1).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("requests.csv")).unwrap().lines().count(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("requests.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
         write(&dir, 0, 5, 1).unwrap();
         let (_, reqs) = rows(&dir, "requests.csv");
         assert_eq!(reqs.len(), 5);
@@ -649,7 +663,10 @@ mod tests {
         // Instances: unique ids, required values, times, a mix of everything.
         let ids: HashSet<&str> = inst.iter().map(|r| r[0].as_str()).collect();
         assert_eq!(ids.len(), n);
-        let owner: HashMap<&str, &str> = inst.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        let owner: HashMap<&str, &str> = inst
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect();
         let mainland = REGIONS[..18].iter().map(|r| r.0).collect::<HashSet<_>>();
         let (mut main, mut hk, mut over, mut post, mut fin, mut sec) = (0, 0, 0, 0, 0, 0);
         let (mut bw0, mut eip_only, mut no_ip, mut running) = (0, 0, 0, 0);
@@ -692,9 +709,15 @@ mod tests {
             fin += usize::from(r[10].split(';').any(|l| l == "financial"));
             sec += usize::from(r[10].split(';').any(|l| l == "security"));
         }
-        assert!(main > n * 8 / 10 && hk > n / 40 && over > n / 20, "{main} {hk} {over}");
+        assert!(
+            main > n * 8 / 10 && hk > n / 40 && over > n / 20,
+            "{main} {hk} {over}"
+        );
         assert!(post > n / 5 && post < n / 2);
-        assert!(expired > n / 20 && short > n / 50 && long > n / 4, "{expired} {short} {long}");
+        assert!(
+            expired > n / 20 && short > n / 50 && long > n / 4,
+            "{expired} {short} {long}"
+        );
         assert!(bw0 > n / 10 && eip_only > n / 20 && no_ip > n / 20);
         assert!(running > n / 2);
         assert!(fin > n / 100 && sec > n / 200, "{fin} {sec}");
@@ -729,7 +752,11 @@ mod tests {
         let mut per_req: HashMap<&str, usize> = HashMap::new();
         for r in &reqs {
             assert!(r[0].starts_with("R-"));
-            assert!(time_sec(&r[3]) && r[3].starts_with("2026-11-26T"), "{}", r[3]);
+            assert!(
+                time_sec(&r[3]) && r[3].starts_with("2026-11-26T"),
+                "{}",
+                r[3]
+            );
             match owner.get(r[2].as_str()) {
                 None => missing += 1,
                 Some(o) if *o != r[1] => other += 1,

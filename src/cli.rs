@@ -98,6 +98,10 @@ struct RunArgs {
     /// Refuse the run (exit 2, nothing written) when it would issue more than N codes.
     #[arg(long, value_name = "N")]
     max_issue: Option<u64>,
+    /// Print the wall time and peak memory of each phase (load, evaluate, issue, ledger,
+    /// write) to stderr.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// A validated run.
@@ -115,6 +119,7 @@ pub struct RunConfig {
     pub jobs: usize,
     pub quiet: bool,
     pub max_issue: Option<u64>,
+    pub timings: bool,
 }
 
 pub enum Command {
@@ -192,6 +197,7 @@ impl RunArgs {
             jobs: self.jobs.unwrap_or(0),
             quiet: self.quiet,
             max_issue: self.max_issue,
+            timings: self.timings,
         })
     }
 }

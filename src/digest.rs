@@ -1,16 +1,18 @@
 //! Hashes: the SHA-256 of every input for the summary, and keyed 128-bit fingerprints of ledger codes
 //! and request ids, so that a million of them fit in little memory.
 
+use foldhash::quality::RandomState;
 use sha2::{Digest, Sha256};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 /// The SHA-256 of some bytes, in hex.
 pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// 128-bit fingerprints under two random SipHash keys chosen per run: two distinct strings
-/// collide with probability about 2⁻¹²⁸, and nobody can craft a collision without the keys.
+/// 128-bit fingerprints under two independent hash seeds chosen at random per run: two
+/// distinct strings collide with probability about 2⁻¹²⁸, and a collision cannot be prepared in
+/// advance without the seeds.
 pub struct Fingerprinter {
     a: RandomState,
     b: RandomState,
@@ -19,8 +21,8 @@ pub struct Fingerprinter {
 impl Default for Fingerprinter {
     fn default() -> Self {
         Fingerprinter {
-            a: RandomState::new(),
-            b: RandomState::new(),
+            a: RandomState::default(),
+            b: RandomState::default(),
         }
     }
 }

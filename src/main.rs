@@ -11,6 +11,7 @@ mod generate;
 mod input;
 mod issue;
 mod ledger;
+mod phases;
 mod policy;
 mod progress;
 mod report;
@@ -40,7 +41,13 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<(), Error> {
     match command {
         Command::Run(cfg) => {
-            let summary = run::run(&cfg)?;
+            let (summary, phases) = run::run(&cfg)?;
+            if cfg.timings {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("icp-audit: timings: {}", phases.describe());
+                }
+            }
             if !cfg.quiet {
                 say(&summary.line);
                 if std::io::stdout().is_terminal() {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::eval::{self, World};
 use crate::input::{self, InstanceIndex, Problem, RequestIndex};
 use crate::ledger::{self, NewRow};
+use crate::phases::Phases;
 use crate::policy;
 use crate::progress::Progress;
 use crate::report::{self, Facts, Summary};
@@ -15,7 +16,8 @@ use crate::{issue, time};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub fn run(cfg: &RunConfig) -> Result<Summary> {
+pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
+    let mut phases = Phases::start();
     let policy = match &cfg.policy {
         Some(p) => policy::load(p)?,
         None => policy::default_policy(),
@@ -29,6 +31,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
     };
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
+    phases.mark("read");
     let by_instance = InstanceIndex::new(&instances);
     let by_request = RequestIndex::new(&requests);
     let ledger = input::ledger::scan(
@@ -38,6 +41,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         |id| by_instance.key(id),
         |id| by_request.first_row(id),
     )?;
+    phases.mark("index");
     let world = World {
         policy: &policy,
         instances: &instances,
@@ -50,6 +54,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
     let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
     let mut decisions = eval::decide(&world, cfg.jobs, &progress);
     progress.finish();
+    phases.mark("evaluate");
     let max_issue = cfg.max_issue.or(policy.max_issue);
     let issued = issue::assign(
         &mut decisions,
@@ -59,6 +64,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         max_issue,
     )?;
     prepare_out(&cfg.out)?;
+    phases.mark("issue");
 
     let issued_at = time::format(cfg.as_of);
     let mut ledger_after = ledger.info.rows;
@@ -78,6 +84,7 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         ledger::commit(&cfg.ledger, &cfg.ledger_out, &ledger.header, &rows)?;
         ledger_after += rows.len() as u64;
     }
+    phases.mark("ledger");
     report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;
 
     let problems: Vec<&Problem> = instances
@@ -96,7 +103,9 @@ pub fn run(cfg: &RunConfig) -> Result<Summary> {
         as_of: cfg.as_of,
         dry_run: cfg.dry_run,
     };
-    report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)
+    let summary = report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
+    phases.mark("write");
+    Ok((summary, phases))
 }
 
 /// A path as the user wrote it, for messages.

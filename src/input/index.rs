@@ -5,20 +5,23 @@ use super::Table;
 use crate::schema::col;
 use std::collections::HashMap;
 
+/// A fast hasher for ids, seeded per run.
+type Fast = foldhash::fast::RandomState;
+
 /// Instance id → key, and key → the rows that carry the id.
 pub struct InstanceIndex<'a> {
-    keys: HashMap<&'a str, u32>,
+    keys: HashMap<&'a str, u32, Fast>,
     first: Vec<u32>,
     /// Rows after the first, for the rare ids that appear more than once.
-    more: HashMap<u32, Vec<u32>>,
+    more: HashMap<u32, Vec<u32>, Fast>,
 }
 
 impl<'a> InstanceIndex<'a> {
     pub fn new(instances: &'a Table) -> Self {
         let mut index = InstanceIndex {
-            keys: HashMap::with_capacity(instances.len()),
+            keys: HashMap::with_capacity_and_hasher(instances.len(), Fast::default()),
             first: Vec::with_capacity(instances.len()),
-            more: HashMap::new(),
+            more: HashMap::default(),
         };
         for row in 0..instances.len() {
             let id = instances.text(col::INSTANCE_ID, row);
@@ -60,12 +63,12 @@ impl<'a> InstanceIndex<'a> {
 
 /// Request id → the first row carrying it (empty ids are not indexed).
 pub struct RequestIndex<'a> {
-    first: HashMap<&'a str, u32>,
+    first: HashMap<&'a str, u32, Fast>,
 }
 
 impl<'a> RequestIndex<'a> {
     pub fn new(requests: &'a Table) -> Self {
-        let mut first = HashMap::with_capacity(requests.len());
+        let mut first = HashMap::with_capacity_and_hasher(requests.len(), Fast::default());
         for row in 0..requests.len() {
             let id = requests.text(col::REQUEST_ID, row);
             if !id.is_empty() {

@@ -137,9 +137,18 @@ pub fn scan(
         let msg = format!("column `code`: this code already appears on line {first}");
         corrupt.push((line, format!("{}: {msg}", at(line))));
     }
-    for (line, first) in duplicates(&mut request_ids) {
-        let msg = format!("column `request_id`: this request id already appears on line {first}");
-        corrupt.push((line, format!("{}: {msg}", at(line))));
+    let repeated = duplicates(&mut request_ids);
+    if !repeated.is_empty() {
+        let body = chunks::Piece {
+            bytes: &bytes[start..],
+            first_line,
+        };
+        let ids = cells_on_lines(&body, pos.request, repeated.iter().map(|r| r.0));
+        for ((line, first), id) in repeated.into_iter().zip(ids) {
+            let msg =
+                format!("column `request_id`: request id `{id}` already appears on line {first}");
+            corrupt.push((line, format!("{}: {msg}", at(line))));
+        }
     }
     if !corrupt.is_empty() {
         corrupt.sort();
@@ -147,6 +156,32 @@ pub fn scan(
     }
     ledger.codes = codes.into_iter().map(|(fp, _)| fp).collect();
     Ok(ledger)
+}
+
+/// The cells of column `at` on the given lines, in the order given (only on the error path:
+/// it reads the piece again).
+fn cells_on_lines(
+    piece: &chunks::Piece,
+    at: Option<usize>,
+    wanted: impl Iterator<Item = u64>,
+) -> Vec<String> {
+    let wanted: Vec<u64> = wanted.collect();
+    let set: std::collections::HashSet<u64> = wanted.iter().copied().collect();
+    let mut found = HashMap::new();
+    let mut rdr = chunks::reader(piece.bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut lines = chunks::Lines::new(piece);
+    while let Ok(true) = rdr.read_byte_record(&mut record) {
+        let line = lines.at(record.position().map_or(0, |p| p.byte()));
+        if set.contains(&line) {
+            let cell = at.and_then(|i| record.get(i)).unwrap_or_default();
+            found.insert(line, String::from_utf8_lossy(cell).into_owned());
+        }
+    }
+    wanted
+        .iter()
+        .map(|l| found.remove(l).unwrap_or_default())
+        .collect()
 }
 
 /// Sorts `(fingerprint, line)` pairs and returns each repeat as (its line, the first line).

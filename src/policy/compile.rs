@@ -38,7 +38,13 @@ pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
     c.declare_columns(&raw);
     c.declare_sets(&raw.sets);
     let code = code::Format::new(&raw.code.prefix, raw.code.random_symbols, raw.code.group)
-        .map_err(|e| c.problem("code", e))
+        .map_err(|e| {
+            let key = ["prefix", "group"]
+                .into_iter()
+                .find(|k| e.starts_with(k))
+                .unwrap_or("random_symbols");
+            c.problem(format!("code.{key}"), e)
+        })
         .ok();
     let (rules, quotas) = c.rules(&raw.rules);
     if c.problems.is_empty() {

@@ -48,6 +48,7 @@ fn run_case(case: &Path) {
     }
     let extra = fs::read_to_string(case.join("args")).unwrap_or_default();
     args.extend(extra.split_whitespace().map(String::from));
+    // The runner below replaces the scripts a case author may use by hand.
     let ran = test.args(&args).run();
     let expected = case.join("expected");
     if let Ok(code) = fs::read_to_string(expected.join("exit-code")) {
@@ -77,6 +78,7 @@ fn run_case(case: &Path) {
         return;
     }
     assert_eq!(ran.code(), 0, "{name}: stderr: {}", ran.stderr());
+    check_hand_off(&name, case, &ran, extra.contains("--dry-run"));
     let got = mask_new_codes(&ran.read("out/decisions.csv"));
     let want_path = expected.join("decisions.csv");
     if bless() {
@@ -85,6 +87,63 @@ fn run_case(case: &Path) {
     }
     let want = fs::read_to_string(&want_path).unwrap();
     assert_same_text(&got, &want, &format!("{name}: decisions.csv"));
+}
+
+/// Every new code is distinct, is in `issued.csv` with its request, and was appended to the
+/// ledger (status `issued`) after the old rows, which are unchanged; a dry run writes no ledger.
+fn check_hand_off(name: &str, case: &Path, ran: &crate::harness::Ran, dry_run: bool) {
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    let new: Vec<&Vec<String>> = decisions[1..].iter().filter(|r| r[3] == "issued").collect();
+    let mut codes: Vec<&str> = new.iter().map(|r| r[4].as_str()).collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(
+        codes.len(),
+        new.len(),
+        "{name}: a code was handed out twice"
+    );
+    let issued = csv_rows(&ran.read("out/issued.csv"));
+    let mut got: Vec<Vec<String>> = issued[1..].iter().map(|r| r[..4].to_vec()).collect();
+    let mut want: Vec<Vec<String>> = new
+        .iter()
+        .map(|r| vec![r[0].clone(), r[1].clone(), r[2].clone(), r[4].clone()])
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{name}: issued.csv");
+    let old_path = case.join("ledger.csv");
+    let old = fs::read_to_string(&old_path).ok();
+    if dry_run {
+        let now = fs::read_to_string(ran.dir.join("ledger.csv")).ok();
+        assert_eq!(now, old, "{name}: a dry run changed the ledger");
+        return;
+    }
+    let ledger = csv_rows(&ran.read("ledger.csv"));
+    let kept = old.as_deref().map_or(1, |o| csv_rows(o).len());
+    if let Some(o) = &old {
+        assert_eq!(
+            &ledger[..kept],
+            &csv_rows(o)[..],
+            "{name}: old ledger rows changed"
+        );
+    }
+    let header: Vec<String> = ledger[0].iter().map(|h| h.trim().to_lowercase()).collect();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let added = &ledger[kept..];
+    assert_eq!(
+        added.len(),
+        new.len(),
+        "{name}: rows appended to the ledger"
+    );
+    for r in &new {
+        let row = added
+            .iter()
+            .find(|a| a[col("code")] == r[4])
+            .unwrap_or_else(|| panic!("{name}: code of {} not in the ledger", r[0]));
+        assert_eq!(row[col("request_id")], r[0], "{name}");
+        assert_eq!(row[col("instance_id")], r[1], "{name}");
+        assert_eq!(row[col("status")], "issued", "{name}");
+    }
 }
 
 #[test]

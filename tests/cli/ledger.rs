@@ -115,7 +115,7 @@ fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
         ("A,i-1,100,,,used,\n", "unknown status `used`"),
         (
             "A,i-1,100,L1,,issued,\nB,i-1,100,L1,,issued,\n",
-            "ledger.csv:3: column `request_id`: this request id already appears on line 2",
+            "ledger.csv:3: column `request_id`: request id `L1` already appears on line 2",
         ),
         (
             ",i-1,100,,,issued,\n",

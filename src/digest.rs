@@ -13,18 +13,10 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// 128-bit fingerprints under two independent hash seeds chosen at random per run: two
 /// distinct strings collide with probability about 2⁻¹²⁸, and a collision cannot be prepared in
 /// advance without the seeds.
+#[derive(Default)]
 pub struct Fingerprinter {
     a: RandomState,
     b: RandomState,
-}
-
-impl Default for Fingerprinter {
-    fn default() -> Self {
-        Fingerprinter {
-            a: RandomState::default(),
-            b: RandomState::default(),
-        }
-    }
 }
 
 impl Fingerprinter {

@@ -120,6 +120,7 @@ miss() {
 measure() {
     local log=$1 rc=0
     shift
+    sync # flush the previous step's dirty pages so that their writeback is not timed here
     if [[ -x /usr/bin/time && ${BENCH_TIMER:-} != python ]]; then
         /usr/bin/time -f '%e %M' -o "$SCRATCH/time.txt" "$@" >"$log.out" 2>"$log.err" || rc=$?
     else

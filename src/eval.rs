@@ -120,11 +120,12 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Vec<Decisi
         .build()
         .expect("a thread pool");
     let mut decisions: Vec<Decision> = pool.install(|| {
+        let verdicts = per_instance(world);
         (0..world.requests.len())
             .into_par_iter()
             .with_min_len(1024)
             .map(|row| {
-                let d = decide_one(world, row);
+                let d = decide_one(world, &verdicts, row);
                 progress.tick();
                 d
             })
@@ -134,8 +135,31 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Vec<Decisi
     decisions
 }
 
+/// For each inventory row, the rules that read only the instance and refuse it (bit `i` for
+/// `policy.rules[i]`): decided once per row, in file order, instead of once per request.
+fn per_instance(w: &World<'_>) -> Vec<u64> {
+    let rules: Vec<(usize, &Rule)> = w
+        .policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.per_instance)
+        .collect();
+    (0..w.instances.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|inst| {
+            let env = Env::for_instance(w, inst);
+            rules
+                .iter()
+                .filter(|(_, r)| cond::eval(&r.require, &env) != Truth::True)
+                .fold(0u64, |mask, (i, _)| mask | 1 << i)
+        })
+        .collect()
+}
+
 /// SPEC §3 for one row: the first step that applies decides.
-fn decide_one(w: &World<'_>, row: usize) -> Decision {
+fn decide_one(w: &World<'_>, verdicts: &[u64], row: usize) -> Decision {
     let req = w.requests;
     if req.fault(row).is_some() {
         return Decision::invalid(Builtin::MalformedRequest);
@@ -171,7 +195,8 @@ fn decide_one(w: &World<'_>, row: usize) -> Decision {
             return Decision::invalid(Builtin::AmbiguousInstance);
         }
     }
-    apply_policy(w, row, instance_row(w, row))
+    let instance = key.and_then(|k| w.by_instance.rows(k).next());
+    apply_policy(w, row, instance, instance.map(|i| verdicts[i]))
 }
 
 /// The one inventory row a request is judged on, when its instance has one.
@@ -195,12 +220,22 @@ fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Option<Decision> {
     Some(Decision::new(outcome_of(rule), Why::Rules(1 << i)))
 }
 
-/// Step 6: gates in order (the first refusal ends it), then every failing check.
-fn apply_policy(w: &World<'_>, row: usize, instance: Option<usize>) -> Decision {
+/// Step 6: gates in order (the first refusal ends it), then every failing check. `known` holds
+/// the per-instance rules' refusals for the instance's row, when it has one.
+fn apply_policy(
+    w: &World<'_>,
+    row: usize,
+    instance: Option<usize>,
+    known: Option<u64>,
+) -> Decision {
     let env = Env::new(w, row, instance);
     let mut failed = 0u64;
     for (i, rule) in w.policy.rules.iter().enumerate() {
-        if cond::eval(&rule.require, &env) == Truth::True {
+        let passes = match known {
+            Some(mask) if rule.per_instance => mask & (1 << i) == 0,
+            _ => cond::eval(&rule.require, &env) == Truth::True,
+        };
+        if passes {
             continue;
         }
         failed |= 1 << i;
@@ -243,7 +278,8 @@ fn render(t: &Template, env: &Env) -> String {
 /// for quota messages, the counts.
 struct Env<'w, 'a> {
     w: &'w World<'a>,
-    request: usize,
+    /// `None` while deciding per-instance rules, which read no request.
+    request: Option<usize>,
     instance: Option<usize>,
     quota: (i64, i64),
 }
@@ -252,8 +288,17 @@ impl<'w, 'a> Env<'w, 'a> {
     fn new(w: &'w World<'a>, request: usize, instance: Option<usize>) -> Self {
         Env {
             w,
-            request,
+            request: Some(request),
             instance,
+            quota: (0, 0),
+        }
+    }
+
+    fn for_instance(w: &'w World<'a>, instance: usize) -> Self {
+        Env {
+            w,
+            request: None,
+            instance: Some(instance),
             quota: (0, 0),
         }
     }
@@ -263,7 +308,7 @@ impl Lookup for Env<'_, '_> {
     fn get(&self, field: Field) -> Option<Value<'_>> {
         match field {
             Field::Instance(c) => self.instance.map(|r| self.w.instances.value(c, r)),
-            Field::Request(c) => Some(self.w.requests.value(c, self.request)),
+            Field::Request(c) => self.request.map(|r| self.w.requests.value(c, r)),
             Field::AsOf => Some(Value::Time(self.w.as_of)),
             Field::QuotaUsed => Some(Value::Int(self.quota.0)),
             Field::QuotaMax => Some(Value::Int(self.quota.1)),

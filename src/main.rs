@@ -2,25 +2,9 @@
 //! records them in the ledger and reports every refusal. `main` parses the command line, runs
 //! one command and turns its result into an exit code; the pipeline lives in `run`.
 
-mod cli;
-mod code;
-mod digest;
-mod error;
-mod eval;
-mod generate;
-mod input;
-mod issue;
-mod ledger;
-mod phases;
-mod policy;
-mod progress;
-mod report;
-mod run;
-mod schema;
-mod time;
-
-use cli::Command;
-use error::{Error, Exit};
+use icp_audit::cli::{self, Command};
+use icp_audit::error::{Error, Exit};
+use icp_audit::{generate, policy, run};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 

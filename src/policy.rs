@@ -62,6 +62,9 @@ pub struct Rule {
     pub confidential: bool,
     /// What must hold for the request to pass.
     pub require: Cond,
+    /// The condition reads only the instance and the as-of time, so it can be decided once
+    /// per inventory row instead of once per request.
+    pub per_instance: bool,
     pub message: Template,
     pub remedy: Template,
 }
@@ -144,6 +147,23 @@ pub enum Cond {
         field: Field,
         value: String,
     },
+}
+
+impl Cond {
+    /// Whether any field the condition reads satisfies `pred`.
+    pub fn reads(&self, pred: &impl Fn(Field) -> bool) -> bool {
+        match self {
+            Cond::All(parts) | Cond::Any(parts) => parts.iter().any(|c| c.reads(pred)),
+            Cond::Not(inner) => inner.reads(pred),
+            Cond::Exists(f) | Cond::Empty(f) => pred(*f),
+            Cond::Compare { field, right, .. } => {
+                pred(*field) || matches!(right, Operand::Field { field, .. } if pred(*field))
+            }
+            Cond::In { field, .. } | Cond::Matches { field, .. } | Cond::Contains { field, .. } => {
+                pred(*field)
+            }
+        }
+    }
 }
 
 impl Policy {

@@ -1,7 +1,8 @@
 //! The outputs of a run (SPEC §5): `decisions.csv`, `denials.csv`, `issued.csv`,
 //! `input-errors.csv`, `summary.json` and `report.html`, each written atomically into `--out`.
 //! Every CSV cell that a spreadsheet would run as a formula is neutralised here, and nothing but
-//! this module and `main` prints.
+//! this module and `main` prints. The large tables are rendered on rayon's threads in pieces
+//! and written in order.
 
 mod html;
 mod summary;
@@ -76,18 +77,61 @@ pub fn write(
     tables::write_input_errors(out, problems)?;
     let counts = Counts::of(world, decisions);
     let summary = Summary::new(facts, &counts, decisions.len(), problems.len());
-    atomic(&out.join("summary.json"), |w| {
+    atomic(&out.join("summary.json"), Durable::Renamed, |w| {
         serde_json::to_writer_pretty(&mut *w, &summary.json)?;
         w.write_all(b"\n")
     })?;
     let page = html::render(facts, &counts, &remedies);
-    atomic(&out.join("report.html"), |w| w.write_all(page.as_bytes()))?;
+    atomic(&out.join("report.html"), Durable::Renamed, |w| {
+        w.write_all(page.as_bytes())
+    })?;
     Ok(summary)
 }
 
-/// Writes `path` through a temporary file in the same folder, synced and renamed into place.
+/// Whether an output is synced to disk before it is renamed into place. Every output is renamed
+/// into place whole; the hand-off of new codes is also synced, while the large reports, which a
+/// re-run writes again, are left to the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    Synced,
+    Renamed,
+}
+
+/// Renders rows `0..n` in parallel pieces and writes the pieces in order, a bounded batch at a
+/// time; returns what each piece tallied. The output is the same for any number of threads.
+pub fn write_in_pieces<T: Send>(
+    w: &mut impl Write,
+    n: usize,
+    piece: impl Fn(std::ops::Range<usize>, &mut Vec<u8>) -> std::io::Result<T> + Sync,
+) -> std::io::Result<Vec<T>> {
+    use rayon::prelude::*;
+    const ROWS: usize = 8192;
+    let batch = ROWS * rayon::current_num_threads().max(1) * 4;
+    let mut tallies = Vec::new();
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
+        let starts: Vec<usize> = (start..end).step_by(ROWS).collect();
+        let rendered: Vec<std::io::Result<(Vec<u8>, T)>> = starts
+            .into_par_iter()
+            .map(|s| {
+                let mut buf = Vec::with_capacity(ROWS * 128);
+                let t = piece(s..(s + ROWS).min(end), &mut buf)?;
+                Ok((buf, t))
+            })
+            .collect();
+        for r in rendered {
+            let (buf, t) = r?;
+            w.write_all(&buf)?;
+            tallies.push(t);
+        }
+    }
+    Ok(tallies)
+}
+
+/// Writes `path` through a temporary file in the same folder, renamed into place.
 pub fn atomic(
     path: &Path,
+    durable: Durable,
     fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
     let fail = |e: std::io::Error| Error::failed(format!("{}: cannot write: {e}", path.display()));
@@ -102,9 +146,14 @@ pub fn atomic(
         let mut w = BufWriter::with_capacity(1 << 20, file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        if durable == Durable::Synced {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if durable == Durable::Synced {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -44,6 +44,10 @@ impl<'a> InstanceIndex<'a> {
         self.first.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn key(&self, instance_id: &str) -> Option<u32> {
         self.keys.get(instance_id).copied()
     }

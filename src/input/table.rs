@@ -62,6 +62,10 @@ impl Table {
         self.lines.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The line the row starts on (the header is line 1).
     pub fn line(&self, row: usize) -> u64 {
         self.lines[row]

@@ -229,13 +229,16 @@ impl Compiler {
         };
         let message = self.template(&format!("{path}.message"), &r.message, false);
         let remedy = self.template(&format!("{path}.remedy"), &r.remedy, false);
+        let require = require?;
+        let per_instance = !require.reads(&|f| matches!(f, Field::Request(_)));
         Some(Rule {
             id: r.id.clone(),
             description: r.description.clone(),
             kind,
             refusal,
             confidential: r.confidential,
-            require: require?,
+            per_instance,
+            require,
             message: message?,
             remedy: remedy?,
         })

@@ -1,12 +1,13 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::{atomic, neutralise};
+use super::{Durable, atomic, neutralise, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, World, reasons, rule_ids};
 use crate::input::{Problem, Table};
 use crate::issue::Issued;
 use crate::schema::col;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 /// How many refusals each (rule, remedy) pair accounts for: the report's top remedies.
@@ -43,85 +44,87 @@ pub fn write_decisions(
     decisions: &[Decision],
     issued: &Issued,
 ) -> Result<()> {
-    atomic(&out.join("decisions.csv"), |file| {
-        let mut csv = writer(file);
-        csv.write_record([
-            "request_id",
-            "instance_id",
-            "account_id",
-            "outcome",
-            "code",
-            "reasons",
-        ])?;
-        let mut joined = String::new();
-        for (row, d) in decisions.iter().enumerate() {
-            let [id, instance, account] = ids(w.requests, row);
-            joined.clear();
-            for (i, rule) in rule_ids(w, d).enumerate() {
-                if i > 0 {
-                    joined.push(';');
+    atomic(&out.join("decisions.csv"), Durable::Renamed, |file| {
+        let header = "request_id,instance_id,account_id,outcome,code,reasons\n";
+        file.write_all(header.as_bytes())?;
+        write_in_pieces(file, decisions.len(), |rows, buf| {
+            let mut csv = writer(buf);
+            let mut joined = String::new();
+            for row in rows {
+                let d = &decisions[row];
+                let [id, instance, account] = ids(w.requests, row);
+                joined.clear();
+                for (i, rule) in rule_ids(w, d).enumerate() {
+                    if i > 0 {
+                        joined.push(';');
+                    }
+                    joined.push_str(rule);
                 }
-                joined.push_str(rule);
+                let code = neutralise(code_of(w, issued, row, d));
+                csv.write_record([
+                    &*id,
+                    &*instance,
+                    &*account,
+                    d.outcome.name(),
+                    &*code,
+                    &joined,
+                ])?;
             }
-            let code = neutralise(code_of(w, issued, row, d));
-            csv.write_record([
-                &*id,
-                &*instance,
-                &*account,
-                d.outcome.name(),
-                &*code,
-                &joined,
-            ])?;
-        }
-        csv.flush()
+            csv.flush()
+        })?;
+        Ok(())
     })
 }
 
 /// Writes `denials.csv` and tallies the remedies for the report.
 pub fn write_denials(out: &Path, w: &World<'_>, decisions: &[Decision]) -> Result<Remedies> {
     let mut remedies = Remedies::new();
-    atomic(&out.join("denials.csv"), |file| {
-        let mut csv = writer(file);
-        csv.write_record([
-            "request_id",
-            "instance_id",
-            "account_id",
-            "outcome",
-            "rule_id",
-            "message",
-            "remedy",
-        ])?;
-        for (row, d) in decisions.iter().enumerate() {
-            if !matches!(
-                d.outcome,
-                Outcome::Denied | Outcome::NotRequired | Outcome::Invalid
-            ) {
-                continue;
+    atomic(&out.join("denials.csv"), Durable::Renamed, |file| {
+        let header = "request_id,instance_id,account_id,outcome,rule_id,message,remedy\n";
+        file.write_all(header.as_bytes())?;
+        let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
+            let mut tally = Remedies::new();
+            let mut csv = writer(buf);
+            for row in rows {
+                let d = &decisions[row];
+                if !matches!(
+                    d.outcome,
+                    Outcome::Denied | Outcome::NotRequired | Outcome::Invalid
+                ) {
+                    continue;
+                }
+                let [id, instance, account] = ids(w.requests, row);
+                for r in reasons(w, row, d) {
+                    csv.write_record([
+                        &*id,
+                        &*instance,
+                        &*account,
+                        d.outcome.name(),
+                        r.rule,
+                        &neutralise(&r.message),
+                        &neutralise(&r.remedy),
+                    ])?;
+                    *tally
+                        .entry((r.rule.to_string(), r.remedy.into_owned()))
+                        .or_default() += 1;
+                }
             }
-            let [id, instance, account] = ids(w.requests, row);
-            for r in reasons(w, row, d) {
-                csv.write_record([
-                    &*id,
-                    &*instance,
-                    &*account,
-                    d.outcome.name(),
-                    r.rule,
-                    &neutralise(&r.message),
-                    &neutralise(&r.remedy),
-                ])?;
-                *remedies
-                    .entry((r.rule.to_string(), r.remedy.into_owned()))
-                    .or_default() += 1;
+            csv.flush()?;
+            Ok(tally)
+        })?;
+        for tally in tallies {
+            for (k, n) in tally {
+                *remedies.entry(k).or_default() += n;
             }
         }
-        csv.flush()
+        Ok(())
     })?;
     Ok(remedies)
 }
 
 /// The hand-off for bulk issuance: one row per code this run issued.
 pub fn write_issued(out: &Path, requests: &Table, issued: &Issued, issued_at: &str) -> Result<()> {
-    atomic(&out.join("issued.csv"), |w| {
+    atomic(&out.join("issued.csv"), Durable::Synced, |w| {
         let mut csv = writer(w);
         csv.write_record([
             "request_id",
@@ -139,7 +142,7 @@ pub fn write_issued(out: &Path, requests: &Table, issued: &Issued, issued_at: &s
 }
 
 pub fn write_input_errors(out: &Path, problems: &[&Problem]) -> Result<()> {
-    atomic(&out.join("input-errors.csv"), |w| {
+    atomic(&out.join("input-errors.csv"), Durable::Renamed, |w| {
         let mut csv = writer(w);
         csv.write_record(["file", "line", "column", "message"])?;
         for p in problems {

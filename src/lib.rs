@@ -1,0 +1,19 @@
+//! icp-audit as a library: the stages of the main job, for the binary, the fuzz targets and
+//! benchmarks. The pipeline reads top to bottom in `run::run`.
+
+pub mod cli;
+pub mod code;
+pub mod digest;
+pub mod error;
+pub mod eval;
+pub mod generate;
+pub mod input;
+pub mod issue;
+pub mod ledger;
+pub mod phases;
+pub mod policy;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod time;

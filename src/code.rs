@@ -51,16 +51,26 @@ impl Format {
 
     /// A fresh code from the operating system's CSPRNG, in canonical form.
     pub fn generate(&self) -> Result<String, String> {
-        let mut bytes = [0u8; MAX_SYMBOLS];
-        getrandom::fill(&mut bytes[..self.random_symbols])
+        Ok(self.generate_many(1)?.pop().unwrap_or_default())
+    }
+
+    /// `n` fresh codes from one read of the operating system's CSPRNG, in canonical form.
+    pub fn generate_many(&self, n: usize) -> Result<Vec<String>, String> {
+        let mut bytes = vec![0u8; n * self.random_symbols];
+        getrandom::fill(&mut bytes)
             .map_err(|e| format!("the operating system's random source failed: {e}"))?;
-        // INVARIANT: 256 is a multiple of 32, so the low five bits of a uniform byte are uniform.
-        let mut values: Vec<u8> = bytes[..self.random_symbols]
-            .iter()
-            .map(|b| b & 31)
-            .collect();
-        values.push(check_value(&values));
-        Ok(self.render(&values))
+        let mut values = Vec::with_capacity(self.random_symbols + 1);
+        Ok(bytes
+            .chunks_exact(self.random_symbols)
+            .map(|chunk| {
+                // INVARIANT: 256 is a multiple of 32, so the low five bits of a uniform byte
+                // are uniform.
+                values.clear();
+                values.extend(chunk.iter().map(|b| b & 31));
+                values.push(check_value(&values));
+                self.render(&values)
+            })
+            .collect())
     }
 
     /// Checks a code as a person may type it (any case, any hyphens, I and L read as 1, O as 0)

@@ -7,7 +7,7 @@ mod cond;
 mod explain;
 mod quota;
 
-pub use explain::{reasons, rule_ids};
+pub use explain::{Reason, each_reason, reasons, rule_ids};
 
 use crate::input::{InstanceIndex, Ledger, RequestIndex, Table};
 use crate::policy::{Field, Kind, Piece, Policy, Refusal, Rule, Template};
@@ -89,11 +89,30 @@ pub enum Why {
 pub struct Decision {
     pub outcome: Outcome,
     pub why: Why,
+    /// The inventory row the request was judged on (`NO_ROW` when there was none).
+    pub instance: u32,
 }
+
+/// `Decision::instance` when the request was not judged on an inventory row.
+pub const NO_ROW: u32 = u32::MAX;
 
 impl Decision {
     fn new(outcome: Outcome, why: Why) -> Self {
-        Decision { outcome, why }
+        Decision {
+            outcome,
+            why,
+            instance: NO_ROW,
+        }
+    }
+
+    fn on(mut self, instance: Option<usize>) -> Self {
+        self.instance = instance.map_or(NO_ROW, |i| i as u32);
+        self
+    }
+
+    /// The inventory row the request was judged on.
+    pub fn instance_row(&self) -> Option<usize> {
+        (self.instance != NO_ROW).then_some(self.instance as usize)
     }
 
     fn invalid(b: Builtin) -> Self {
@@ -257,21 +276,23 @@ fn outcome_of(rule: &Rule) -> Outcome {
     }
 }
 
-/// Fills a template from the row.
-fn render(t: &Template, env: &Env) -> String {
-    let mut out = String::new();
+/// Fills a template from the row into `out` (cleared first).
+fn render(t: &Template, env: &Env, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
     for piece in &t.pieces {
         match piece {
             Piece::Text(s) => out.push_str(s),
             Piece::Field(f) => match env.get(*f) {
                 Some(Value::Str(s)) => out.push_str(s),
-                Some(Value::Int(n)) => out.push_str(&n.to_string()),
-                Some(Value::Time(t)) => out.push_str(&time::format(t)),
+                Some(Value::Int(n)) => {
+                    let _ = write!(out, "{n}");
+                }
+                Some(Value::Time(t)) => time::write(t, out),
                 Some(Value::Missing) | None => out.push_str("(none)"),
             },
         }
     }
-    out
 }
 
 /// The values one request sees: its row, at most one inventory row, the run's as-of time and,

@@ -6,6 +6,7 @@ use crate::code::{self, Format};
 use crate::error::{Error, Result};
 use crate::eval::{Decision, Outcome};
 use crate::input::Ledger;
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 /// The codes this run issued, by request row (rows ascending).
@@ -48,18 +49,40 @@ pub fn assign(
     if dry_run {
         return Ok(Issued::default());
     }
-    let mut fresh = HashSet::with_capacity(rows.len());
-    let mut codes = Vec::with_capacity(rows.len());
-    for &row in &rows {
-        let code = loop {
-            let c = format.generate().map_err(Error::failed)?;
-            let fp = ledger.fingerprints.of(&code::identity_key(&c));
-            if ledger.codes.binary_search(&fp).is_err() && fresh.insert(fp) {
-                break c;
+    let mut codes = format.generate_many(rows.len()).map_err(Error::failed)?;
+    let key = |c: &str| ledger.fingerprints.of(&code::identity_key(c));
+    // A clash with the ledger or within the batch is about 2⁻⁹⁵ likely per code; such a code is
+    // drawn again, so uniqueness never rests on luck. The keys are checked in parallel; only a
+    // clash (in practice, never) is handled one by one.
+    let mut keys: Vec<(u128, usize)> = codes
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| (key(c), i))
+        .collect();
+    keys.par_sort_unstable();
+    let clashes: Vec<usize> = keys
+        .par_iter()
+        .enumerate()
+        .filter(|(n, (fp, _))| {
+            ledger.codes.binary_search(fp).is_ok() || (*n > 0 && keys[n - 1].0 == *fp)
+        })
+        .map(|(_, (_, i))| *i)
+        .collect();
+    if !clashes.is_empty() {
+        let mut taken: HashSet<u128> = keys.iter().map(|k| k.0).collect();
+        for i in clashes {
+            loop {
+                let c = format.generate().map_err(Error::failed)?;
+                let fp = key(&c);
+                if ledger.codes.binary_search(&fp).is_err() && taken.insert(fp) {
+                    codes[i] = c;
+                    break;
+                }
             }
-        };
+        }
+    }
+    for &row in &rows {
         decisions[row].outcome = Outcome::Issued;
-        codes.push(code);
     }
     Ok(Issued { rows, codes })
 }

@@ -32,8 +32,10 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
     phases.mark("read");
-    let by_instance = InstanceIndex::new(&instances);
-    let by_request = RequestIndex::new(&requests);
+    let (by_instance, by_request) = rayon::join(
+        || InstanceIndex::new(&instances),
+        || RequestIndex::new(&requests),
+    );
     let ledger = input::ledger::scan(
         &cfg.ledger,
         &shown(&cfg.ledger),

@@ -93,7 +93,25 @@ pub fn now() -> Time {
 
 /// The one output form: RFC 3339, UTC, whole seconds (`2026-11-30T00:00:00Z`).
 pub fn format(t: Time) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let mut s = String::with_capacity(20);
+    write(t, &mut s);
+    s
+}
+
+/// Appends `t` in the output form.
+pub fn write(t: Time, out: &mut String) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Turning a compact decision back into words: each reason's rule id, message and remedy,
 //! rendered from the row only when a report is written, so a million decisions hold no text.
 
-use super::{Builtin, Decision, Env, Why, World, cond, instance_row, render};
+use super::{Builtin, Decision, Env, Why, World, cond, render};
+use crate::policy::{Rule, Template};
 use crate::schema::col;
 use std::borrow::Cow;
+use std::fmt::Write;
 
 /// One reason, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,53 +35,86 @@ pub fn rule_ids<'p>(w: &World<'p>, d: &Decision) -> impl Iterator<Item = &'p str
 
 /// Every reason of the decision of request `row`, in words.
 pub fn reasons<'p>(w: &World<'p>, row: usize, d: &Decision) -> Vec<Reason<'p>> {
+    let mut out = Vec::new();
+    each_reason(w, row, d, |rule, message, remedy| {
+        out.push(Reason {
+            rule,
+            message: message.to_string(),
+            remedy: Cow::Owned(remedy.to_string()),
+        });
+        Ok(())
+    })
+    .expect("collecting cannot fail");
+    out
+}
+
+/// Calls `f(rule id, message, remedy)` for every reason of the decision of request `row`, in
+/// order, rendering into buffers reused across the reasons.
+pub fn each_reason<'p>(
+    w: &World<'p>,
+    row: usize,
+    d: &Decision,
+    mut f: impl FnMut(&'p str, &str, &str) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let (mut message, mut remedy) = (String::new(), String::new());
     match d.why {
-        Why::Nothing => Vec::new(),
-        Why::Rules(mask) => (0..w.policy.rules.len())
-            .filter(|i| mask & (1 << i) != 0)
-            .map(|i| rule_reason(w, row, i))
-            .collect(),
+        Why::Nothing => Ok(()),
+        Why::Rules(mask) => {
+            for i in (0..w.policy.rules.len()).filter(|i| mask & (1 << i) != 0) {
+                let rule = &w.policy.rules[i];
+                rule_words(w, row, d, rule, &mut message, &mut remedy);
+                f(&rule.id, &message, words(&rule.remedy, &remedy))?;
+            }
+            Ok(())
+        }
         Why::Quota { rule, used } => {
             let q = &w.policy.quotas[rule as usize];
-            let mut env = Env::new(w, row, instance_row(w, row));
+            let mut env = Env::new(w, row, d.instance_row());
             env.quota = (i64::from(used), i64::from(q.max));
-            vec![Reason {
-                rule: &q.id,
-                message: render(&q.message, &env),
-                remedy: Cow::Owned(render(&q.remedy, &env)),
-            }]
+            render(&q.message, &env, &mut message);
+            if !q.remedy.is_plain() {
+                render(&q.remedy, &env, &mut remedy);
+            }
+            f(&q.id, &message, words(&q.remedy, &remedy))
         }
-        Why::Builtin(b) => vec![Reason {
-            rule: b.id(),
-            message: builtin_message(w, row, b),
-            remedy: Cow::Borrowed(builtin_remedy(b)),
-        }],
+        Why::Builtin(b) => f(b.id(), &builtin_message(w, row, b), builtin_remedy(b)),
     }
 }
 
-/// A policy rule's reason. A confidential rule's words are filled without the instance, so
-/// they reveal nothing; any other rule whose condition was unknown names the missing value.
-fn rule_reason<'p>(w: &World<'p>, row: usize, i: usize) -> Reason<'p> {
-    let rule = &w.policy.rules[i];
+/// A template's words: its text when it has no placeholder, else what was rendered.
+fn words<'a>(t: &'a Template, rendered: &'a str) -> &'a str {
+    t.plain_text().unwrap_or(rendered)
+}
+
+/// Renders a policy rule's message (and its remedy, when it has placeholders). A confidential
+/// rule's words are filled without the instance, so they reveal nothing; any other rule whose
+/// condition was unknown names the missing value.
+fn rule_words(
+    w: &World<'_>,
+    row: usize,
+    d: &Decision,
+    rule: &Rule,
+    message: &mut String,
+    remedy: &mut String,
+) {
     let instance = if rule.confidential {
         None
     } else {
-        instance_row(w, row)
+        d.instance_row()
     };
     let env = Env::new(w, row, instance);
-    let mut message = render(&rule.message, &env);
+    render(&rule.message, &env, message);
     if !rule.confidential
         && let cond::Truth::Unknown(f) = cond::eval(&rule.require, &env)
     {
-        message.push_str(&format!(
+        let _ = write!(
+            message,
             " (cannot be checked: `{}` has no value)",
             w.policy.field_name(f)
-        ));
+        );
     }
-    Reason {
-        rule: &rule.id,
-        message,
-        remedy: Cow::Owned(render(&rule.remedy, &env)),
+    if !rule.remedy.is_plain() {
+        render(&rule.remedy, &env, remedy);
     }
 }
 

@@ -35,7 +35,10 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
             granted = 0;
         }
         match over_quota(w, key, granted) {
-            Some(why) => decisions[row] = Decision::new(Outcome::Denied, why),
+            Some(why) => {
+                let d = &mut decisions[row];
+                *d = Decision::new(Outcome::Denied, why).on(d.instance_row());
+            }
             None => granted += 1,
         }
     }

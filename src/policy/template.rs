@@ -14,6 +14,21 @@ pub struct Template {
     pub pieces: Vec<Piece>,
 }
 
+impl Template {
+    /// The text, when the template has no placeholder.
+    pub fn plain_text(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Text(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.plain_text().is_some()
+    }
+}
+
 /// Splits `text` into pieces, resolving each placeholder name with `resolve`; every problem is
 /// returned, not just the first.
 pub fn parse(

@@ -5,7 +5,6 @@ use super::tables::Remedies;
 use super::{Counts, Facts};
 use crate::input::FileInfo;
 use crate::time;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Escapes text for HTML content and attribute values.
@@ -81,14 +80,7 @@ fn totals(h: &mut String, counts: &Counts) {
 }
 
 fn rules(h: &mut String, f: &Facts<'_>, counts: &Counts, tally: &Remedies) {
-    let mut remedies: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
-    for ((rule, remedy), n) in tally {
-        *remedies
-            .entry(rule.as_str())
-            .or_default()
-            .entry(remedy.as_str())
-            .or_default() += n;
-    }
+    let remedies = tally;
     let describe = |id: &str| {
         f.policy
             .rules

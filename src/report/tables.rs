@@ -2,7 +2,7 @@
 
 use super::{Durable, atomic, neutralise, write_in_pieces};
 use crate::error::Result;
-use crate::eval::{Decision, Outcome, World, reasons, rule_ids};
+use crate::eval::{Decision, Outcome, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
 use crate::issue::Issued;
 use crate::schema::col;
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-/// How many refusals each (rule, remedy) pair accounts for: the report's top remedies.
-pub type Remedies = BTreeMap<(String, String), u64>;
+/// How many refusals each remedy of each rule accounts for: the report's top remedies.
+pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
 
 fn writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
@@ -77,7 +77,11 @@ pub fn write_decisions(
 }
 
 /// Writes `denials.csv` and tallies the remedies for the report.
-pub fn write_denials(out: &Path, w: &World<'_>, decisions: &[Decision]) -> Result<Remedies> {
+pub fn write_denials<'p>(
+    out: &Path,
+    w: &World<'p>,
+    decisions: &[Decision],
+) -> Result<Remedies<'p>> {
     let mut remedies = Remedies::new();
     atomic(&out.join("denials.csv"), Durable::Renamed, |file| {
         let header = "request_id,instance_id,account_id,outcome,rule_id,message,remedy\n";
@@ -94,27 +98,35 @@ pub fn write_denials(out: &Path, w: &World<'_>, decisions: &[Decision]) -> Resul
                     continue;
                 }
                 let [id, instance, account] = ids(w.requests, row);
-                for r in reasons(w, row, d) {
+                each_reason(w, row, d, |rule, message, remedy| {
                     csv.write_record([
                         &*id,
                         &*instance,
                         &*account,
                         d.outcome.name(),
-                        r.rule,
-                        &neutralise(&r.message),
-                        &neutralise(&r.remedy),
+                        rule,
+                        &neutralise(message),
+                        &neutralise(remedy),
                     ])?;
-                    *tally
-                        .entry((r.rule.to_string(), r.remedy.into_owned()))
-                        .or_default() += 1;
-                }
+                    let by_remedy = tally.entry(rule).or_default();
+                    match by_remedy.get_mut(remedy) {
+                        Some(n) => *n += 1,
+                        None => {
+                            by_remedy.insert(remedy.to_string(), 1);
+                        }
+                    }
+                    Ok(())
+                })?;
             }
             csv.flush()?;
             Ok(tally)
         })?;
         for tally in tallies {
-            for (k, n) in tally {
-                *remedies.entry(k).or_default() += n;
+            for (rule, by_remedy) in tally {
+                let mine = remedies.entry(rule).or_default();
+                for (remedy, n) in by_remedy {
+                    *mine.entry(remedy).or_default() += n;
+                }
             }
         }
         Ok(())

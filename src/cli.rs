@@ -89,7 +89,7 @@ struct RunArgs {
     /// neither locked nor written.
     #[arg(long)]
     dry_run: bool,
-    /// Threads for evaluation (default: one per core).
+    /// Threads for evaluation, 1 to 256 (default: one per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// No progress bars and no summary line.
@@ -103,6 +103,9 @@ struct RunArgs {
     #[arg(long)]
     timings: bool,
 }
+
+/// The most evaluation threads a run starts.
+pub const MAX_JOBS: usize = 256;
 
 /// A validated run.
 #[derive(Debug, Clone)]
@@ -182,8 +185,12 @@ impl RunArgs {
             // The clock is read once per run, to the second.
             None => time::now(),
         };
-        if self.jobs == Some(0) {
-            return Err(Error::refused("--jobs: give at least 1 thread"));
+        if let Some(jobs) = self.jobs
+            && !(1..=MAX_JOBS).contains(&jobs)
+        {
+            return Err(Error::refused(format!(
+                "--jobs: give 1 to {MAX_JOBS} threads, not {jobs}"
+            )));
         }
         Ok(RunConfig {
             ledger_out: self.ledger_out.unwrap_or_else(|| ledger.clone()),

@@ -150,17 +150,38 @@ pub enum Cond {
 }
 
 impl Cond {
-    /// Whether any field the condition reads satisfies `pred`.
-    pub fn reads(&self, pred: &impl Fn(Field) -> bool) -> bool {
+    /// Calls `f` on every field the condition reads.
+    pub fn visit(&self, f: &mut impl FnMut(Field)) {
         match self {
-            Cond::All(parts) | Cond::Any(parts) => parts.iter().any(|c| c.reads(pred)),
-            Cond::Not(inner) => inner.reads(pred),
-            Cond::Exists(f) | Cond::Empty(f) => pred(*f),
+            Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|c| c.visit(f)),
+            Cond::Not(inner) => inner.visit(f),
+            Cond::Exists(x) | Cond::Empty(x) => f(*x),
             Cond::Compare { field, right, .. } => {
-                pred(*field) || matches!(right, Operand::Field { field, .. } if pred(*field))
+                f(*field);
+                if let Operand::Field { field, .. } = right {
+                    f(*field);
+                }
             }
             Cond::In { field, .. } | Cond::Matches { field, .. } | Cond::Contains { field, .. } => {
-                pred(*field)
+                f(*field)
+            }
+        }
+    }
+
+    /// Whether any field the condition reads satisfies `pred`.
+    pub fn reads(&self, pred: impl Fn(Field) -> bool) -> bool {
+        let mut any = false;
+        self.visit(&mut |f| any |= pred(f));
+        any
+    }
+}
+
+impl Template {
+    /// Calls `f` on every field the template reads.
+    pub fn visit(&self, f: &mut impl FnMut(Field)) {
+        for piece in &self.pieces {
+            if let Piece::Field(x) = piece {
+                f(*x);
             }
         }
     }

@@ -53,6 +53,9 @@ pub struct Column {
     /// with a character a spreadsheet would run as a formula.
     pub identifier: bool,
     pub domain: Option<Domain>,
+    /// Whether the run keeps the column's values (identifiers, and what the policy reads);
+    /// the other columns are checked and dropped.
+    pub keep: bool,
 }
 
 impl Column {
@@ -64,7 +67,13 @@ impl Column {
             required: false,
             identifier: false,
             domain: None,
+            keep: false,
         }
+    }
+
+    fn kept(mut self) -> Column {
+        self.keep = true;
+        self
     }
 
     fn required(mut self) -> Column {
@@ -74,6 +83,7 @@ impl Column {
 
     fn identifier(mut self) -> Column {
         self.identifier = true;
+        self.keep = true;
         self.required()
     }
 
@@ -114,7 +124,9 @@ impl Schema {
         let columns = vec![
             Column::new("instance_id", &["InstanceId"], String).identifier(),
             Column::new("account_id", &["AccountId", "OwnerId"], String).identifier(),
-            Column::new("region_id", &["RegionId"], String).required(),
+            Column::new("region_id", &["RegionId"], String)
+                .required()
+                .kept(),
             Column::new("charge_type", &["InstanceChargeType"], String)
                 .required()
                 .domain(Domain::ChargeType),
@@ -144,7 +156,9 @@ impl Schema {
             Column::new("request_id", &[], Type::String).identifier(),
             Column::new("account_id", &["AccountId", "OwnerId"], Type::String).identifier(),
             Column::new("instance_id", &["InstanceId"], Type::String).identifier(),
-            Column::new("requested_at", &[], Type::Time).required(),
+            Column::new("requested_at", &[], Type::Time)
+                .required()
+                .kept(),
         ];
         Schema {
             table: "request",

@@ -1,22 +1,137 @@
-//! Reading an input file in parallel. The file is read whole, hashed on one thread while its
-//! body is split at record boundaries and the pieces parsed on the others. A file without any
-//! quote character has a record per line, so it splits at line ends; a file with quotes (where
-//! a line end may sit inside a field) is parsed as one piece, exactly as a sequential reader
-//! would.
+//! Reading an input file in parallel, a block at a time. Each block is hashed, cut at its last
+//! line end and split into pieces that rayon parses side by side; what follows the cut is
+//! carried into the next block, so memory holds about one block, not the file. A file without
+//! any quote character has a record per line, so it splits at line ends; once a quote appears
+//! (where a line end may sit inside a field), the rest of the file is parsed as one piece,
+//! exactly as a sequential reader would.
 
-pub use crate::digest::sha256;
+use crate::digest::hex;
 use crate::error::{Error, Result};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::Path;
 
 /// The smallest piece worth a thread of its own.
 const MIN_PIECE: usize = 1 << 20;
+/// How much of a file is read before its records are parsed.
+const BLOCK: usize = 16 << 20;
 
 /// Reads a whole input file, refusing folders with a clear message.
 pub fn read(path: &Path, shown: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open(path, shown)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
+    Ok(bytes)
+}
+
+/// What streaming a file gave: the header's context, the parsed pieces in file order, and the
+/// file's SHA-256.
+pub struct Streamed<C, T> {
+    pub context: C,
+    pub parts: Vec<T>,
+    pub sha256: String,
+}
+
+/// Opens an input file, refusing folders with a clear message.
+pub fn open(path: &Path, shown: &str) -> Result<std::fs::File> {
     if path.is_dir() {
         return Err(Error::refused(format!("{shown}: is a folder, not a file")));
     }
-    std::fs::read(path).map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))
+    std::fs::File::open(path).map_err(|e| Error::refused(format!("{shown}: cannot open: {e}")))
+}
+
+/// Streams CSV from `input`: `prepare` reads the header record and returns what every piece
+/// needs; `parse` reads one piece of the body.
+pub fn stream<C: Sync, T: Send>(
+    mut input: impl Read,
+    shown: &str,
+    prepare: impl FnOnce(&csv::ByteRecord) -> Result<C>,
+    parse: impl Fn(&C, &Piece) -> T + Sync,
+) -> Result<Streamed<C, T>> {
+    let mut hasher = Sha256::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut fill = |carry: &mut Vec<u8>, upto: usize| -> Result<bool> {
+        let before = carry.len();
+        let got = (&mut input)
+            .take((upto.saturating_sub(before)) as u64)
+            .read_to_end(carry)
+            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
+        hasher.update(&carry[before..]);
+        Ok(got == 0 && upto > before)
+    };
+    // The header: read until its line is whole (all of a file whose header is quoted).
+    let mut eof = false;
+    let mut want = BLOCK;
+    while !eof && !carry.contains(&b'\n') {
+        eof = fill(&mut carry, want)?;
+        want *= 2;
+    }
+    let mut quoted = first_line(&carry).contains(&b'"');
+    if quoted {
+        eof = fill(&mut carry, usize::MAX)?;
+    }
+    let (record, start, mut line) = header(&carry, shown)?;
+    let context = prepare(&record)?;
+    carry.drain(..start);
+    let mut parts = Vec::new();
+    let mut want = BLOCK;
+    loop {
+        while !eof && carry.len() < want {
+            eof = fill(&mut carry, want)?;
+        }
+        if !quoted && carry.contains(&b'"') {
+            quoted = true;
+            eof = fill(&mut carry, usize::MAX)?;
+        }
+        let cut = if eof {
+            carry.len()
+        } else {
+            match carry.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    // A line longer than a block: read on until it ends.
+                    want = carry.len() * 2;
+                    continue;
+                }
+            }
+        };
+        let body = &carry[..cut];
+        let pieces = if quoted {
+            vec![Piece {
+                bytes: body,
+                first_line: line,
+            }]
+        } else {
+            split(body, line, rayon::current_num_threads() * 2)
+        };
+        parts.extend(
+            pieces
+                .par_iter()
+                .map(|p| parse(&context, p))
+                .collect::<Vec<T>>(),
+        );
+        line += body.iter().filter(|b| **b == b'\n').count() as u64;
+        carry.drain(..cut);
+        want = BLOCK;
+        if eof {
+            break;
+        }
+    }
+    Ok(Streamed {
+        context,
+        parts,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+fn first_line(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(bytes.len());
+    &bytes[..end]
 }
 
 /// A reader over CSV bytes, configured the one way every input is read.

@@ -94,30 +94,30 @@ pub fn scan(
     if !ledger.exists {
         return Ok(ledger);
     }
-    let bytes = chunks::read(path, shown)?;
-    let (record, start, first_line) = chunks::header(&bytes, shown)?;
-    ledger.header = header_names(&record, shown)?;
-    let pos = positions(&ledger.header, shown)?;
-    let pieces = chunks::split(
-        &bytes[start..],
-        first_line,
-        rayon::current_num_threads() * 4,
-    );
-    let ctx = Context {
-        shown,
-        width: ledger.header.len(),
-        pos: &pos,
-        fingerprints: &ledger.fingerprints,
+    let fingerprints = Fingerprinter::default();
+    let prepare = |record: &csv::ByteRecord| {
+        let header = header_names(record, shown)?;
+        let pos = positions(&header, shown)?;
+        Ok((header, pos))
     };
-    let (sha256, parts) = rayon::join(
-        || chunks::sha256(&bytes),
-        || {
-            pieces
-                .par_iter()
-                .map(|p| ctx.read_piece(p, &instance_key, &request_row))
-                .collect::<Vec<Part>>()
+    let streamed = chunks::stream(
+        chunks::open(path, shown)?,
+        shown,
+        prepare,
+        |(header, pos), piece| {
+            let ctx = Context {
+                shown,
+                width: header.len(),
+                pos,
+                fingerprints: &fingerprints,
+            };
+            ctx.read_piece(piece, &instance_key, &request_row)
         },
-    );
+    )?;
+    let (header, pos) = streamed.context;
+    ledger.header = header;
+    ledger.fingerprints = fingerprints;
+    let (sha256, parts) = (streamed.sha256, streamed.parts);
     ledger.info.sha256 = sha256;
     let mut corrupt = Vec::new();
     let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
@@ -139,9 +139,11 @@ pub fn scan(
     }
     let repeated = duplicates(&mut request_ids);
     if !repeated.is_empty() {
+        // Only on this error path is the file read again, to name the ids.
+        let bytes = chunks::read(path, shown)?;
         let body = chunks::Piece {
-            bytes: &bytes[start..],
-            first_line,
+            bytes: &bytes,
+            first_line: 1,
         };
         let ids = cells_on_lines(&body, pos.request, repeated.iter().map(|r| r.0));
         for ((line, first), id) in repeated.into_iter().zip(ids) {

@@ -7,41 +7,65 @@ use super::{FileInfo, Problem};
 use crate::error::{Error, Result};
 use crate::schema::{Column, Domain, Schema, Type, Value, looks_like_formula};
 use crate::time::{self, Time};
-use rayon::prelude::*;
 use std::path::Path;
 
-const NO_FAULT: u32 = u32::MAX;
-/// The integer standing for an empty or unparsable integer cell.
-const MISSING_INT: i64 = i64::MIN;
+/// The number standing for an empty or unparsable integer or time cell.
+const MISSING: i64 = i64::MIN;
+/// The most text one column may hold (its offsets are 32-bit).
+pub const MAX_COLUMN_BYTES: usize = u32::MAX as usize;
 
 /// Typed storage for one column.
 enum Store {
+    /// A column the run does not keep: its cells are checked, then dropped.
+    Dropped,
     /// All cells back to back; `ends[row]` is where the row's cell ends.
     Str {
         buf: String,
-        ends: Vec<usize>,
+        ends: Vec<u32>,
     },
     Int(Vec<i64>),
-    Time(Vec<Option<Time>>),
+    /// Microseconds since 1970 (UTC).
+    Time(Vec<i64>),
 }
 
 impl Store {
-    fn new(ty: Type) -> Store {
-        match ty {
-            Type::String | Type::List => Store::Str {
+    fn new(col: &Column) -> Store {
+        match (col.keep, col.ty) {
+            (false, _) => Store::Dropped,
+            (true, Type::String | Type::List) => Store::Str {
                 buf: String::new(),
                 ends: Vec::new(),
             },
-            Type::Integer => Store::Int(Vec::new()),
-            Type::Time => Store::Time(Vec::new()),
+            (true, Type::Integer) => Store::Int(Vec::new()),
+            (true, Type::Time) => Store::Time(Vec::new()),
         }
     }
 
     fn push_missing(&mut self) {
         match self {
-            Store::Str { buf, ends } => ends.push(buf.len()),
-            Store::Int(v) => v.push(MISSING_INT),
-            Store::Time(v) => v.push(None),
+            Store::Dropped => {}
+            Store::Str { buf, ends } => ends.push(buf.len() as u32),
+            Store::Int(v) | Store::Time(v) => v.push(MISSING),
+        }
+    }
+
+    /// Appends a later piece's cells, consuming them.
+    fn append(&mut self, other: Store) {
+        match (self, other) {
+            (Store::Str { buf, ends }, Store::Str { buf: b, ends: e }) => {
+                let base = buf.len() as u32;
+                buf.push_str(&b);
+                ends.extend(e.into_iter().map(|x| x + base));
+            }
+            (Store::Int(a), Store::Int(b)) | (Store::Time(a), Store::Time(b)) => a.extend(b),
+            _ => {}
+        }
+    }
+
+    fn text_len(&self) -> usize {
+        match self {
+            Store::Str { buf, .. } => buf.len(),
+            _ => 0,
         }
     }
 }
@@ -50,9 +74,9 @@ impl Store {
 pub struct Table {
     pub info: FileInfo,
     stores: Vec<Store>,
-    lines: Vec<u64>,
-    /// Per row, the index in `problems` of its first problem, or `NO_FAULT`.
-    faults: Vec<u32>,
+    lines: Vec<u32>,
+    /// The malformed rows, ascending, each with the index in `problems` of its first problem.
+    faults: Vec<(u32, u32)>,
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,
 }
@@ -68,21 +92,22 @@ impl Table {
 
     /// The line the row starts on (the header is line 1).
     pub fn line(&self, row: usize) -> u64 {
-        self.lines[row]
+        u64::from(self.lines[row])
     }
 
     /// The row's first problem, when it is malformed.
     pub fn fault(&self, row: usize) -> Option<&Problem> {
-        let f = self.faults[row];
-        (f != NO_FAULT).then(|| &self.problems[f as usize])
+        let row = row as u32;
+        let i = self.faults.binary_search_by_key(&row, |f| f.0).ok()?;
+        Some(&self.problems[self.faults[i].1 as usize])
     }
 
     /// A cell as text, exactly as read (empty when missing); for string and list columns.
     pub fn text(&self, col: usize, row: usize) -> &str {
         match &self.stores[col] {
             Store::Str { buf, ends } => {
-                let start = if row == 0 { 0 } else { ends[row - 1] };
-                &buf[start..ends[row]]
+                let start = if row == 0 { 0 } else { ends[row - 1] as usize };
+                &buf[start..ends[row] as usize]
             }
             _ => "",
         }
@@ -95,68 +120,84 @@ impl Table {
                 s => Value::Str(s),
             },
             Store::Int(v) => match v[row] {
-                MISSING_INT => Value::Missing,
+                MISSING => Value::Missing,
                 n => Value::Int(n),
             },
-            Store::Time(v) => v[row].map_or(Value::Missing, Value::Time),
+            Store::Time(v) => match v[row] {
+                MISSING => Value::Missing,
+                us => Time::from_timestamp_micros(us).map_or(Value::Missing, Value::Time),
+            },
+            Store::Dropped => Value::Missing,
         }
     }
 }
 
 /// Reads `path` (shown as `shown` in messages) by `schema`.
 pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
-    let bytes = chunks::read(path, shown)?;
-    parse(&bytes, shown, schema)
+    parse(chunks::open(path, shown)?, shown, schema)
 }
 
-/// Parses CSV bytes by `schema`: the pieces in parallel, the SHA-256 alongside.
-pub fn parse(bytes: &[u8], shown: &str, schema: &Schema) -> Result<Table> {
-    let (record, start, first_line) = chunks::header(bytes, shown)?;
-    let header = header_names(&record, shown)?;
-    let positions = locate_columns(&header, schema, shown)?;
+/// Parses CSV by `schema`, a block at a time, the pieces of each block in parallel.
+pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<Table> {
     let empty = || Table {
         info: FileInfo {
             path: shown.to_string(),
             ..FileInfo::default()
         },
-        stores: schema.columns.iter().map(|c| Store::new(c.ty)).collect(),
+        stores: schema.columns.iter().map(Store::new).collect(),
         lines: Vec::new(),
         faults: Vec::new(),
         problems: Vec::new(),
     };
-    let pieces = chunks::split(
-        &bytes[start..],
-        first_line,
-        rayon::current_num_threads() * 4,
-    );
-    let (sha256, parts) = rayon::join(
-        || chunks::sha256(bytes),
-        || {
-            pieces
-                .par_iter()
-                .map(|piece| {
-                    let mut part = empty();
-                    let mut rdr = chunks::reader(piece.bytes);
-                    let mut record = csv::ByteRecord::new();
-                    let mut lines = chunks::Lines::new(piece);
-                    while rdr
-                        .read_byte_record(&mut record)
-                        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?
-                    {
-                        let line = lines.at(record.position().map_or(0, |p| p.byte()));
-                        part.push_row(&record, line, header.len(), &positions, schema);
-                    }
-                    Ok(part)
-                })
-                .collect::<Result<Vec<Table>>>()
-        },
-    );
-    let mut table = empty();
-    for part in parts? {
-        table.append(part);
-    }
+    let prepare = |record: &csv::ByteRecord| {
+        let header = header_names(record, shown)?;
+        Ok((header.len(), locate_columns(&header, schema, shown)?))
+    };
+    let streamed = chunks::stream(input, shown, prepare, |(width, positions), piece| {
+        let mut part = empty();
+        let mut rdr = chunks::reader(piece.bytes);
+        let mut record = csv::ByteRecord::new();
+        let mut lines = chunks::Lines::new(piece);
+        while rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?
+        {
+            let line = lines.at(record.position().map_or(0, |p| p.byte()));
+            part.push_row(&record, line, *width, positions, schema);
+        }
+        Ok(part)
+    })?;
+    let parts = streamed.parts.into_iter().collect::<Result<Vec<Table>>>()?;
+    let mut table = merge(empty(), parts, shown)?;
     table.info.rows = table.lines.len() as u64;
-    table.info.sha256 = sha256;
+    table.info.sha256 = streamed.sha256;
+    Ok(table)
+}
+
+/// Joins the pieces column by column, dropping each piece's column as soon as it is copied, so
+/// the peak is one table plus one column rather than two tables.
+fn merge(mut table: Table, mut parts: Vec<Table>, shown: &str) -> Result<Table> {
+    for (c, store) in table.stores.iter_mut().enumerate() {
+        let total: usize = parts.iter().map(|p| p.stores[c].text_len()).sum();
+        if total > MAX_COLUMN_BYTES {
+            return Err(Error::refused(format!(
+                "{shown}: a column holds more than {MAX_COLUMN_BYTES} bytes, more than one run can take"
+            )));
+        }
+        for part in &mut parts {
+            store.append(std::mem::replace(&mut part.stores[c], Store::Dropped));
+        }
+    }
+    for part in parts {
+        let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
+        table.lines.extend(part.lines);
+        table.faults.extend(
+            part.faults
+                .into_iter()
+                .map(|(r, p)| (r + rows, p + problems)),
+        );
+        table.problems.extend(part.problems);
+    }
     Ok(table)
 }
 
@@ -222,31 +263,6 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
 }
 
 impl Table {
-    /// Adds the rows of a later piece of the same file.
-    fn append(&mut self, other: Table) {
-        let offset = self.problems.len() as u32;
-        for (mine, theirs) in self.stores.iter_mut().zip(other.stores) {
-            match (mine, theirs) {
-                (Store::Str { buf, ends }, Store::Str { buf: b, ends: e }) => {
-                    let base = buf.len();
-                    buf.push_str(&b);
-                    ends.extend(e.into_iter().map(|x| x + base));
-                }
-                (Store::Int(a), Store::Int(b)) => a.extend(b),
-                (Store::Time(a), Store::Time(b)) => a.extend(b),
-                _ => unreachable!("pieces of one file share a schema"),
-            }
-        }
-        self.lines.extend(other.lines);
-        self.faults.extend(
-            other
-                .faults
-                .into_iter()
-                .map(|f| if f == NO_FAULT { f } else { f + offset }),
-        );
-        self.problems.extend(other.problems);
-    }
-
     fn push_row(
         &mut self,
         record: &csv::ByteRecord,
@@ -272,12 +288,11 @@ impl Table {
                 self.problem(line, &col.name, msg);
             }
         }
-        self.lines.push(line);
-        self.faults.push(if self.problems.len() > first_problem {
-            first_problem as u32
-        } else {
-            NO_FAULT
-        });
+        if self.problems.len() > first_problem {
+            self.faults
+                .push((self.lines.len() as u32, first_problem as u32));
+        }
+        self.lines.push(line.min(u64::from(u32::MAX)) as u32);
     }
 
     fn problem(&mut self, line: u64, column: &str, message: String) {
@@ -349,7 +364,7 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
             if domain == Some(Domain::NonNegative) && n < 0 {
                 return Err(format!("`{text}` is negative"));
             }
-            if n == MISSING_INT {
+            if n == MISSING {
                 return Err(format!("`{text}` is out of range"));
             }
             Ok(Parsed::Int(n))
@@ -381,7 +396,9 @@ fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
 fn push_text(store: &mut Store, s: &str) {
     if let Store::Str { buf, ends } = store {
         buf.push_str(s);
-        ends.push(buf.len());
+        // INVARIANT: `merge` refuses a column over `MAX_COLUMN_BYTES`; until then a wrapped
+        // offset is never read.
+        ends.push(buf.len() as u32);
     }
 }
 
@@ -393,6 +410,6 @@ fn push_int(store: &mut Store, n: i64) {
 
 fn push_time(store: &mut Store, t: Time) {
     if let Store::Time(v) = store {
-        v.push(Some(t));
+        v.push(t.timestamp_micros());
     }
 }

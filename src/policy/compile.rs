@@ -48,6 +48,7 @@ pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
         .ok();
     let (rules, quotas) = c.rules(&raw.rules);
     if c.problems.is_empty() {
+        keep_read_columns(&mut c, &rules, &quotas);
         Ok(Policy {
             name: raw.name,
             description: raw.description,
@@ -62,6 +63,24 @@ pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
         })
     } else {
         Err(c.problems)
+    }
+}
+
+/// Marks the columns the rules read as kept in memory; the others are only checked.
+fn keep_read_columns(c: &mut Compiler, rules: &[Rule], quotas: &[Quota]) {
+    let mut mark = |f: Field| match f {
+        Field::Instance(i) => c.instances.columns[i].keep = true,
+        Field::Request(i) => c.requests.columns[i].keep = true,
+        _ => {}
+    };
+    for r in rules {
+        r.require.visit(&mut mark);
+        r.message.visit(&mut mark);
+        r.remedy.visit(&mut mark);
+    }
+    for q in quotas {
+        q.message.visit(&mut mark);
+        q.remedy.visit(&mut mark);
     }
 }
 
@@ -230,7 +249,7 @@ impl Compiler {
         let message = self.template(&format!("{path}.message"), &r.message, false);
         let remedy = self.template(&format!("{path}.remedy"), &r.remedy, false);
         let require = require?;
-        let per_instance = !require.reads(&|f| matches!(f, Field::Request(_)));
+        let per_instance = !require.reads(|f| matches!(f, Field::Request(_)));
         Some(Rule {
             id: r.id.clone(),
             description: r.description.clone(),

@@ -4,33 +4,37 @@
 
 use super::{Decision, Outcome, Why, World};
 use crate::schema::{Status, Value, col};
+use rayon::prelude::*;
 
 pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
     if w.policy.quotas.is_empty() {
         return;
     }
     let req = w.requests;
-    let mut waiting: Vec<(u32, usize)> = decisions
-        .iter()
+    // (instance key, requested_at in µs, row): compact, so the sort touches no row data except
+    // to break ties between equal instants by request id.
+    let mut waiting: Vec<(u32, i64, u32)> = decisions
+        .par_iter()
         .enumerate()
         .filter(|(_, d)| d.outcome == Outcome::Eligible)
         .filter_map(|(row, _)| {
             let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row))?;
-            Some((key, row))
+            let at = match req.value(col::REQUESTED_AT, row) {
+                Value::Time(t) => t.timestamp_micros(),
+                _ => i64::MIN,
+            };
+            Some((key, at, row as u32))
         })
         .collect();
-    let time = |row| match req.value(col::REQUESTED_AT, row) {
-        Value::Time(t) => Some(t),
-        _ => None,
-    };
-    let id = |row| req.text(col::REQUEST_ID, row).as_bytes();
-    waiting.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| time(a.1).cmp(&time(b.1)))
-            .then_with(|| id(a.1).cmp(id(b.1)))
+    let id = |row: u32| req.text(col::REQUEST_ID, row as usize).as_bytes();
+    waiting.par_sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| id(a.2).cmp(id(b.2)))
     });
     let mut granted = 0u32;
-    for (i, &(key, row)) in waiting.iter().enumerate() {
+    for (i, &(key, _, row)) in waiting.iter().enumerate() {
+        let row = row as usize;
         if i == 0 || waiting[i - 1].0 != key {
             granted = 0;
         }

@@ -8,9 +8,13 @@ use std::collections::HashMap;
 /// A fast hasher for ids, seeded per run.
 type Fast = foldhash::fast::RandomState;
 
+/// Set in `InstanceIndex::first` when the id has more rows than its first.
+const MORE: u32 = 1 << 31;
+
 /// Instance id → key, and key → the rows that carry the id.
 pub struct InstanceIndex<'a> {
     keys: HashMap<&'a str, u32, Fast>,
+    /// The first row of each key, with `MORE` set when there are others.
     first: Vec<u32>,
     /// Rows after the first, for the rare ids that appear more than once.
     more: HashMap<u32, Vec<u32>, Fast>,
@@ -33,6 +37,7 @@ impl<'a> InstanceIndex<'a> {
             if key == next {
                 index.first.push(row as u32);
             } else {
+                index.first[key as usize] |= MORE;
                 index.more.entry(key).or_default().push(row as u32);
             }
         }
@@ -54,14 +59,22 @@ impl<'a> InstanceIndex<'a> {
 
     /// The inventory rows of a key, in file order.
     pub fn rows(&self, key: u32) -> impl Iterator<Item = usize> + '_ {
-        let more = self.more.get(&key).map(Vec::as_slice).unwrap_or_default();
-        std::iter::once(self.first[key as usize])
+        let first = self.first[key as usize];
+        let more = if first & MORE != 0 {
+            self.more.get(&key).map(Vec::as_slice).unwrap_or_default()
+        } else {
+            &[]
+        };
+        std::iter::once(first & !MORE)
             .chain(more.iter().copied())
             .map(|r| r as usize)
     }
 
     pub fn row_count(&self, key: u32) -> usize {
-        1 + self.more.get(&key).map_or(0, Vec::len)
+        match self.first[key as usize] & MORE {
+            0 => 1,
+            _ => 1 + self.more.get(&key).map_or(0, Vec::len),
+        }
     }
 }
 

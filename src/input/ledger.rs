@@ -39,7 +39,7 @@ pub struct Ledger {
     /// Codes held per instance key, by status.
     pub held: Vec<[u32; 3]>,
     /// By request row: the ledger row that already answers it.
-    pub hits: HashMap<u32, LedgerHit>,
+    pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
     pub problems: Vec<Problem>,
 }
@@ -88,7 +88,7 @@ pub fn scan(
         codes: Vec::new(),
         fingerprints: Fingerprinter::default(),
         held: vec![[0; 3]; keys],
-        hits: HashMap::new(),
+        hits: HashMap::default(),
         problems: Vec::new(),
     };
     if !ledger.exists {

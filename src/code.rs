@@ -164,8 +164,25 @@ fn gf_mul(mut a: u8, mut b: u8) -> u8 {
 /// The weight of position `i`: α^i for the primitive element α = x, distinct and non-zero for
 /// i < 31.
 fn weight(i: usize) -> u8 {
-    (0..i).fold(1, |w, _| gf_mul(w, 2))
+    WEIGHTS[i]
 }
+
+/// α^i for i in 0..31, computed at compile time.
+const WEIGHTS: [u8; MAX_SYMBOLS] = {
+    let mut w = [0u8; MAX_SYMBOLS];
+    let mut x = 1u8;
+    let mut i = 0;
+    while i < MAX_SYMBOLS {
+        w[i] = x;
+        // Multiply by α = x and reduce by x^5 + x^2 + 1.
+        x <<= 1;
+        if x & 32 != 0 {
+            x ^= 0b100101;
+        }
+        i += 1;
+    }
+    w
+};
 
 /// Σ weight(i) · value(i) over GF(32); zero for a code with a correct check symbol.
 fn weighted_sum(values: &[u8]) -> u8 {

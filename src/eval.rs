@@ -183,11 +183,7 @@ fn decide_one(w: &World<'_>, verdicts: &[u64], row: usize) -> Decision {
     if req.fault(row).is_some() {
         return Decision::invalid(Builtin::MalformedRequest);
     }
-    let id = req.text(col::REQUEST_ID, row);
-    if w.by_request
-        .first_row(id)
-        .is_some_and(|f| f as usize != row)
-    {
+    if w.by_request.repeat_of(row).is_some() {
         return Decision::invalid(Builtin::DuplicateRequest);
     }
     if let Some(hit) = w.ledger.hits.get(&(row as u32)) {

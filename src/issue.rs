@@ -3,6 +3,7 @@
 //! the ledger and the batch.
 
 use crate::code::{self, Format};
+use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{Decision, Outcome};
 use crate::input::Ledger;
@@ -29,6 +30,7 @@ pub fn assign(
     decisions: &mut [Decision],
     format: &Format,
     ledger: &Ledger,
+    fingerprints: &Fingerprinter,
     dry_run: bool,
     max_issue: Option<u64>,
 ) -> Result<Issued> {
@@ -50,7 +52,7 @@ pub fn assign(
         return Ok(Issued::default());
     }
     let mut codes = format.generate_many(rows.len()).map_err(Error::failed)?;
-    let key = |c: &str| ledger.fingerprints.of(&code::identity_key(c));
+    let key = |c: &str| fingerprints.of(&code::identity_key(c));
     // A clash with the ledger or within the batch is about 2⁻⁹⁵ likely per code; such a code is
     // drawn again, so uniqueness never rests on luck. The keys are checked in parallel; only a
     // clash (in practice, never) is handled one by one.

@@ -3,6 +3,7 @@
 //! before the first byte is written.
 
 use crate::cli::RunConfig;
+use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{self, World};
 use crate::input::{self, InstanceIndex, Problem, RequestIndex};
@@ -32,6 +33,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
     phases.mark("read");
+    let fingerprints = Fingerprinter::default();
     let (by_instance, by_request) = rayon::join(
         || InstanceIndex::new(&instances),
         || RequestIndex::new(&requests),
@@ -39,7 +41,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let ledger = input::ledger::scan(
         &cfg.ledger,
         &shown(&cfg.ledger),
-        by_instance.len(),
+        &fingerprints,
+        by_instance.key_space(),
         |id| by_instance.key(id),
         |id| by_request.first_row(id),
     )?;
@@ -62,6 +65,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         &mut decisions,
         &policy.code,
         &ledger,
+        &fingerprints,
         cfg.dry_run,
         max_issue,
     )?;

@@ -1,101 +1,145 @@
-//! Lookups over the loaded tables: instance id → its inventory rows (one key per distinct id),
-//! and request id → the first batch row that carries it.
+//! Lookups over the loaded tables: instance id → its inventory rows, and request id → the first
+//! batch row that carries it. The hash tables hold row numbers only (4 bytes a slot); the text
+//! they stand for is read from the table when a probe needs to compare.
 
 use super::Table;
 use crate::schema::col;
+use hashbrown::HashTable;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-/// A fast hasher for ids, seeded per run.
-type Fast = foldhash::fast::RandomState;
-
-/// Set in `InstanceIndex::first` when the id has more rows than its first.
-const MORE: u32 = 1 << 31;
-
-/// Instance id → key, and key → the rows that carry the id.
-pub struct InstanceIndex<'a> {
-    keys: HashMap<&'a str, u32, Fast>,
-    /// The first row of each key, with `MORE` set when there are others.
-    first: Vec<u32>,
-    /// Rows after the first, for the rare ids that appear more than once.
-    more: HashMap<u32, Vec<u32>, Fast>,
+/// Distinct texts of one column, each by the first row that carries it.
+struct FirstRows<'t> {
+    table: &'t Table,
+    col: usize,
+    hasher: foldhash::fast::RandomState,
+    rows: HashTable<u32>,
 }
 
-impl<'a> InstanceIndex<'a> {
-    pub fn new(instances: &'a Table) -> Self {
-        let mut index = InstanceIndex {
-            keys: HashMap::with_capacity_and_hasher(instances.len(), Fast::default()),
-            first: Vec::with_capacity(instances.len()),
-            more: HashMap::default(),
-        };
-        for row in 0..instances.len() {
-            let id = instances.text(col::INSTANCE_ID, row);
-            if id.is_empty() {
+impl<'t> FirstRows<'t> {
+    fn new(table: &'t Table, col: usize) -> Self {
+        FirstRows {
+            table,
+            col,
+            hasher: foldhash::fast::RandomState::default(),
+            rows: HashTable::with_capacity(table.len()),
+        }
+    }
+
+    fn text(&self, row: u32) -> &'t str {
+        self.table.text(self.col, row as usize)
+    }
+
+    /// The first row carrying `row`'s text; `row` itself when it is the first.
+    fn first_of(&mut self, row: u32) -> u32 {
+        let (table, col, hasher) = (self.table, self.col, &self.hasher);
+        let text = table.text(col, row as usize);
+        let hash = hasher.hash_one(text);
+        let entry = self.rows.entry(
+            hash,
+            |r| table.text(col, *r as usize) == text,
+            |r| hasher.hash_one(table.text(col, *r as usize)),
+        );
+        *entry.or_insert(row).get()
+    }
+
+    fn get(&self, text: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(text);
+        self.rows.find(hash, |r| self.text(*r) == text).copied()
+    }
+}
+
+/// Instance id → key (the id's first inventory row), and key → every row that carries the id.
+pub struct InstanceIndex<'t> {
+    first: FirstRows<'t>,
+    /// Rows after the first, for the rare ids that appear more than once.
+    more: HashMap<u32, Vec<u32>>,
+}
+
+impl<'t> InstanceIndex<'t> {
+    pub fn new(instances: &'t Table) -> Self {
+        let mut first = FirstRows::new(instances, col::INSTANCE_ID);
+        let mut more: HashMap<u32, Vec<u32>> = HashMap::new();
+        for row in 0..instances.len() as u32 {
+            if instances.text(col::INSTANCE_ID, row as usize).is_empty() {
                 continue;
             }
-            let next = index.first.len() as u32;
-            let key = *index.keys.entry(id).or_insert(next);
-            if key == next {
-                index.first.push(row as u32);
-            } else {
-                index.first[key as usize] |= MORE;
-                index.more.entry(key).or_default().push(row as u32);
+            let key = first.first_of(row);
+            if key != row {
+                more.entry(key).or_default().push(row);
             }
         }
-        index
+        InstanceIndex { first, more }
     }
 
-    /// How many distinct instance ids there are.
-    pub fn len(&self) -> usize {
-        self.first.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The number of keys may reach this (keys are row numbers).
+    pub fn key_space(&self) -> usize {
+        self.first.table.len()
     }
 
     pub fn key(&self, instance_id: &str) -> Option<u32> {
-        self.keys.get(instance_id).copied()
+        if instance_id.is_empty() {
+            return None;
+        }
+        self.first.get(instance_id)
+    }
+
+    fn others(&self, key: u32) -> &[u32] {
+        if self.more.is_empty() {
+            return &[];
+        }
+        self.more.get(&key).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The inventory rows of a key, in file order.
     pub fn rows(&self, key: u32) -> impl Iterator<Item = usize> + '_ {
-        let first = self.first[key as usize];
-        let more = if first & MORE != 0 {
-            self.more.get(&key).map(Vec::as_slice).unwrap_or_default()
-        } else {
-            &[]
-        };
-        std::iter::once(first & !MORE)
-            .chain(more.iter().copied())
+        std::iter::once(key)
+            .chain(self.others(key).iter().copied())
             .map(|r| r as usize)
     }
 
     pub fn row_count(&self, key: u32) -> usize {
-        match self.first[key as usize] & MORE {
-            0 => 1,
-            _ => 1 + self.more.get(&key).map_or(0, Vec::len),
-        }
+        1 + self.others(key).len()
     }
 }
 
-/// Request id → the first row carrying it (empty ids are not indexed).
-pub struct RequestIndex<'a> {
-    first: HashMap<&'a str, u32, Fast>,
+/// Request id → the first row carrying it (empty ids are not indexed), and the rows whose id
+/// an earlier row already carried.
+pub struct RequestIndex<'t> {
+    first: FirstRows<'t>,
+    /// Row → the first row with the same id, for repeated ids only.
+    repeats: HashMap<u32, u32>,
 }
 
-impl<'a> RequestIndex<'a> {
-    pub fn new(requests: &'a Table) -> Self {
-        let mut first = HashMap::with_capacity_and_hasher(requests.len(), Fast::default());
-        for row in 0..requests.len() {
-            let id = requests.text(col::REQUEST_ID, row);
-            if !id.is_empty() {
-                first.entry(id).or_insert(row as u32);
+impl<'t> RequestIndex<'t> {
+    pub fn new(requests: &'t Table) -> Self {
+        let mut first = FirstRows::new(requests, col::REQUEST_ID);
+        let mut repeats = HashMap::new();
+        for row in 0..requests.len() as u32 {
+            if requests.text(col::REQUEST_ID, row as usize).is_empty() {
+                continue;
+            }
+            let at = first.first_of(row);
+            if at != row {
+                repeats.insert(row, at);
             }
         }
-        RequestIndex { first }
+        RequestIndex { first, repeats }
     }
 
+    /// The first row carrying `request_id`.
     pub fn first_row(&self, request_id: &str) -> Option<u32> {
-        self.first.get(request_id).copied()
+        if request_id.is_empty() {
+            return None;
+        }
+        self.first.get(request_id)
+    }
+
+    /// For a row whose id an earlier row carried, that earlier row.
+    pub fn repeat_of(&self, row: usize) -> Option<usize> {
+        if self.repeats.is_empty() {
+            return None;
+        }
+        self.repeats.get(&(row as u32)).map(|r| *r as usize)
     }
 }

@@ -35,7 +35,6 @@ pub struct Ledger {
     pub header: Vec<String>,
     /// Fingerprints of every code's identity key, sorted.
     pub codes: Vec<u128>,
-    pub fingerprints: Fingerprinter,
     /// Codes held per instance key, by status.
     pub held: Vec<[u32; 3]>,
     /// By request row: the ledger row that already answers it.
@@ -67,13 +66,14 @@ struct Part {
     corrupt: Vec<(u64, String)>,
 }
 
-/// Reads the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row`
-/// a request id to the first batch row that carries it. The pieces of the file are read in
+/// Reads the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row` a
+/// request id to the first batch row that carries it. The pieces of the file are read in
 /// parallel; duplicates are found afterwards by sorting fingerprints, and reported at the later
 /// of the two lines, as a reader going top to bottom would.
 pub fn scan(
     path: &Path,
     shown: &str,
+    fingerprints: &Fingerprinter,
     keys: usize,
     instance_key: impl Fn(&str) -> Option<u32> + Sync,
     request_row: impl Fn(&str) -> Option<u32> + Sync,
@@ -86,7 +86,6 @@ pub fn scan(
         exists: path.exists(),
         header: Vec::new(),
         codes: Vec::new(),
-        fingerprints: Fingerprinter::default(),
         held: vec![[0; 3]; keys],
         hits: HashMap::default(),
         problems: Vec::new(),
@@ -94,7 +93,6 @@ pub fn scan(
     if !ledger.exists {
         return Ok(ledger);
     }
-    let fingerprints = Fingerprinter::default();
     let prepare = |record: &csv::ByteRecord| {
         let header = header_names(record, shown)?;
         let pos = positions(&header, shown)?;
@@ -116,7 +114,6 @@ pub fn scan(
     )?;
     let (header, pos) = streamed.context;
     ledger.header = header;
-    ledger.fingerprints = fingerprints;
     let (sha256, parts) = (streamed.sha256, streamed.parts);
     ledger.info.sha256 = sha256;
     let mut corrupt = Vec::new();
@@ -290,8 +287,8 @@ impl Context<'_> {
         let fp = self.fingerprints.of(&code::identity_key(code));
         part.codes.push((fp, row.line));
         if !request.is_empty() {
-            part.request_ids
-                .push((self.fingerprints.of(request), row.line));
+            let fp = self.fingerprints.of(request);
+            part.request_ids.push((fp, row.line));
             if let Some(r) = request_row(request) {
                 let hit = LedgerHit {
                     code: code.to_string(),

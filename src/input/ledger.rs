@@ -107,7 +107,7 @@ pub fn scan(
                 shown,
                 width: header.len(),
                 pos,
-                fingerprints: &fingerprints,
+                fingerprints,
             };
             ctx.read_piece(piece, &instance_key, &request_row)
         },

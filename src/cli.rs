@@ -78,6 +78,9 @@ struct RunArgs {
     /// The policy YAML (default: the built-in policies/icp-service-code.yaml).
     #[arg(long, value_name = "F")]
     policy: Option<PathBuf>,
+    /// A waivers file (YAML): time-limited exemptions of one instance or account from one check.
+    #[arg(long, value_name = "F")]
+    waivers: Option<PathBuf>,
     /// The time the rules are evaluated at: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z or ±HH:MM
     /// (default: now, UTC).
     #[arg(long, value_name = "TIME")]
@@ -116,6 +119,7 @@ pub struct RunConfig {
     /// Where the new ledger goes (the ledger itself unless --ledger-out).
     pub ledger_out: PathBuf,
     pub policy: Option<PathBuf>,
+    pub waivers: Option<PathBuf>,
     pub as_of: Time,
     pub out: PathBuf,
     pub dry_run: bool,
@@ -198,6 +202,7 @@ impl RunArgs {
             requests,
             ledger,
             policy: self.policy,
+            waivers: self.waivers,
             as_of,
             out: self.out,
             dry_run: self.dry_run,

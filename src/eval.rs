@@ -10,12 +10,14 @@ mod quota;
 pub use explain::{Reason, each_reason, reasons, rule_ids};
 
 use crate::input::{InstanceIndex, Ledger, RequestIndex, Table};
+use crate::policy::waivers::Waivers;
 use crate::policy::{Field, Kind, Piece, Policy, Refusal, Rule, Template};
 use crate::progress::Progress;
 use crate::schema::{Value, col};
 use crate::time::{self, Time};
 use cond::{Lookup, Truth};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
@@ -128,30 +130,47 @@ pub struct World<'a> {
     pub ledger: &'a Ledger,
     pub by_instance: &'a InstanceIndex<'a>,
     pub by_request: &'a RequestIndex<'a>,
+    pub waivers: &'a Waivers,
     pub as_of: Time,
+}
+
+/// What evaluation gives: a decision per request row, and how many requests each waiver
+/// exempted from its check.
+pub struct Evaluation {
+    pub decisions: Vec<Decision>,
+    pub waived: Vec<u64>,
 }
 
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
-pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Vec<Decision> {
+pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Evaluation {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
         .expect("a thread pool");
+    let waived: Vec<AtomicU64> = world
+        .waivers
+        .list
+        .iter()
+        .map(|_| AtomicU64::new(0))
+        .collect();
     let mut decisions: Vec<Decision> = pool.install(|| {
         let verdicts = per_instance(world);
         (0..world.requests.len())
             .into_par_iter()
             .with_min_len(1024)
             .map(|row| {
-                let d = decide_one(world, &verdicts, row);
+                let d = decide_one(world, &verdicts, &waived, row);
                 progress.tick();
                 d
             })
             .collect()
     });
-    quota::share(world, &mut decisions);
-    decisions
+    pool.install(|| quota::share(world, &mut decisions));
+    Evaluation {
+        decisions,
+        waived: waived.into_iter().map(AtomicU64::into_inner).collect(),
+    }
 }
 
 /// For each inventory row, the rules that read only the instance and refuse it (bit `i` for
@@ -178,7 +197,7 @@ fn per_instance(w: &World<'_>) -> Vec<u64> {
 }
 
 /// SPEC §3 for one row: the first step that applies decides.
-fn decide_one(w: &World<'_>, verdicts: &[u64], row: usize) -> Decision {
+fn decide_one(w: &World<'_>, verdicts: &[u64], waived: &[AtomicU64], row: usize) -> Decision {
     let req = w.requests;
     if req.fault(row).is_some() {
         return Decision::invalid(Builtin::MalformedRequest);
@@ -211,15 +230,7 @@ fn decide_one(w: &World<'_>, verdicts: &[u64], row: usize) -> Decision {
         }
     }
     let instance = key.and_then(|k| w.by_instance.rows(k).next());
-    apply_policy(w, row, instance, instance.map(|i| verdicts[i]))
-}
-
-/// The one inventory row a request is judged on, when its instance has one.
-pub fn instance_row(w: &World<'_>, row: usize) -> Option<usize> {
-    let key = w
-        .by_instance
-        .key(w.requests.text(col::REQUEST_INSTANCE, row))?;
-    w.by_instance.rows(key).next()
+    apply_policy(w, row, instance, instance.map(|i| verdicts[i]), waived).on(instance)
 }
 
 /// Step 4: a confidential gate that refuses on every row of the instance decides alone, before
@@ -242,6 +253,7 @@ fn apply_policy(
     row: usize,
     instance: Option<usize>,
     known: Option<u64>,
+    waived: &[AtomicU64],
 ) -> Decision {
     let env = Env::new(w, row, instance);
     let mut failed = 0u64;
@@ -253,15 +265,38 @@ fn apply_policy(
         if passes {
             continue;
         }
-        failed |= 1 << i;
         if rule.kind == Kind::Gate {
-            return Decision::new(outcome_of(rule), Why::Rules(failed));
+            return Decision::new(outcome_of(rule), Why::Rules(failed | 1 << i));
         }
+        if w.waivers.waived_rules & (1 << i) != 0 && waive(w, row, i, waived) {
+            continue;
+        }
+        failed |= 1 << i;
     }
     if failed == 0 {
         Decision::new(Outcome::Eligible, Why::Nothing)
     } else {
         Decision::new(Outcome::Denied, Why::Rules(failed))
+    }
+}
+
+/// Whether a waiver in force exempts request `row` from check `rule`; counts the one used
+/// (the first in file order).
+fn waive(w: &World<'_>, row: usize, rule: usize, waived: &[AtomicU64]) -> bool {
+    let req = w.requests;
+    let instance = req.text(col::REQUEST_INSTANCE, row);
+    let account = req.text(col::REQUEST_ACCOUNT, row);
+    let mut matching: Vec<usize> = w.waivers.matching(rule, instance, account).collect();
+    matching.sort_unstable();
+    match matching
+        .into_iter()
+        .find(|i| w.as_of < w.waivers.list[*i].until)
+    {
+        Some(i) => {
+            waived[i].fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        None => false,
     }
 }
 

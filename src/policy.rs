@@ -7,6 +7,7 @@ mod compile;
 mod locate;
 mod raw;
 mod template;
+pub mod waivers;
 
 use crate::code;
 use crate::error::{Error, Result};

@@ -14,6 +14,7 @@ use crate::input::{FileInfo, Problem};
 use crate::issue::Issued;
 use crate::ledger::{create_like, sync_dir};
 use crate::policy::Policy;
+use crate::policy::waivers::Waivers;
 use crate::time::Time;
 use std::collections::BTreeMap;
 use std::fs;
@@ -33,6 +34,9 @@ pub struct Facts<'a> {
     pub ledger_after: u64,
     pub as_of: Time,
     pub dry_run: bool,
+    pub waivers: &'a Waivers,
+    /// Per waiver, how many requests it exempted.
+    pub waived: &'a [u64],
 }
 
 /// Counts per outcome and per reason id.

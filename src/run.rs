@@ -9,7 +9,7 @@ use crate::eval::{self, World};
 use crate::input::{self, InstanceIndex, Problem, RequestIndex};
 use crate::ledger::{self, NewRow};
 use crate::phases::Phases;
-use crate::policy;
+use crate::policy::{self, waivers::Waivers};
 use crate::progress::Progress;
 use crate::report::{self, Facts, Summary};
 use crate::schema::col;
@@ -22,6 +22,10 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let policy = match &cfg.policy {
         Some(p) => policy::load(p)?,
         None => policy::default_policy(),
+    };
+    let waivers = match &cfg.waivers {
+        Some(p) => policy::waivers::load(p, &policy)?,
+        None => Waivers::default(),
     };
     refuse_overwrites(cfg)?;
     // INVARIANT: the lock is held from before the ledger is read until after it is replaced.
@@ -54,10 +58,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         ledger: &ledger,
         by_instance: &by_instance,
         by_request: &by_request,
+        waivers: &waivers,
         as_of: cfg.as_of,
     };
     let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
-    let mut decisions = eval::decide(&world, cfg.jobs, &progress);
+    let evaluation = eval::decide(&world, cfg.jobs, &progress);
+    let mut decisions = evaluation.decisions;
     progress.finish();
     phases.mark("evaluate");
     let max_issue = cfg.max_issue.or(policy.max_issue);
@@ -108,6 +114,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         ledger_after,
         as_of: cfg.as_of,
         dry_run: cfg.dry_run,
+        waivers: &waivers,
+        waived: &evaluation.waived,
     };
     let summary = report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
     phases.mark("write");
@@ -134,6 +142,7 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     let inputs: Vec<&PathBuf> = [&cfg.instances, &cfg.requests, &cfg.ledger]
         .into_iter()
         .chain(cfg.policy.as_ref())
+        .chain(cfg.waivers.as_ref())
         .collect();
     let same = |a: &Path, b: &Path| match (canonical(a), canonical(b)) {
         (Some(x), Some(y)) => x == y,
@@ -153,7 +162,8 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     }
     let read_only = [&cfg.instances, &cfg.requests]
         .into_iter()
-        .chain(cfg.policy.as_ref());
+        .chain(cfg.policy.as_ref())
+        .chain(cfg.waivers.as_ref());
     for input in read_only {
         if same(&cfg.ledger_out, input) {
             return Err(Error::refused(format!(

@@ -3,6 +3,7 @@
 
 use super::{Counts, Facts};
 use crate::input::FileInfo;
+use crate::policy::waivers::{Subject, Waiver};
 use crate::time;
 use serde_json::{Value, json};
 
@@ -13,6 +14,44 @@ pub struct Summary {
 
 fn file(info: &FileInfo) -> Value {
     json!({ "path": info.path, "rows": info.rows, "sha256": info.sha256 })
+}
+
+/// Every waiver with how often it applied and its state: `applied`, `unused` (in force but
+/// matched nothing) or `expired` (its date is past), so stale exemptions get noticed.
+fn waivers(facts: &Facts<'_>) -> Value {
+    let list: Vec<Value> = facts
+        .waivers
+        .list
+        .iter()
+        .zip(facts.waived)
+        .map(|(w, n)| {
+            let (kind, who) = match &w.subject {
+                Subject::Instance(i) => ("instance", i),
+                Subject::Account(a) => ("account", a),
+            };
+            json!({
+                "ticket": w.ticket,
+                "check": w.check,
+                kind: who,
+                "until": time::format(w.until),
+                "justification": w.justification,
+                "applied": n,
+                "state": waiver_state(facts, w, *n),
+            })
+        })
+        .collect();
+    json!({ "source": facts.waivers.source, "list": list })
+}
+
+/// `applied`, `expired` or `unused`.
+pub fn waiver_state(facts: &Facts<'_>, w: &Waiver, applied: u64) -> &'static str {
+    if facts.as_of >= w.until {
+        "expired"
+    } else if applied > 0 {
+        "applied"
+    } else {
+        "unused"
+    }
 }
 
 impl Summary {
@@ -44,6 +83,7 @@ impl Summary {
             "outcomes": counts.outcomes,
             "rules": counts.rules,
             "input_errors": input_errors,
+            "waivers": waivers(facts),
         });
         let outcomes: Vec<String> = counts
             .outcomes

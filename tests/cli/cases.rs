@@ -222,6 +222,14 @@ fn demo_runs_and_matches_its_expected_decisions() {
             );
         }
     }
+    // Messages are filled from the row the request was judged on.
+    for words in [
+        "Region cn-hongkong is outside mainland China",
+        "Subscription ends 20",
+        "only Subscription instances qualify",
+    ] {
+        assert!(denials.contains(words), "demo denials lack `{words}`");
+    }
     for builtin in [
         "malformed-request",
         "duplicate-request",

@@ -1,0 +1,93 @@
+//! Waivers: a waived check does not refuse; gates and quotas cannot be waived; expired and
+//! unused waivers are listed so that stale exemptions get noticed.
+
+use crate::harness::{Test, csv_rows};
+use std::path::Path;
+
+const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-bp1demo0renewing,100,cn-hangzhou,PrePaid,2027-01-15T00:00Z,5,1.2.3.4\n\
+i-2,1234567890123456,cn-beijing,PrePaid,2028-01-01,5,\n\
+i-3,100,cn-beijing,PrePaid,2027-01-15T00:00Z,5,1.2.3.5\n";
+const REQUESTS: &str = "request_id,account_id,instance_id,requested_at\n\
+r1,100,i-bp1demo0renewing,2026-11-29\nr2,1234567890123456,i-2,2026-11-29\nr3,100,i-3,2026-11-29\n";
+
+fn example() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/waivers/example.yaml"),
+    )
+    .unwrap()
+}
+
+fn run(name: &str, waivers: &str, as_of: &str) -> crate::harness::Ran {
+    Test::new(name)
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .file("w.yaml", waivers)
+        .args(["run", "--input", ".", "--out", "out", "--waivers", "w.yaml"])
+        .args(["--as-of", as_of, "--dry-run"])
+        .run()
+}
+
+fn outcomes(ran: &crate::harness::Ran) -> Vec<(String, String)> {
+    csv_rows(&ran.read("out/decisions.csv"))[1..]
+        .iter()
+        .map(|r| (r[3].clone(), r[5].clone()))
+        .collect()
+}
+
+#[test]
+fn the_readme_example_waives_its_checks_while_in_force() {
+    let ran = run("waivers-example", &example(), "2026-11-30").expect(0);
+    let got = outcomes(&ran);
+    assert_eq!(
+        got[0].0, "eligible",
+        "three-months-left waived for the instance"
+    );
+    assert_eq!(got[1].0, "eligible", "public-ip waived for the account");
+    assert_eq!(
+        got[2],
+        ("denied".into(), "three-months-left".into()),
+        "no waiver"
+    );
+    let summary = ran.read("out/summary.json");
+    assert!(summary.contains("\"applied\": 1"), "{summary}");
+    assert!(summary.contains("\"state\": \"applied\""), "{summary}");
+}
+
+#[test]
+fn expired_and_unused_waivers_are_listed_and_do_not_apply() {
+    // On Dec 5 the account waiver (until Dec 1) has expired.
+    let ran = run("waivers-expired", &example(), "2026-12-05").expect(0);
+    let got = outcomes(&ran);
+    assert_eq!(got[0].0, "eligible");
+    assert_eq!(got[1], ("denied".into(), "public-ip".into()));
+    let summary = ran.read("out/summary.json");
+    assert!(summary.contains("\"state\": \"expired\""), "{summary}");
+    let unused = example().replace("i-bp1demo0renewing", "i-nothing");
+    let ran = run("waivers-unused", &unused, "2026-11-30").expect(0);
+    assert!(
+        ran.read("out/summary.json")
+            .contains("\"state\": \"unused\"")
+    );
+}
+
+#[test]
+fn gates_and_quotas_cannot_be_waived() {
+    for (check, needle) in [
+        ("owner-account", "gates cannot be waived"),
+        ("max-codes-per-instance", "quotas cannot be waived"),
+        ("no-such-check", "unknown check `no-such-check`"),
+    ] {
+        let text = example().replacen("three-months-left", check, 1);
+        let ran = run(&format!("waivers-{check}"), &text, "2026-11-30").expect(2);
+        assert!(ran.stderr().contains("w.yaml:3:"), "{}", ran.stderr());
+        assert!(ran.stderr().contains(needle), "{}", ran.stderr());
+        assert!(!ran.dir.join("out").exists());
+    }
+    let both = example().replacen(
+        "    instance: i-bp1demo0renewing\n",
+        "    instance: i-1\n    account: \"1\"\n",
+        1,
+    );
+    run("waivers-both", &both, "2026-11-30").expect(2);
+}

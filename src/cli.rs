@@ -24,7 +24,7 @@ enum RawCommand {
     /// Exit codes: 0 the run completed (denials are normal outcomes); 2 refused before writing
     /// anything (usage, policy, input files, corrupt ledger, an --out that would overwrite an
     /// input); 3 the ledger is locked by another run; 1 anything else.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile a policy file and report every problem as file:line:column: message.
     CheckPolicy {
         /// The policy YAML file.
@@ -130,7 +130,7 @@ pub struct RunConfig {
 }
 
 pub enum Command {
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     CheckPolicy(PathBuf),
     VerifyCode {
         policy: Option<PathBuf>,
@@ -152,7 +152,7 @@ pub fn parse() -> Result<Command> {
 impl Cli {
     fn validate(self) -> Result<Command> {
         Ok(match self.command {
-            RawCommand::Run(args) => Command::Run(args.validate()?),
+            RawCommand::Run(args) => Command::Run(Box::new(args.validate()?)),
             RawCommand::CheckPolicy { file } => Command::CheckPolicy(file),
             RawCommand::VerifyCode { policy, codes } => Command::VerifyCode { policy, codes },
             RawCommand::Generate {

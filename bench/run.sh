@@ -6,9 +6,10 @@
 # For each size N it:
 #   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
 #      scratch folder under ${TMPDIR:-/tmp};
-#   2. times a full run (wall seconds and peak RSS):
+#   2. times a full run (wall seconds and peak RSS; --timings prints each phase's wall time and
+#      peak RSS: read, index, evaluate, issue, ledger, write):
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
-#                      --as-of 2026-11-27T00:00:00Z --quiet
+#                      --as-of 2026-11-27T00:00:00Z --quiet --timings
 #      and the same with --jobs 1 and --jobs 2;
 #   3. when `python3 -c 'import duckdb'` works, times the baseline
 #        python3 <repo>/../shared/bench/duckdb_baseline.py DIR OUT.csv 2026-11-27T00:00:00Z 2
@@ -24,7 +25,9 @@
 # Exit status: 0 when every target is met, 1 when one is missed:
 #   - at N = 1000000: icp wall <= 0.5 x duckdb wall, icp peak RSS <= 0.6 x duckdb peak RSS
 #     (skipped, with a note, when duckdb is not importable; the figures are still printed);
-#   - when both 1000000 and 10000000 are run: wall(10M) <= 11 x wall(1M);
+#   - when both 1000000 and 10000000 are run: wall(10M) <= 11 x wall(1M), and the same for
+#     peak RSS;
+#   - the evaluate phase (from --timings) of --jobs 2 is at least 1.6 x faster than --jobs 1;
 #   - outcomes/reasons differ from the baseline, or between --jobs values;
 #   - a command fails.
 # Environment: KEEP=1 keeps the scratch folder (its path is printed); SEED=S changes the seed;
@@ -144,7 +147,7 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 # Decisions without the code column (codes are random), for comparing --jobs runs.
 strip_codes() { cut -d, -f1-4,6 "$1"; }
 
-declare -A ICP_WALL
+declare -A ICP_WALL ICP_RSS
 for N in "${SIZES[@]}"; do
     echo
     echo "== N = $N (instances = requests = $N, seed $SEED) =="
@@ -163,20 +166,26 @@ for N in "${SIZES[@]}"; do
         local name=$1
         shift
         measure "$D/$name" "$BIN" run --input "$IN" --ledger-out "$D/$name.ledger.out.csv" \
-            --out "$D/$name" --as-of "$AS_OF" --quiet "$@"
+            --out "$D/$name" --as-of "$AS_OF" --quiet --timings "$@"
     }
+    # The evaluate phase's seconds from a run's --timings line.
+    eval_secs() { grep -o 'evaluate [0-9.]*s' "$1" | grep -o '[0-9.]*' | head -1; }
     if run_icp out; then
         row "icp-audit run" "$WALL" "$RSS"
         IW=$WALL IR=$RSS
         ICP_WALL[$N]=$WALL
+        ICP_RSS[$N]=$RSS
         if [[ -s $D/out.err ]]; then sed 's/^/    | /' "$D/out.err"; fi
     else
         miss "icp-audit run failed at N=$N"
         ok=0
     fi
+    declare -A EVAL
     for j in 1 2; do
         if run_icp "jobs$j" --jobs "$j"; then
             row "icp-audit run --jobs $j" "$WALL" "$RSS"
+            EVAL[$j]=$(eval_secs "$D/jobs$j.err")
+            echo "    evaluate phase: ${EVAL[$j]} s"
             if [[ $ok == 1 ]] && ! cmp -s <(strip_codes "$D/out/decisions.csv") \
                 <(strip_codes "$D/jobs$j/decisions.csv"); then
                 miss "decisions differ between the default run and --jobs $j at N=$N"
@@ -186,6 +195,12 @@ for N in "${SIZES[@]}"; do
             miss "icp-audit run --jobs $j failed at N=$N"
         fi
     done
+
+    if [[ -n ${EVAL[1]:-} && -n ${EVAL[2]:-} ]]; then
+        sp=$(ratio "${EVAL[1]}" "${EVAL[2]}")
+        echo "  evaluate speed-up --jobs 2 over --jobs 1: $sp (target >= 1.6)"
+        le 1.6 "$sp" || miss "--jobs 2 evaluates only $sp x faster than --jobs 1 at N=$N"
+    fi
 
     if [[ $HAVE_DUCKDB == 1 ]]; then
         if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
@@ -215,6 +230,9 @@ if [[ -n ${ICP_WALL[1000000]:-} && -n ${ICP_WALL[10000000]:-} ]]; then
     echo
     echo "scaling: wall(10M) / wall(1M) = $r (target <= 11)"
     le "$r" 11 || miss "10M wall is $r x the 1M wall (> 11)"
+    m=$(ratio "${ICP_RSS[10000000]}" "${ICP_RSS[1000000]}")
+    echo "scaling: peak RSS(10M) / peak RSS(1M) = $m (target <= 11)"
+    le "$m" 11 || miss "10M peak RSS is $m x the 1M peak (> 11)"
 fi
 
 echo

@@ -68,6 +68,7 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
         out.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
+    remove_stale(dir, out);
     let result = (|| {
         let file = create_like(&tmp, out).map_err(|e| fail("cannot create a temporary file", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -90,6 +91,23 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temporary files that a killed run left beside `out` (`.NAME.tmp-PID`). Only called
+/// while holding the ledger's lock, so no live run is writing one.
+fn remove_stale(dir: &Path, out: &Path) {
+    let prefix = format!(
+        ".{}.tmp-",
+        out.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The folder a path is in (`.` for a bare file name).

@@ -16,6 +16,10 @@ use std::path::Path;
 const MIN_PIECE: usize = 1 << 20;
 /// How much of a file is read before its records are parsed.
 const BLOCK: usize = 16 << 20;
+/// The longest line a file may have; a longer one refuses the file rather than fill memory.
+pub const MAX_LINE: usize = 64 << 20;
+/// The most a file with quotes may hold: from its first quote on it is read whole.
+pub const MAX_QUOTED: usize = 1 << 30;
 
 /// Reads a whole input file, refusing folders with a clear message.
 pub fn read(path: &Path, shown: &str) -> Result<Vec<u8>> {
@@ -64,13 +68,19 @@ pub fn stream<C: Sync, T: Send>(
     // The header: read until its line is whole (all of a file whose header is quoted).
     let mut eof = false;
     let mut want = BLOCK;
-    while !eof && !carry.contains(&b'\n') {
+    while !eof && !carry.contains(&b'\n') && want <= MAX_LINE {
         eof = fill(&mut carry, want)?;
         want *= 2;
     }
     let mut quoted = first_line(&carry).contains(&b'"');
     if quoted {
-        eof = fill(&mut carry, usize::MAX)?;
+        eof = fill(&mut carry, MAX_QUOTED + 1)?;
+    }
+    if !eof && !carry.contains(&b'\n') {
+        return Err(Error::refused(format!(
+            "{shown}:1: the header line is longer than {} MiB",
+            want >> 21
+        )));
     }
     let (record, start, mut line) = header(&carry, shown)?;
     let context = prepare(&record)?;
@@ -83,13 +93,25 @@ pub fn stream<C: Sync, T: Send>(
         }
         if !quoted && carry.contains(&b'"') {
             quoted = true;
-            eof = fill(&mut carry, usize::MAX)?;
+            eof = fill(&mut carry, MAX_QUOTED + 1)?;
+            if !eof || carry.len() > MAX_QUOTED {
+                return Err(Error::refused(format!(
+                    "{shown}: a file with quoted fields may hold at most {} MiB",
+                    MAX_QUOTED >> 20
+                )));
+            }
         }
         let cut = if eof {
             carry.len()
         } else {
             match carry.iter().rposition(|b| *b == b'\n') {
                 Some(i) => i + 1,
+                None if carry.len() >= MAX_LINE => {
+                    return Err(Error::refused(format!(
+                        "{shown}:{line}: a line is longer than {} MiB, more than an input may have",
+                        MAX_LINE >> 20
+                    )));
+                }
                 None => {
                     // A line longer than a block: read on until it ends.
                     want = carry.len() * 2;

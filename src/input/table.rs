@@ -11,6 +11,9 @@ use std::path::Path;
 
 /// The number standing for an empty or unparsable integer or time cell.
 const MISSING: i64 = i64::MIN;
+/// The longest cell: a longer one makes its row malformed (identifiers included, so a
+/// runaway quote cannot smuggle a megabyte into every report).
+pub const MAX_CELL: usize = 64 << 10;
 /// The most text one column may hold (its offsets are 32-bit).
 pub const MAX_COLUMN_BYTES: usize = u32::MAX as usize;
 
@@ -307,6 +310,13 @@ impl Table {
     /// Stores one cell; on a fault the cell is stored as missing (identifiers keep their text).
     fn push_cell(&mut self, c: usize, col: &Column, raw: &[u8]) -> std::result::Result<(), String> {
         let store = &mut self.stores[c];
+        if raw.len() > MAX_CELL {
+            store.push_missing();
+            return Err(format!(
+                "the value is {} bytes long, more than the {MAX_CELL} a cell may have",
+                raw.len()
+            ));
+        }
         let Ok(text) = std::str::from_utf8(raw) else {
             if col.identifier {
                 push_text(store, &String::from_utf8_lossy(raw));

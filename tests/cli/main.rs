@@ -5,6 +5,7 @@ mod cases;
 mod codes;
 mod harness;
 mod ledger;
+mod limits;
 mod policy;
 mod properties;
 mod waivers;

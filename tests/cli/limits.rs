@@ -1,0 +1,59 @@
+//! The largest inputs the tool accepts: a cell over 64 KiB makes its row malformed; a line over
+//! 64 MiB refuses the file instead of filling memory.
+
+use crate::harness::{Test, csv_rows};
+
+const HEADER: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n";
+
+#[test]
+fn a_cell_over_64_kib_makes_its_row_malformed() {
+    let big = "x".repeat(65 * 1024);
+    let instances = format!(
+        "{HEADER}i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,{big}\ni-2,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n"
+    );
+    let ran = Test::new("limit-cell")
+        .file("instances.csv", &instances)
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\nr1,100,i-1,2026-11-29\nr2,100,i-2,2026-11-29\n",
+        )
+        .args(["run", "--input", ".", "--out", "out", "--as-of", "2026-11-30", "--dry-run"])
+        .run()
+        .expect(0);
+    let d = csv_rows(&ran.read("out/decisions.csv"));
+    assert_eq!(d[1][3..], ["invalid", "", "malformed-instance"]);
+    assert_eq!(d[2][3], "eligible");
+    let errors = ran.read("out/input-errors.csv");
+    assert!(errors.contains("instances.csv,2,public_ip"), "{errors}");
+    assert!(errors.contains("more than the 65536"), "{errors}");
+}
+
+#[test]
+fn a_line_over_64_mib_refuses_the_file() {
+    let line = "y".repeat(65 << 20);
+    let instances = format!("{HEADER}i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,{line}\n");
+    let ran = Test::new("limit-line")
+        .file("instances.csv", &instances)
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\n",
+        )
+        .args([
+            "run",
+            "--input",
+            ".",
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30",
+        ])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("instances.csv:2: a line is longer than 64 MiB"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(!ran.dir.join("out").exists());
+}

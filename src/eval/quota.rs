@@ -17,8 +17,9 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         .par_iter()
         .enumerate()
         .filter(|(_, d)| d.outcome == Outcome::Eligible)
-        .filter_map(|(row, _)| {
-            let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row))?;
+        .filter_map(|(row, d)| {
+            // INVARIANT: an instance's key is its first inventory row, the row it was judged on.
+            let key = d.instance_row()? as u32;
             let at = match req.value(col::REQUESTED_AT, row) {
                 Value::Time(t) => t.timestamp_micros(),
                 _ => i64::MIN,

@@ -76,8 +76,14 @@ pub fn write(
     problems: &[&Problem],
     facts: &Facts<'_>,
 ) -> Result<Summary> {
-    tables::write_decisions(out, world, decisions, issued)?;
-    let remedies = tables::write_denials(out, world, decisions)?;
+    // The two large tables are written side by side: while one thread copies a batch into its
+    // file, the others render.
+    let (written, remedies) = rayon::join(
+        || tables::write_decisions(out, world, decisions, issued),
+        || tables::write_denials(out, world, decisions),
+    );
+    written?;
+    let remedies = remedies?;
     tables::write_input_errors(out, problems)?;
     let counts = Counts::of(world, decisions);
     let summary = Summary::new(facts, &counts, decisions.len(), problems.len());

@@ -6,4 +6,5 @@ mod codes;
 mod harness;
 mod ledger;
 mod policy;
+mod policytest;
 mod properties;

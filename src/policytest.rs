@@ -91,111 +91,118 @@ pub struct Suite {
 /// parse, a case that does not make sense or a policy that does not compile refuses the whole
 /// run (exit 2), every problem listed.
 pub fn load(paths: &[PathBuf]) -> Result<Suite> {
-    let mut suite = Suite::default();
-    let mut policies: HashMap<String, usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        if let Err(e) = load_file(path, &mut suite, &mut policies) {
-            problems.push(e.message);
-        }
-    }
+    let mut loader = Loader::default();
+    let problems: Vec<String> = paths
+        .iter()
+        .filter_map(|p| loader.file(p).err().map(|e| e.message))
+        .collect();
     if problems.is_empty() {
-        Ok(suite)
+        Ok(loader.suite)
     } else {
         Err(Error::refused(problems.join("\n")))
     }
 }
 
-fn load_file(path: &Path, suite: &mut Suite, policies: &mut HashMap<String, usize>) -> Result<()> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
-    let raw = file::parse(&text).map_err(|(place, msg)| {
-        let (line, col) = place.unwrap_or((1, 1));
-        Error::refused(format!("{shown}:{line}:{col}: {msg}"))
-    })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut problems = Vec::new();
-    if raw.cases.is_empty() {
-        problems.push(format!("{shown}: `cases` is empty"));
-    }
-    let mut names = HashSet::new();
-    for case in &raw.cases {
-        let at = |msg: &str| format!("{shown}: case `{}`: {msg}", case.name);
-        if !names.insert(case.name.as_str()) {
-            problems.push(at("another case of the file has this name"));
-            continue;
+#[derive(Default)]
+struct Loader {
+    suite: Suite,
+    /// Policy path (canonical, or `built-in`) → index in `suite.policies`.
+    seen: HashMap<String, usize>,
+}
+
+impl Loader {
+    fn file(&mut self, path: &Path) -> Result<()> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
+        let raw = file::parse(&text).map_err(|(place, msg)| {
+            let (line, col) = place.unwrap_or((1, 1));
+            Error::refused(format!("{shown}:{line}:{col}: {msg}"))
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Vec::new();
+        if raw.cases.is_empty() {
+            problems.push(format!("{shown}: `cases` is empty"));
         }
-        let draft = match file::draft(&raw, case) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(at(&e));
-                continue;
+        let mut names = HashSet::new();
+        for case in &raw.cases {
+            let at = |e: String| format!("{shown}: case `{}`: {e}", case.name);
+            let wanted = case.policy.as_ref().or(raw.policy.as_ref());
+            let added = if names.insert(case.name.as_str()) {
+                file::draft(&raw, case)
+                    .map_err(at)
+                    .and_then(|d| self.add(d, wanted, &shown, dir))
+            } else {
+                Err(at("another case of the file has this name".to_string()))
+            };
+            // A policy that does not load is named once, not once per case.
+            if let Err(e) = added
+                && !problems.contains(&e)
+            {
+                problems.push(e);
             }
-        };
-        let wanted = case.policy.as_ref().or(raw.policy.as_ref());
-        let paths = wanted.map_or(vec![BUILT_IN], |p| p.paths());
-        if paths.is_empty() {
-            problems.push(at("`policy` lists no policy"));
-            continue;
         }
-        let indices = paths
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::refused(problems.join("\n")))
+        }
+    }
+
+    /// Adds the case once per policy it runs under, named ` [policy name]` when several.
+    /// `Err` is a problem, formatted.
+    fn add(
+        &mut self,
+        draft: file::Draft,
+        wanted: Option<&file::Policies>,
+        shown: &str,
+        dir: &Path,
+    ) -> std::result::Result<(), String> {
+        let names = wanted.map_or(vec![BUILT_IN], |p| p.paths());
+        if names.is_empty() {
+            return Err(format!(
+                "{shown}: case `{}`: `policy` lists no policy",
+                draft.name
+            ));
+        }
+        let indices = names
             .iter()
-            .map(|p| policy_index(dir, p, suite, policies))
-            .collect::<Result<Vec<usize>>>()?;
+            .map(|p| self.policy(dir, p))
+            .collect::<Result<Vec<usize>>>()
+            .map_err(|e| e.message)?;
         for &policy in &indices {
             let name = if indices.len() > 1 {
-                format!("{} [{}]", draft.name, suite.policies[policy].name)
+                format!("{} [{}]", draft.name, self.suite.policies[policy].name)
             } else {
                 draft.name.clone()
             };
-            suite.cases.push(Case {
-                file: shown.clone(),
-                name,
-                policy,
-                as_of: draft.as_of,
-                instance: draft.instance.clone(),
-                request: draft.request.clone(),
-                ledger: draft.ledger.clone(),
-                expect: draft.expect.clone(),
-            });
+            self.suite.cases.push(draft.under(shown, name, policy));
         }
-    }
-    if problems.is_empty() {
         Ok(())
-    } else {
-        Err(Error::refused(problems.join("\n")))
     }
-}
 
-/// The suite's index of a policy named by a test file (a path relative to the file, or
-/// `built-in`), loading it the first time.
-fn policy_index(
-    dir: &Path,
-    name: &str,
-    suite: &mut Suite,
-    seen: &mut HashMap<String, usize>,
-) -> Result<usize> {
-    let path = dir.join(name);
-    let key = if name == BUILT_IN {
-        BUILT_IN.to_string()
-    } else {
-        std::fs::canonicalize(&path)
-            .unwrap_or_else(|_| path.clone())
-            .display()
-            .to_string()
-    };
-    if let Some(&i) = seen.get(&key) {
-        return Ok(i);
+    /// The suite's index of a policy named by a test file (a path relative to the file, or
+    /// `built-in`), loading it the first time.
+    fn policy(&mut self, dir: &Path, name: &str) -> Result<usize> {
+        let path = dir.join(name);
+        let key = if name == BUILT_IN {
+            BUILT_IN.to_string()
+        } else {
+            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            canonical.display().to_string()
+        };
+        if let Some(&i) = self.seen.get(&key) {
+            return Ok(i);
+        }
+        let policy = if name == BUILT_IN {
+            policy::default_policy()
+        } else {
+            policy::load(&path)?
+        };
+        self.suite.policies.push(policy);
+        self.seen.insert(key, self.suite.policies.len() - 1);
+        Ok(self.suite.policies.len() - 1)
     }
-    let policy = if name == BUILT_IN {
-        policy::default_policy()
-    } else {
-        policy::load(&path)?
-    };
-    suite.policies.push(policy);
-    seen.insert(key, suite.policies.len() - 1);
-    Ok(suite.policies.len() - 1)
 }
 
 /// What one case gave.

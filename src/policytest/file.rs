@@ -3,7 +3,7 @@
 //! instance merged into each case, the request and ledger defaults filled in, one case per
 //! policy it runs under. Nothing here evaluates anything.
 
-use super::{Cells, Expect};
+use super::{Case, Cells, Expect};
 use crate::schema::{Schema, fold};
 use crate::time::{self, Time};
 use serde::{Deserialize, Deserializer};
@@ -102,6 +102,22 @@ pub struct Draft {
     pub request: Cells,
     pub ledger: Vec<Cells>,
     pub expect: Expect,
+}
+
+impl Draft {
+    /// The case under one policy.
+    pub fn under(&self, file: &str, name: String, policy: usize) -> Case {
+        Case {
+            file: file.to_string(),
+            name,
+            policy,
+            as_of: self.as_of,
+            instance: self.instance.clone(),
+            request: self.request.clone(),
+            ledger: self.ledger.clone(),
+            expect: self.expect.clone(),
+        }
+    }
 }
 
 /// Settles one case against the file's defaults; `Err` is a message about the case.

@@ -40,6 +40,22 @@ enum RawCommand {
         #[arg(required = true)]
         codes: Vec<String>,
     },
+    /// Run policy test cases (YAML): each case's request is decided by the real engine, as a
+    /// dry run, and its outcome and reason ids compared with the expected ones.
+    ///
+    /// Prints `ok   NAME` or `FAIL NAME: …` per case and `N passed, M failed`. Exit codes: 0
+    /// every case passed (and, with --coverage, every rule was both refused and passed); 1 a
+    /// case failed or a rule side was not exercised; 2 a file or policy could not be read.
+    Test {
+        /// Also name each rule whose refusing or passing side no case exercises.
+        #[arg(long)]
+        coverage: bool,
+        /// The test files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema (draft 2020-12) of the policy file, for editors.
+    Schema,
     /// Write a synthetic workload (instances.csv, ledger.csv, requests.csv) for benchmarks.
     Generate {
         /// The folder to write into (created if missing).
@@ -142,6 +158,11 @@ pub enum Command {
         requests: usize,
         seed: u64,
     },
+    Test {
+        files: Vec<PathBuf>,
+        coverage: bool,
+    },
+    Schema,
 }
 
 /// Parses the process arguments (clap prints help and usage errors itself, exit 2).
@@ -166,6 +187,8 @@ impl Cli {
                 requests,
                 seed,
             },
+            RawCommand::Test { coverage, files } => Command::Test { files, coverage },
+            RawCommand::Schema => Command::Schema,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod issue;
 pub mod ledger;
 pub mod phases;
 pub mod policy;
+pub mod policytest;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -4,7 +4,7 @@
 
 use icp_audit::cli::{self, Command};
 use icp_audit::error::{Error, Exit};
-use icp_audit::{generate, policy, run};
+use icp_audit::{generate, policy, policytest, run};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -58,6 +58,47 @@ fn execute(command: Command) -> Result<(), Error> {
             requests,
             seed,
         } => generate::write(&out, instances, requests, seed),
+        Command::Test { files, coverage } => test_policies(&files, coverage),
+        Command::Schema => {
+            say(policy::schema::text().trim_end());
+            Ok(())
+        }
+    }
+}
+
+/// Runs the policy test cases: a line per case, the coverage when asked, and the total line.
+fn test_policies(files: &[std::path::PathBuf], coverage: bool) -> Result<(), Error> {
+    let suite = policytest::load(files)?;
+    let results = policytest::run(&suite)?;
+    for line in results.iter().flat_map(|r| r.lines(&suite)) {
+        say(&line);
+    }
+    let mut gaps = 0;
+    if coverage {
+        for c in policytest::measure(&suite, &results) {
+            c.describe().iter().for_each(|l| say(l));
+            gaps += c.gaps().len();
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed(&suite)).count();
+    say(&format!(
+        "{} passed, {failed} failed",
+        results.len() - failed
+    ));
+    let mut problems = Vec::new();
+    if failed > 0 {
+        problems.push(format!("{failed} of {} cases failed", results.len()));
+    }
+    if gaps > 0 {
+        problems.push(format!("{gaps} sides of rules were not exercised"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error {
+            exit: Exit::Failed,
+            message: problems.join("; "),
+        })
     }
 }
 

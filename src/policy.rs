@@ -6,6 +6,7 @@
 mod compile;
 mod locate;
 mod raw;
+pub mod schema;
 mod template;
 pub mod waivers;
 

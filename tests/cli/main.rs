@@ -7,5 +7,6 @@ mod harness;
 mod ledger;
 mod limits;
 mod policy;
+mod policytest;
 mod properties;
 mod waivers;

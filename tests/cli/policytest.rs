@@ -1,0 +1,208 @@
+//! `icp-audit test`: the shipped policy test cases pass and exercise both sides of every rule of
+//! both shipped policies; a failing case, a file that does not parse and a coverage gap are
+//! reported as documented. `icp-audit schema` is in `policytest/schema.rs`.
+
+mod schema;
+
+use crate::harness::{Ran, Test};
+use std::path::{Path, PathBuf};
+
+/// Every file under `policies/tests/`, by absolute path (the cases name their policy relative to
+/// their own file, so the folder the binary runs in does not matter).
+fn shipped_case_files() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/tests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    files.iter().map(|p| p.display().to_string()).collect()
+}
+
+fn last_line(ran: &Ran) -> String {
+    ran.stdout().lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_shipped_policy_tests_pass() {
+    let ran = Test::new("policytest-shipped")
+        .args(["test"])
+        .args(shipped_case_files())
+        .run()
+        .expect(0);
+    let total = last_line(&ran);
+    assert!(total.ends_with(" passed, 0 failed"), "{total}");
+    let passed: usize = total.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 100, "{total}");
+    assert!(!ran.stdout().contains("FAIL"), "{}", ran.stdout());
+}
+
+#[test]
+fn the_shipped_policy_tests_exercise_both_sides_of_every_rule() {
+    let ran = Test::new("policytest-coverage")
+        .args(["test", "--coverage"])
+        .args(shipped_case_files())
+        .run()
+        .expect(0);
+    let out = ran.stdout();
+    assert!(!out.contains("not exercised"), "{out}");
+    for policy in ["icp-service-code", "icp-service-code-total-period"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("coverage of policy `{policy}` ")))
+            .unwrap_or_else(|| panic!("no coverage line for {policy}:\n{out}"));
+        assert!(line.contains(" 9 rules, "), "{line}");
+        assert!(
+            line.ends_with("every rule both refused and passed"),
+            "{line}"
+        );
+    }
+    assert!(last_line(&ran).ends_with(" passed, 0 failed"));
+}
+
+const ONE_PASS_ONE_FAIL: &str = r#"
+as_of: 2026-11-30T00:00:00Z
+instance:
+  instance_id: i-1
+  account_id: "1111"
+  region_id: cn-hangzhou
+  charge_type: PrePaid
+  expired_time: 2027-11-30T00:00:00Z
+  internet_max_bandwidth_out: 5
+  public_ip: 47.0.0.1
+cases:
+  - name: eligible
+    expect: { outcome: issued }
+  - name: wrongly expected
+    instance: { internet_max_bandwidth_out: 0, public_ip: "" }
+    expect: { outcome: denied, reasons: [public-ip] }
+"#;
+
+#[test]
+fn a_failing_case_is_named_with_what_was_expected_and_what_came_and_exits_1() {
+    let ran = Test::new("policytest-failing")
+        .file("cases.yaml", ONE_PASS_ONE_FAIL)
+        .args(["test", "cases.yaml"])
+        .run()
+        .expect(1);
+    let out = ran.stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "ok   eligible");
+    assert_eq!(
+        lines[1],
+        "FAIL wrongly expected: expected denied [public-ip], got denied [internet-bandwidth, public-ip]"
+    );
+    assert_eq!(*lines.last().unwrap(), "1 passed, 1 failed");
+    assert!(
+        ran.stderr().contains("1 of 2 cases failed"),
+        "{}",
+        ran.stderr()
+    );
+}
+
+#[test]
+fn issued_and_eligible_are_one_expectation() {
+    let text = ONE_PASS_ONE_FAIL.replace("outcome: issued", "outcome: eligible");
+    let ran = Test::new("policytest-eligible")
+        .file("cases.yaml", &text)
+        .args(["test", "cases.yaml"])
+        .run()
+        .expect(1);
+    assert!(ran.stdout().starts_with("ok   eligible\n"));
+}
+
+#[test]
+fn a_file_that_does_not_parse_exits_2_with_its_place() {
+    let typo = ONE_PASS_ONE_FAIL.replace("expect: { outcome: issued }", "expcet: 1");
+    let ran = Test::new("policytest-unparsable")
+        .file("typo.yaml", &typo)
+        .args(["test", "typo.yaml"])
+        .run()
+        .expect(2);
+    let err = ran.stderr();
+    assert!(err.contains("typo.yaml:13:5: "), "{err}");
+    assert!(err.contains("unknown field `expcet`"), "{err}");
+    assert_eq!(ran.stdout(), "", "nothing runs when a file does not parse");
+
+    let bad_time = ONE_PASS_ONE_FAIL.replace("2026-11-30T00:00:00Z", "2026-11-31");
+    let ran = Test::new("policytest-bad-time")
+        .file("t.yaml", &bad_time)
+        .args(["test", "t.yaml"])
+        .run()
+        .expect(2);
+    assert!(ran.stderr().contains("t.yaml:2:1: "), "{}", ran.stderr());
+    assert!(ran.stderr().contains("`2026-11-31` is not a time"));
+}
+
+#[test]
+fn a_case_that_makes_no_sense_or_a_broken_policy_exits_2() {
+    let both = ONE_PASS_ONE_FAIL.replace(
+        "expect: { outcome: issued }",
+        "codes_held: 1\n    ledger: []\n    expect: { outcome: issued }",
+    );
+    let ran = Test::new("policytest-both")
+        .file("both.yaml", &both)
+        .args(["test", "both.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("both.yaml: case `eligible`: give `ledger` or `codes_held`, not both"),
+        "{}",
+        ran.stderr()
+    );
+    let missing = format!("policy: nowhere.yaml\n{ONE_PASS_ONE_FAIL}");
+    let ran = Test::new("policytest-no-policy")
+        .file("p.yaml", &missing)
+        .args(["test", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("nowhere.yaml: cannot read the policy")
+    );
+}
+
+#[test]
+fn coverage_names_every_side_no_case_exercised_and_exits_1() {
+    let only_eligible = ONE_PASS_ONE_FAIL.split("  - name: wrongly").next().unwrap();
+    let ran = Test::new("policytest-gaps")
+        .file("one.yaml", only_eligible)
+        .args(["test", "--coverage", "one.yaml"])
+        .run()
+        .expect(1);
+    let out = ran.stdout();
+    // One eligible request passes every rule and refuses none.
+    assert!(
+        out.contains("9 rules, 1 cases: 9 sides not exercised:"),
+        "{out}"
+    );
+    assert!(out.contains("  not exercised: instance-exists: refusing side\n"));
+    assert!(out.contains("  not exercised: max-codes-per-instance: refusing side\n"));
+    assert!(!out.contains("passing side"), "{out}");
+    assert!(out.ends_with("1 passed, 0 failed\n"));
+    assert!(ran.stderr().contains("9 sides of rules were not exercised"));
+}
+
+#[test]
+fn a_refusing_gate_shows_nothing_about_the_gates_after_it() {
+    let text = r#"
+as_of: 2026-11-30
+cases:
+  - name: missing
+    instance: null
+    expect: { outcome: denied, reasons: [instance-exists] }
+"#;
+    let ran = Test::new("policytest-gate-order")
+        .file("gate.yaml", text)
+        .args(["test", "--coverage", "gate.yaml"])
+        .run()
+        .expect(1);
+    let out = ran.stdout();
+    assert!(!out.contains("instance-exists: refusing side"), "{out}");
+    assert!(out.contains("instance-exists: passing side"), "{out}");
+    assert!(out.contains("owner-account: passing side"), "{out}");
+    assert!(out.contains("public-ip: passing side"), "{out}");
+}

@@ -39,6 +39,8 @@ pub enum Domain {
     InstanceStatus,
     /// An integer ≥ 0.
     NonNegative,
+    /// A region id, stored trimmed and in lower case (`CN-Hangzhou ` is `cn-hangzhou`).
+    RegionId,
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +128,8 @@ impl Schema {
             Column::new("account_id", &["AccountId", "OwnerId"], String).identifier(),
             Column::new("region_id", &["RegionId"], String)
                 .required()
-                .kept(),
+                .kept()
+                .domain(Domain::RegionId),
             Column::new("charge_type", &["InstanceChargeType"], String)
                 .required()
                 .domain(Domain::ChargeType),

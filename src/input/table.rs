@@ -325,7 +325,8 @@ impl Table {
             }
             return Err("the value is not valid UTF-8".to_string());
         };
-        if text.is_empty() {
+        // A cell of spaces is as empty as an empty one: it must not pass an `exists` test.
+        if text.trim().is_empty() {
             store.push_missing();
             return if col.required {
                 Err("a required value is missing".to_string())
@@ -335,6 +336,7 @@ impl Table {
         }
         match parse_cell(col, text) {
             Ok(Parsed::Text(s)) => push_text(store, s),
+            Ok(Parsed::Owned(s)) => push_text(store, &s),
             Ok(Parsed::Int(n)) => push_int(store, n),
             Ok(Parsed::Time(t)) => push_time(store, t),
             Err(msg) => {
@@ -352,6 +354,7 @@ impl Table {
 
 enum Parsed<'a> {
     Text(&'a str),
+    Owned(String),
     Int(i64),
     Time(Time),
 }
@@ -366,6 +369,7 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     match (col.ty, col.domain) {
         (_, Some(Domain::ChargeType)) => charge_type(text).map(Parsed::Text),
         (_, Some(Domain::InstanceStatus)) => instance_status(text).map(Parsed::Text),
+        (_, Some(Domain::RegionId)) => Ok(Parsed::Owned(text.trim().to_ascii_lowercase())),
         (Type::Integer, domain) => {
             let n: i64 = text
                 .trim()
@@ -380,7 +384,9 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
             Ok(Parsed::Int(n))
         }
         (Type::Time, _) => time::parse(text.trim()).map(Parsed::Time),
-        (Type::String | Type::List, _) => Ok(Parsed::Text(text)),
+        // Identifiers are kept exactly as read; other text loses surrounding spaces.
+        (Type::String | Type::List, _) if col.identifier => Ok(Parsed::Text(text)),
+        (Type::String | Type::List, _) => Ok(Parsed::Text(text.trim())),
     }
 }
 

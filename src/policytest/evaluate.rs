@@ -10,6 +10,7 @@ use crate::eval::{self, Outcome, World};
 use crate::input::{self, InstanceIndex, RequestIndex};
 use crate::issue;
 use crate::policy::Policy;
+use crate::policy::waivers::Waivers;
 use crate::progress::Progress;
 use crate::schema::Schema;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
         |id| by_instance.key(id),
         |id| by_request.first_row(id),
     )?;
+    let no_waivers = Waivers::default();
     let world = World {
         policy,
         instances: &instances,
@@ -107,9 +109,10 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
         ledger: &ledger,
         by_instance: &by_instance,
         by_request: &by_request,
+        waivers: &no_waivers,
         as_of: case.as_of,
     };
-    let mut decisions = eval::decide(&world, 1, &Progress::hidden());
+    let mut decisions = eval::decide(&world, 1, &Progress::hidden()).decisions;
     issue::assign(
         &mut decisions,
         &policy.code,

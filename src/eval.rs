@@ -143,11 +143,11 @@ pub struct Evaluation {
 
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
-pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Evaluation {
+pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Evaluation, String> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .expect("a thread pool");
+        .map_err(|e| format!("cannot start {jobs} evaluation threads: {e}"))?;
     let waived: Vec<AtomicU64> = world
         .waivers
         .list
@@ -167,10 +167,10 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Evaluation
             .collect()
     });
     pool.install(|| quota::share(world, &mut decisions));
-    Evaluation {
+    Ok(Evaluation {
         decisions,
         waived: waived.into_iter().map(AtomicU64::into_inner).collect(),
-    }
+    })
 }
 
 /// For each inventory row, the rules that read only the instance and refuse it (bit `i` for

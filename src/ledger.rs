@@ -15,6 +15,16 @@ pub struct Lock {
     _file: File,
 }
 
+/// The file a path names once symbolic links are followed (the path itself when it is not a
+/// link, or when the link is dangling).
+pub fn resolve_links(p: &Path) -> PathBuf {
+    let is_link = fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && let Ok(real) = fs::canonicalize(p) {
+        return real;
+    }
+    p.to_path_buf()
+}
+
 /// `<ledger>.lock`, beside the ledger.
 pub fn lock_path(ledger: &Path) -> PathBuf {
     let mut name = ledger.file_name().unwrap_or_default().to_os_string();
@@ -118,8 +128,11 @@ pub fn parent(p: &Path) -> &Path {
     }
 }
 
-/// Creates `tmp` with the permissions of `like` when it exists, owner-only otherwise.
+/// Creates `tmp` with the permissions of `like` when it exists, owner-only otherwise. A file
+/// already at `tmp` was left by a dead process (the name holds our process id, unique among
+/// live processes) and is replaced.
 pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
+    let _ = fs::remove_file(tmp);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -28,11 +28,14 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         None => Waivers::default(),
     };
     refuse_overwrites(cfg)?;
+    // A ledger reached through a symbolic link is replaced where the link points, and locked
+    // there, so that every path to it shares one lock.
+    let ledger_out = ledger::resolve_links(&cfg.ledger_out);
     // INVARIANT: the lock is held from before the ledger is read until after it is replaced.
     let _lock = if cfg.dry_run {
         None
     } else {
-        Some(ledger::lock(&cfg.ledger_out)?)
+        Some(ledger::lock(&ledger_out)?)
     };
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
@@ -62,7 +65,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         as_of: cfg.as_of,
     };
     let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
-    let evaluation = eval::decide(&world, cfg.jobs, &progress);
+    let evaluation = eval::decide(&world, cfg.jobs, &progress).map_err(Error::failed)?;
     let mut decisions = evaluation.decisions;
     progress.finish();
     phases.mark("evaluate");
@@ -93,7 +96,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
                 issued_at: &issued_at,
             })
             .collect();
-        ledger::commit(&cfg.ledger, &cfg.ledger_out, &ledger.header, &rows)?;
+        ledger::commit(&cfg.ledger, &ledger_out, &ledger.header, &rows)?;
         ledger_after += rows.len() as u64;
     }
     phases.mark("ledger");

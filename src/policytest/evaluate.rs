@@ -112,7 +112,9 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
         waivers: &no_waivers,
         as_of: case.as_of,
     };
-    let mut decisions = eval::decide(&world, 1, &Progress::hidden()).decisions;
+    let mut decisions = eval::decide(&world, 1, &Progress::hidden())
+        .map_err(Error::failed)?
+        .decisions;
     issue::assign(
         &mut decisions,
         &policy.code,

@@ -7,3 +7,4 @@ mod harness;
 mod ledger;
 mod policy;
 mod properties;
+mod report;

@@ -243,7 +243,9 @@ fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Option<Decision> {
                 cond::eval(&rule.require, &env) == Truth::False
             })
     })?;
-    Some(Decision::new(outcome_of(rule), Why::Rules(1 << i)))
+    // The decision records the instance's first row, for the report's per-region counts; the
+    // words of a confidential rule are filled without it all the same.
+    Some(Decision::new(outcome_of(rule), Why::Rules(1 << i)).on(w.by_instance.rows(key).next()))
 }
 
 /// Step 6: gates in order (the first refusal ends it), then every failing check. `known` holds

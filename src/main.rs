@@ -4,7 +4,7 @@
 
 use icp_audit::cli::{self, Command};
 use icp_audit::error::{Error, Exit};
-use icp_audit::{generate, policy, policytest, run};
+use icp_audit::{generate, policy, policytest, report, run};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -35,6 +35,7 @@ fn execute(command: Command) -> Result<(), Error> {
             if !cfg.quiet {
                 say(&summary.line);
                 if std::io::stdout().is_terminal() {
+                    say(&report::terminal::render(&summary));
                     say(&format!("outputs in {}", cfg.out.display()));
                 }
             }

@@ -4,23 +4,26 @@
 //! this module and `main` prints. The large tables are rendered on rayon's threads in pieces
 //! and written in order.
 
+mod counts;
 mod html;
 mod summary;
+mod svg;
 mod tables;
+pub mod terminal;
 
 use crate::error::{Error, Result};
-use crate::eval::{Decision, Outcome, World, rule_ids};
+use crate::eval::{Decision, World};
 use crate::input::{FileInfo, Problem};
 use crate::issue::Issued;
 use crate::ledger::{create_like, sync_dir};
 use crate::policy::Policy;
 use crate::policy::waivers::Waivers;
 use crate::time::Time;
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+pub use counts::Counts;
 pub use summary::Summary;
 pub use tables::write_issued;
 
@@ -37,34 +40,6 @@ pub struct Facts<'a> {
     pub waivers: &'a Waivers,
     /// Per waiver, how many requests it exempted.
     pub waived: &'a [u64],
-}
-
-/// Counts per outcome and per reason id.
-pub struct Counts {
-    pub outcomes: BTreeMap<&'static str, u64>,
-    pub rules: BTreeMap<String, u64>,
-}
-
-impl Counts {
-    pub fn of(world: &World<'_>, decisions: &[Decision]) -> Counts {
-        let policy = world.policy;
-        let mut outcomes: BTreeMap<&'static str, u64> =
-            Outcome::ALL.iter().map(|o| (o.name(), 0)).collect();
-        let mut rules: BTreeMap<String, u64> = policy
-            .rules
-            .iter()
-            .map(|r| &r.id)
-            .chain(policy.quotas.iter().map(|q| &q.id))
-            .map(|id| (id.clone(), 0))
-            .collect();
-        for d in decisions {
-            *outcomes.entry(d.outcome.name()).or_default() += 1;
-            for id in rule_ids(world, d) {
-                *rules.entry(id.to_string()).or_default() += 1;
-            }
-        }
-        Counts { outcomes, rules }
-    }
 }
 
 /// Writes every output but `issued.csv` (which the caller writes right after the ledger).

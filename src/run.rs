@@ -35,6 +35,13 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let _lock = if cfg.dry_run {
         None
     } else {
+        // Like --out, a new ledger's folder is created when missing.
+        std::fs::create_dir_all(ledger::parent(&ledger_out)).map_err(|e| {
+            Error::refused(format!(
+                "--ledger-out {}: cannot create its folder: {e}",
+                ledger_out.display()
+            ))
+        })?;
         Some(ledger::lock(&ledger_out)?)
     };
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;

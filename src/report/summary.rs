@@ -1,6 +1,7 @@
-//! `summary.json`: the run in numbers, for scripts and auditors; and the one-line summary a
-//! nightly log gets.
+//! `summary.json`: the run in numbers, for scripts and auditors; the one-line summary a
+//! nightly log gets; and what the terminal table shows.
 
+use super::counts::READING_ORDER;
 use super::{Counts, Facts};
 use crate::input::FileInfo;
 use crate::policy::waivers::{Subject, Waiver};
@@ -10,6 +11,10 @@ use serde_json::{Value, json};
 pub struct Summary {
     pub json: Value,
     pub line: String,
+    /// Requests per outcome, in reading order (issued first, invalid last).
+    pub outcomes: Vec<(&'static str, u64)>,
+    /// The reasons given most often (rule id, rows of `denials.csv`), at most five.
+    pub top_reasons: Vec<(String, u64)>,
 }
 
 fn file(info: &FileInfo) -> Value {
@@ -104,6 +109,18 @@ impl Summary {
             facts.ledger.rows,
             facts.ledger_after
         );
-        Summary { json, line }
+        Summary {
+            json,
+            line,
+            outcomes: READING_ORDER
+                .iter()
+                .map(|o| (o.name(), counts.outcome(*o)))
+                .collect(),
+            top_reasons: counts
+                .top_rules(5)
+                .into_iter()
+                .map(|(id, n)| (id.to_string(), n))
+                .collect(),
+        }
     }
 }

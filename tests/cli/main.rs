@@ -9,4 +9,5 @@ mod limits;
 mod policy;
 mod policytest;
 mod properties;
+mod report;
 mod waivers;

@@ -52,6 +52,11 @@ fn the_readme_example_waives_its_checks_while_in_force() {
     let summary = ran.read("out/summary.json");
     assert!(summary.contains("\"applied\": 1"), "{summary}");
     assert!(summary.contains("\"state\": \"applied\""), "{summary}");
+    let report = ran.read("out/report.html");
+    assert!(
+        report.contains("OPS-4821: three-months-left for instance i-bp1demo0renewing"),
+        "the report lists the waivers"
+    );
 }
 
 #[test]

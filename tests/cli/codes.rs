@@ -1,6 +1,6 @@
 //! `icp-audit verify-code`.
 
-use crate::harness::{Test, csv_rows};
+use crate::harness::{RUN, Test, csv_rows};
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
 i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n";
@@ -12,16 +12,8 @@ fn fresh_code(name: &str) -> String {
             "requests.csv",
             "request_id,account_id,instance_id,requested_at\nr1,100,i-1,2026-11-29\n",
         )
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-            "--quiet",
-        ])
+        .args(RUN)
+        .args(["--quiet"])
         .run()
         .expect(0);
     csv_rows(&ran.read("out/issued.csv"))[1][3].clone()

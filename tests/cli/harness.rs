@@ -6,6 +6,17 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_icp-audit");
 
+/// `run` on the inputs in the scratch folder, writing `out/`, as of 2026-11-30.
+pub const RUN: [&str; 7] = [
+    "run",
+    "--input",
+    ".",
+    "--out",
+    "out",
+    "--as-of",
+    "2026-11-30",
+];
+
 /// A fresh, empty scratch folder named after the test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -1,7 +1,7 @@
 //! The ledger's safety: locking, dry runs, `--ledger-out`, refusals that write nothing, and
 //! idempotent re-runs.
 
-use crate::harness::{Test, csv_rows};
+use crate::harness::{RUN, Test, csv_rows};
 use std::fs;
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
@@ -18,16 +18,6 @@ fn base(name: &str) -> Test {
         .file("requests.csv", REQUESTS)
         .file("ledger.csv", LEDGER)
 }
-
-const RUN: [&str; 7] = [
-    "run",
-    "--input",
-    ".",
-    "--out",
-    "out",
-    "--as-of",
-    "2026-11-30",
-];
 
 #[test]
 fn a_run_appends_and_a_rerun_issues_nothing_new() {

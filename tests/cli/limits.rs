@@ -1,7 +1,7 @@
 //! The largest inputs the tool accepts: a cell over 64 KiB makes its row malformed; a line over
 //! 64 MiB refuses the file instead of filling memory.
 
-use crate::harness::{Test, csv_rows};
+use crate::harness::{RUN, Test, csv_rows};
 
 const HEADER: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n";
 
@@ -38,15 +38,7 @@ fn a_line_over_64_mib_refuses_the_file() {
             "requests.csv",
             "request_id,account_id,instance_id,requested_at\n",
         )
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-        ])
+        .args(RUN)
         .run()
         .expect(2);
     assert!(

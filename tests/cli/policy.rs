@@ -1,7 +1,7 @@
 //! The policy is data: `check-policy` reports every problem with its place, and editing the
 //! YAML changes decisions without recompiling.
 
-use crate::harness::{Test, csv_rows};
+use crate::harness::{RUN, Test, csv_rows};
 use std::path::Path;
 
 fn default_policy() -> String {
@@ -131,15 +131,7 @@ fn outcomes(name: &str, policy: &str) -> Vec<(String, String)> {
         .file("instances.csv", INSTANCES)
         .file("requests.csv", &requests())
         .file("p.yaml", policy)
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-        ])
+        .args(RUN)
         .args(["--policy", "p.yaml", "--dry-run"])
         .run()
         .expect(0);

@@ -2,7 +2,7 @@
 //! row gets exactly one decision; `--jobs` changes nothing; shuffling the requests changes no
 //! request's decision; a second run on the first run's ledger issues nothing new.
 
-use crate::harness::{Test, copy_dir, csv_rows};
+use crate::harness::{RUN, Test, copy_dir, csv_rows};
 use std::collections::BTreeMap;
 
 const REGIONS: [&str; 5] = [
@@ -94,16 +94,8 @@ fn run(name: &str, w: &Workload, rows: &[String], extra: &[&str]) -> crate::harn
         .file("instances.csv", &w.instances)
         .file("requests.csv", &requests_csv(rows))
         .file("ledger.csv", &w.ledger)
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-            "--quiet",
-        ])
+        .args(RUN)
+        .args(["--quiet"])
         .args(extra)
         .run()
         .expect(0)

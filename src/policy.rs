@@ -202,6 +202,12 @@ impl Policy {
     }
 }
 
+/// A message on one line: a line break from the input (a key with one in it) would otherwise
+/// start a line without its `file:line:column`.
+pub fn one_line(msg: &str) -> String {
+    msg.replace('\r', "\\r").replace('\n', "\\n")
+}
+
 /// Loads and compiles a policy file; every problem is listed as `file:line:column: message`.
 pub fn load(path: &Path) -> Result<Policy> {
     let shown = path.display().to_string();
@@ -219,7 +225,7 @@ pub fn default_policy() -> Policy {
 pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     let raw = raw::parse(text).map_err(|(place, msg)| {
         let (line, col) = place.unwrap_or((1, 1));
-        Error::refused(format!("{shown}:{line}:{col}: {msg}"))
+        Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
     let mut policy = compile::compile(raw).map_err(|problems| {
         let places = locate::Locations::of(text);
@@ -227,7 +233,7 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
             .iter()
             .map(|(path, msg)| {
                 let (line, col) = places.find(path);
-                format!("{shown}:{line}:{col}: {msg}")
+                format!("{shown}:{line}:{col}: {}", one_line(&msg))
             })
             .collect();
         Error::refused(lines.join("\n"))

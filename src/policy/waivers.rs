@@ -5,7 +5,7 @@
 //! business.
 
 use super::locate::Locations;
-use super::{Kind, Policy};
+use super::{Kind, Policy, one_line};
 use crate::error::{Error, Result};
 use crate::time::{self, Time};
 use serde::Deserialize;
@@ -115,7 +115,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        Error::refused(format!("{shown}:{line}:{col}: {msg}"))
+        Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
     let mut problems = Vec::new();
     let mut waivers = Waivers {
@@ -136,7 +136,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
         .iter()
         .map(|(p, msg)| {
             let (line, col) = places.find(p);
-            format!("{shown}:{line}:{col}: {msg}")
+            format!("{shown}:{line}:{col}: {}", one_line(&msg))
         })
         .collect();
     Err(Error::refused(lines.join("\n")))

@@ -233,7 +233,7 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
             .iter()
             .map(|(path, msg)| {
                 let (line, col) = places.find(path);
-                format!("{shown}:{line}:{col}: {}", one_line(&msg))
+                format!("{shown}:{line}:{col}: {}", one_line(msg))
             })
             .collect();
         Error::refused(lines.join("\n"))

@@ -136,7 +136,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
         .iter()
         .map(|(p, msg)| {
             let (line, col) = places.find(p);
-            format!("{shown}:{line}:{col}: {}", one_line(&msg))
+            format!("{shown}:{line}:{col}: {}", one_line(msg))
         })
         .collect();
     Err(Error::refused(lines.join("\n")))

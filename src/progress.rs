@@ -24,6 +24,20 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// A spinner for a phase whose length is not known in steps (reading, writing).
+    pub fn spinner(phase: &str, enabled: bool) -> Progress {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style =
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template");
+        bar.set_style(style);
+        bar.set_message(phase.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+
     pub fn hidden() -> Progress {
         Progress { bar: None }
     }
@@ -39,5 +53,12 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A bar left behind by an error is cleared too.
+    fn drop(&mut self) {
+        self.finish();
     }
 }

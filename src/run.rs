@@ -44,6 +44,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         })?;
         Some(ledger::lock(&ledger_out)?)
     };
+    let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
     phases.mark("read");
@@ -60,6 +61,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         |id| by_instance.key(id),
         |id| by_request.first_row(id),
     )?;
+    spin.finish();
     phases.mark("index");
     let world = World {
         policy: &policy,
@@ -127,7 +129,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         waivers: &waivers,
         waived: &evaluation.waived,
     };
+    let spin = Progress::spinner("writing the reports", !cfg.quiet);
     let summary = report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
+    spin.finish();
     phases.mark("write");
     Ok((summary, phases))
 }

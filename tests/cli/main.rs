@@ -3,6 +3,7 @@
 
 mod cases;
 mod codes;
+mod hardening;
 mod harness;
 mod ledger;
 mod limits;

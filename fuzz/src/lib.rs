@@ -67,6 +67,7 @@ pub fn ledger(data: &[u8]) {
     let scanned = icp_audit::input::ledger::scan(
         &file.0,
         "fuzz-ledger.csv",
+        &icp_audit::digest::Fingerprinter::default(),
         4,
         |id| id.starts_with('i').then_some((id.len() % 4) as u32),
         |id| id.starts_with('r').then_some((id.len() % 8) as u32),
@@ -129,6 +130,7 @@ pub fn policy_run(data: &[u8], demo: &Path) {
         ledger: demo.join("ledger.csv"),
         ledger_out: demo.join("ledger.csv"),
         policy: Some(policy.0.clone()),
+        waivers: None,
         as_of: icp_audit::time::parse("2026-11-30T00:00:00Z").unwrap(),
         out: out.0.clone(),
         dry_run: true,

@@ -21,15 +21,6 @@ pub const MAX_LINE: usize = 64 << 20;
 /// The most a file with quotes may hold: from its first quote on it is read whole.
 pub const MAX_QUOTED: usize = 1 << 30;
 
-/// Reads a whole input file, refusing folders with a clear message.
-pub fn read(path: &Path, shown: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    open(path, shown)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
-    Ok(bytes)
-}
-
 /// What streaming a file gave: the header's context, the parsed pieces in file order, and the
 /// file's SHA-256.
 pub struct Streamed<C, T> {
@@ -134,7 +125,7 @@ pub fn stream<C: Sync, T: Send>(
                 .map(|p| parse(&context, p))
                 .collect::<Vec<T>>(),
         );
-        line += body.iter().filter(|b| **b == b'\n').count() as u64;
+        line += line_ends(body, 0, body.len());
         carry.drain(..cut);
         want = BLOCK;
         if eof {
@@ -176,8 +167,8 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
             "{shown}:1: the file is empty: expected a header row"
         )));
     }
-    let pos = rdr.position();
-    Ok((record, pos.byte() as usize, pos.line()))
+    let start = rdr.position().byte() as usize;
+    Ok((record, start, 1 + line_ends(bytes, 0, start)))
 }
 
 /// A piece of the body: its bytes and the line its first byte is on.
@@ -213,7 +204,7 @@ pub fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
                 bytes,
                 first_line: line,
             });
-            line += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            line += line_ends(bytes, 0, bytes.len());
             start = end;
         }
     }
@@ -245,12 +236,33 @@ impl<'a> Lines<'a> {
             start += 1;
         }
         if start > self.pos {
-            let skipped = &self.bytes[self.pos..start];
-            self.line += skipped.iter().filter(|b| **b == b'\n').count() as u64;
+            self.line += line_ends(self.bytes, self.pos, start);
             self.pos = start;
         }
         self.line
     }
+}
+
+/// The line ends in `bytes[from..to]`: LF, CRLF (once) and a lone CR, as the CSV reader counts
+/// records.
+fn line_ends(bytes: &[u8], from: usize, to: usize) -> u64 {
+    (from..to)
+        .filter(|&i| match bytes[i] {
+            b'\n' => true,
+            b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+            _ => false,
+        })
+        .count() as u64
+}
+
+/// Whether the record starting at `start` runs to the end of `bytes` inside a quoted field that
+/// is never closed, swallowing the lines after it: an odd number of quotes from its start on,
+/// across a line end.
+pub fn unclosed_quote(bytes: &[u8], start: usize) -> bool {
+    let rest = &bytes[start.min(bytes.len())..];
+    let body = rest.strip_suffix(b"\n").unwrap_or(rest);
+    let quotes = body.iter().filter(|b| **b == b'"').count();
+    quotes % 2 == 1 && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
 }
 
 #[cfg(test)]

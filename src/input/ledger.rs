@@ -112,7 +112,7 @@ pub fn scan(
             ctx.read_piece(piece, &instance_key, &request_row)
         },
     )?;
-    let (header, pos) = streamed.context;
+    let (header, _) = streamed.context;
     ledger.header = header;
     let (sha256, parts) = (streamed.sha256, streamed.parts);
     ledger.info.sha256 = sha256;
@@ -134,20 +134,9 @@ pub fn scan(
         let msg = format!("column `code`: this code already appears on line {first}");
         corrupt.push((line, format!("{}: {msg}", at(line))));
     }
-    let repeated = duplicates(&mut request_ids);
-    if !repeated.is_empty() {
-        // Only on this error path is the file read again, to name the ids.
-        let bytes = chunks::read(path, shown)?;
-        let body = chunks::Piece {
-            bytes: &bytes,
-            first_line: 1,
-        };
-        let ids = cells_on_lines(&body, pos.request, repeated.iter().map(|r| r.0));
-        for ((line, first), id) in repeated.into_iter().zip(ids) {
-            let msg =
-                format!("column `request_id`: request id `{id}` already appears on line {first}");
-            corrupt.push((line, format!("{}: {msg}", at(line))));
-        }
+    for (line, first) in duplicates(&mut request_ids) {
+        let msg = format!("column `request_id`: this request id already appears on line {first}");
+        corrupt.push((line, format!("{}: {msg}", at(line))));
     }
     if !corrupt.is_empty() {
         corrupt.sort();
@@ -155,32 +144,6 @@ pub fn scan(
     }
     ledger.codes = codes.into_iter().map(|(fp, _)| fp).collect();
     Ok(ledger)
-}
-
-/// The cells of column `at` on the given lines, in the order given (only on the error path:
-/// it reads the piece again).
-fn cells_on_lines(
-    piece: &chunks::Piece,
-    at: Option<usize>,
-    wanted: impl Iterator<Item = u64>,
-) -> Vec<String> {
-    let wanted: Vec<u64> = wanted.collect();
-    let set: std::collections::HashSet<u64> = wanted.iter().copied().collect();
-    let mut found = HashMap::new();
-    let mut rdr = chunks::reader(piece.bytes);
-    let mut record = csv::ByteRecord::new();
-    let mut lines = chunks::Lines::new(piece);
-    while let Ok(true) = rdr.read_byte_record(&mut record) {
-        let line = lines.at(record.position().map_or(0, |p| p.byte()));
-        if set.contains(&line) {
-            let cell = at.and_then(|i| record.get(i)).unwrap_or_default();
-            found.insert(line, String::from_utf8_lossy(cell).into_owned());
-        }
-    }
-    wanted
-        .iter()
-        .map(|l| found.remove(l).unwrap_or_default())
-        .collect()
 }
 
 /// Sorts `(fingerprint, line)` pairs and returns each repeat as (its line, the first line).
@@ -220,6 +183,7 @@ impl Context<'_> {
         let mut rdr = chunks::reader(piece.bytes);
         let mut record = csv::ByteRecord::new();
         let mut lines = chunks::Lines::new(piece);
+        let mut last = (0, 0);
         loop {
             match rdr.read_byte_record(&mut record) {
                 Ok(true) => {}
@@ -232,7 +196,9 @@ impl Context<'_> {
                 }
             }
             part.rows += 1;
-            let line = lines.at(record.position().map_or(0, |p| p.byte()));
+            let at = record.position().map_or(0, |p| p.byte());
+            let line = lines.at(at);
+            last = (at as usize, line);
             let row = Row {
                 record: &record,
                 line,
@@ -241,6 +207,10 @@ impl Context<'_> {
             if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
                 part.corrupt.push((line, e));
             }
+        }
+        if chunks::unclosed_quote(piece.bytes, last.0) {
+            part.corrupt
+                .push((last.1, super::table::unclosed(self.shown, last.1).message));
         }
         part
     }
@@ -277,10 +247,11 @@ impl Context<'_> {
                 return Err(row.at(name, "a required value is missing"));
             }
         }
+        // No ledger cell is repeated in a message: a code may sit in the wrong column.
         let status = Status::parse(status_text).ok_or_else(|| {
             row.at(
                 "status",
-                &format!("unknown status `{status_text}` (expected issued, in_use or spent)"),
+                "unknown status (expected issued, in_use or spent)",
             )
         })?;
         // The code itself is never repeated in a message: it is a secret.

@@ -161,12 +161,18 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
         let mut rdr = chunks::reader(piece.bytes);
         let mut record = csv::ByteRecord::new();
         let mut lines = chunks::Lines::new(piece);
+        let mut last = (0, 0);
         while rdr
             .read_byte_record(&mut record)
             .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?
         {
-            let line = lines.at(record.position().map_or(0, |p| p.byte()));
+            let at = record.position().map_or(0, |p| p.byte());
+            let line = lines.at(at);
+            last = (at as usize, line);
             part.push_row(&record, line, *width, positions, schema);
+        }
+        if chunks::unclosed_quote(piece.bytes, last.0) {
+            return Err(unclosed(shown, last.1));
         }
         Ok(part)
     })?;
@@ -175,6 +181,13 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
     table.info.rows = table.lines.len() as u64;
     table.info.sha256 = streamed.sha256;
     Ok(table)
+}
+
+/// The refusal for a quoted field that is never closed.
+pub fn unclosed(shown: &str, line: u64) -> Error {
+    Error::refused(format!(
+        "{shown}:{line}: a quoted field that starts on this line is never closed, so it would swallow every line after it"
+    ))
 }
 
 /// Joins the pieces column by column, dropping each piece's column as soon as it is copied, so

@@ -96,10 +96,13 @@ fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
             "OLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,x\nold-1,i-2,100,,,issued,\n",
             "ledger.csv:3: column `code`",
         ),
-        ("A,i-1,100,,,used,\n", "unknown status `used`"),
+        (
+            "A,i-1,100,,,used,\n",
+            "column `status`: unknown status (expected issued",
+        ),
         (
             "A,i-1,100,L1,,issued,\nB,i-1,100,L1,,issued,\n",
-            "ledger.csv:3: column `request_id`: request id `L1` already appears on line 2",
+            "ledger.csv:3: column `request_id`: this request id already appears on line 2",
         ),
         (
             ",i-1,100,,,issued,\n",

@@ -116,7 +116,7 @@ fn format() -> icp_audit::code::Format {
     icp_audit::code::Format::new("", 19, 4).unwrap()
 }
 
-/// Rows of a ledger in the standard column order, as maps would be overkill: cells by index.
+/// Cells of a ledger row, in the standard column order the generator and new ledgers use.
 const L_CODE: usize = 0;
 const L_INSTANCE: usize = 1;
 const L_REQUEST: usize = 3;

@@ -24,7 +24,8 @@ const GEN_AS_OF: &str = "2026-11-27T00:00:00Z";
 /// A run that takes longer than this has hung (debug build, loaded machine: generous).
 const HANG: Duration = Duration::from_secs(180);
 
-/// A number from the environment, for deeper local runs (`HARDENING_KILLS=1000 cargo test …`).
+/// A number from the environment, for deeper local runs (`HARDENING_KILLS=1000 cargo test …`)
+/// or to replay a printed seed (`HARDENING_SEED`).
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -115,7 +116,7 @@ fn format() -> icp_audit::code::Format {
     icp_audit::code::Format::new("", 19, 4).unwrap()
 }
 
-/// Rows of a ledger in the standard column order, as maps would be overkill: cells by index.
+/// Cells of a ledger row, in the standard column order the generator and new ledgers use.
 const L_CODE: usize = 0;
 const L_INSTANCE: usize = 1;
 const L_REQUEST: usize = 3;
@@ -253,7 +254,7 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
     // [0, 1.2] (one per stratum, at a random point in it), then `focused` around the ledger
     // commit that --timings located. Each is scaled by the duration of the latest complete run
     // (the re-run before it), so that a machine whose load changes still gets the spread.
-    let seed = fastrand::u64(..);
+    let seed = env_or("HARDENING_SEED", fastrand::usize(..)) as u64;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut fractions: Vec<f64> = (0..kills)
         .map(|i| 1.2 * (i as f64 + rng.f64()) / kills as f64)
@@ -466,7 +467,7 @@ fn overlapping_runs_never_share_out_quota_or_codes() {
     }
     let pristine = ledger.into_bytes();
 
-    let seed = fastrand::u64(..);
+    let seed = env_or("HARDENING_SEED", fastrand::usize(..)) as u64;
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut winners, mut locked, mut overlapped_rounds, mut relayed_rounds) = (0, 0, 0, 0);
     for round in 0..rounds {

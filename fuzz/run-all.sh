@@ -5,7 +5,7 @@
 # here), or a stable one with RUSTC_BOOTSTRAP=1 (TOOLCHAIN= RUSTC_BOOTSTRAP=1 fuzz/run-all.sh).
 # Extra libFuzzer flags go in FUZZ_ARGS, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to keep
 # going past a known crash. Crashes land in fuzz/artifacts/TARGET/; copy them to
-# fuzz/regressions/TARGET/ (named open-bug-* while they still fail) so that `cargo test`
+# fuzz/regressions/TARGET/ so that `cargo test`
 # replays them. Logs: fuzz/logs/TARGET.log.
 set -eu
 cd "$(dirname "$0")/.."

@@ -48,7 +48,12 @@ pub fn parse(text: &str) -> Result<Time, String> {
     let offset = zone(&rest[i..]).ok_or_else(bad)?;
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos).ok_or_else(bad)?;
     let local = date.and_time(time).and_utc();
-    local.checked_sub_signed(offset).ok_or_else(bad)
+    let utc = local.checked_sub_signed(offset).ok_or_else(bad)?;
+    // In UTC the year must still have four digits, so that it is written back as RFC 3339.
+    if !(0..=9999).contains(&chrono::Datelike::year(&utc)) {
+        return Err(format!("`{text}` is outside the years 0000 to 9999 in UTC"));
+    }
+    Ok(utc)
 }
 
 /// The offset east of UTC written as `Z` or `±HH:MM`.
@@ -155,6 +160,7 @@ mod tests {
             "2026-01-01T10:00Zjunk",
             "yesterday",
             "2026-01-01T10:00+24:00",
+            "9999-12-31T23:59:59-23:59",
         ] {
             assert!(parse(s).is_err(), "{s} should not parse");
         }

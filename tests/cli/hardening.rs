@@ -1146,10 +1146,9 @@ fn the_safety_cap_refuses_a_run_that_would_issue_too_many() {
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_checks;
 
-/// Runs every input of `fuzz/{regressions,seeds}/TARGET/` through that fuzz target's checks;
-/// `open_bugs` picks the regression inputs named `open-bug-*` (inputs that still fail), or all
-/// the others. Returns how many inputs each folder had.
-fn replay_fuzz_inputs(open_bugs: bool) -> BTreeMap<String, usize> {
+/// Runs every input of `fuzz/{regressions,seeds}/TARGET/` through that fuzz target's checks.
+/// Returns how many inputs each folder had.
+fn replay_fuzz_inputs() -> BTreeMap<String, usize> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
     let mut replayed = BTreeMap::new();
@@ -1163,10 +1162,6 @@ fn replay_fuzz_inputs(open_bugs: bool) -> BTreeMap<String, usize> {
             let name = target.file_name().unwrap().to_string_lossy().into_owned();
             for input in fs::read_dir(&target).unwrap() {
                 let input = input.unwrap().path();
-                let file = input.file_name().unwrap().to_string_lossy().into_owned();
-                if file.starts_with("open-bug-") != open_bugs {
-                    continue;
-                }
                 let data = fs::read(&input).unwrap();
                 let check = || match name.as_str() {
                     "csv_tables" => fuzz_checks::csv_tables(&data),
@@ -1203,19 +1198,12 @@ fn replay_fuzz_inputs(open_bugs: bool) -> BTreeMap<String, usize> {
 /// covers them without nightly or cargo-fuzz.
 #[test]
 fn fuzz_regressions_replay() {
-    let replayed = replay_fuzz_inputs(false);
+    let replayed = replay_fuzz_inputs();
     assert!(replayed.keys().any(|k| k.starts_with("seeds/")));
     #[allow(clippy::print_stderr)]
     {
         eprintln!("fuzz inputs replayed: {replayed:?}");
     }
-}
-
-/// The fuzz inputs that still fail (`fuzz/regressions/*/open-bug-*`); rename one without the
-/// prefix once its bug is fixed.
-#[test]
-fn fuzz_regressions_open_bugs() {
-    replay_fuzz_inputs(true);
 }
 
 /// An absurd `--jobs` must not panic (exit 101) nor hang holding the ledger lock: it should be

@@ -23,36 +23,40 @@ use std::path::{Path, PathBuf};
 /// A row's cells as (column name as written, text), in order.
 pub type Cells = Vec<(String, String)>;
 
-/// The outcome a case expects (`issued` and `eligible` are the same expectation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Expected {
-    Invalid,
-    AlreadyIssued,
-    NotRequired,
-    Denied,
-    Issued,
-    Eligible,
+/// The outcome a case expects, by the engine's names (`issued` and `eligible` are the same
+/// expectation).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Expected(String);
+
+impl TryFrom<String> for Expected {
+    type Error = String;
+
+    fn try_from(name: String) -> std::result::Result<Self, String> {
+        if Outcome::ALL.iter().any(|o| o.name() == name) {
+            Ok(Expected(name))
+        } else {
+            let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+            Err(format!(
+                "unknown outcome `{name}`, expected one of {}",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 impl Expected {
     /// The engine's outcome of the same name, with `issued` read as `eligible`: cases run as a
     /// dry run, which never issues.
-    fn outcome(self) -> Outcome {
-        match self {
-            Expected::Invalid => Outcome::Invalid,
-            Expected::AlreadyIssued => Outcome::AlreadyIssued,
-            Expected::NotRequired => Outcome::NotRequired,
-            Expected::Denied => Outcome::Denied,
-            Expected::Issued | Expected::Eligible => Outcome::Eligible,
+    fn outcome(&self) -> Outcome {
+        match Outcome::ALL.into_iter().find(|o| o.name() == self.0) {
+            Some(Outcome::Issued) | None => Outcome::Eligible,
+            Some(o) => o,
         }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Expected::Issued => "issued",
-            e => e.outcome().name(),
-        }
+    fn name(&self) -> &str {
+        &self.0
     }
 }
 

@@ -224,6 +224,21 @@ pub fn default_policy() -> Policy {
 /// Compiles policy text; `shown` names it in messages.
 pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     let raw = raw::parse(text).map_err(|(place, msg)| {
+        // serde stops at the first unknown key; list every one when the text is YAML at all.
+        if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+            let unknown = schema::unknown_keys(&doc);
+            if unknown.len() > 1 {
+                let places = locate::Locations::of(text);
+                let lines: Vec<String> = unknown
+                    .iter()
+                    .map(|(path, msg)| {
+                        let (line, col) = places.find(path);
+                        format!("{shown}:{line}:{col}: {}", one_line(msg))
+                    })
+                    .collect();
+                return Error::refused(lines.join("\n"));
+            }
+        }
         let (line, col) = place.unwrap_or((1, 1));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;

@@ -234,3 +234,72 @@ fn condition() -> Value {
         ]
     })
 }
+
+/// Every key of the policy document that the schema does not allow, with its path
+/// (`rules[2].require.equals`) and a message: serde stops at the first unknown key, this lists
+/// them all. Follows `properties`, `items` and `$ref`; operands are checked by the compiler.
+pub fn unknown_keys(doc: &serde_yaml::Value) -> Vec<(String, String)> {
+    let schema = json_schema();
+    let mut out = Vec::new();
+    walk(&schema, &schema, doc, "", &mut out);
+    out
+}
+
+fn walk(
+    root: &Value,
+    node: &Value,
+    doc: &serde_yaml::Value,
+    path: &str,
+    out: &mut Vec<(String, String)>,
+) {
+    if let Some(target) = node.get("$ref").and_then(Value::as_str) {
+        let name = target.trim_start_matches("#/$defs/");
+        if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
+            walk(root, def, doc, path, out);
+        }
+        return;
+    }
+    if let (Some(props), Some(map)) = (
+        node.get("properties").and_then(Value::as_object),
+        doc.as_mapping(),
+    ) {
+        let closed = node.get("additionalProperties") == Some(&Value::Bool(false));
+        for (k, v) in map {
+            let Some(key) = k.as_str() else { continue };
+            let here = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            match props.get(key) {
+                Some(sub) => walk(root, sub, v, &here, out),
+                None if closed => {
+                    let mut known: Vec<&str> = props.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    let where_ = if path.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{path}: ")
+                    };
+                    out.push((
+                        here,
+                        format!(
+                            "{where_}unknown field `{key}`, expected one of {}",
+                            known
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(seq)) = (node.get("items"), doc.as_sequence()) {
+        for (i, v) in seq.iter().enumerate() {
+            walk(root, items, v, &format!("{path}[{i}]"), out);
+        }
+    }
+}

@@ -187,3 +187,32 @@ fn editing_the_yaml_changes_decisions_without_recompiling() {
     );
     assert_eq!(region_and_tier[5], ("denied".into(), "gold-tier".into()));
 }
+
+/// serde stops at the first unknown key; the loader lists every one, each with its place.
+#[test]
+fn check_policy_lists_every_unknown_key() {
+    let text = default_policy()
+        .replace("when_fails: not_required", "when_fail: not_required")
+        .replace("eq: PrePaid", "equals: PrePaid")
+        .replace(
+            "name: icp-service-code\n",
+            "name: icp-service-code\nowner: me\n",
+        );
+    let ran = Test::new("check-unknown-keys")
+        .file("p.yaml", &text)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    let err = ran.stderr();
+    assert_eq!(err.lines().count(), 3, "{err}");
+    for key in ["`owner`", "`when_fail`", "`equals`"] {
+        assert!(
+            err.contains(&format!("unknown field {key}")),
+            "{key}: {err}"
+        );
+    }
+    assert!(
+        err.lines().all(|l| l.starts_with("icp-audit: p.yaml:")),
+        "{err}"
+    );
+}

@@ -228,34 +228,29 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
         if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
             let unknown = schema::unknown_keys(&doc);
             if unknown.len() > 1 {
-                let places = locate::Locations::of(text);
-                let lines: Vec<String> = unknown
-                    .iter()
-                    .map(|(path, msg)| {
-                        let (line, col) = places.find(path);
-                        format!("{shown}:{line}:{col}: {}", one_line(msg))
-                    })
-                    .collect();
-                return Error::refused(lines.join("\n"));
+                return placed(text, shown, &unknown);
             }
         }
         let (line, col) = place.unwrap_or((1, 1));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
-    let mut policy = compile::compile(raw).map_err(|problems| {
-        let places = locate::Locations::of(text);
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|(path, msg)| {
-                let (line, col) = places.find(path);
-                format!("{shown}:{line}:{col}: {}", one_line(msg))
-            })
-            .collect();
-        Error::refused(lines.join("\n"))
-    })?;
+    let mut policy = compile::compile(raw).map_err(|problems| placed(text, shown, &problems))?;
     policy.sha256 = crate::digest::hex(&Sha256::digest(text.as_bytes()));
     policy.source = shown.to_string();
     Ok(policy)
+}
+
+/// Problems found at YAML paths, as `file:line:column: message` lines.
+pub(crate) fn placed(text: &str, shown: &str, problems: &[(String, String)]) -> Error {
+    let places = locate::Locations::of(text);
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|(path, msg)| {
+            let (line, col) = places.find(path);
+            format!("{shown}:{line}:{col}: {}", one_line(msg))
+        })
+        .collect();
+    Error::refused(lines.join("\n"))
 }
 
 #[cfg(test)]

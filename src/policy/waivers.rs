@@ -4,7 +4,6 @@
 //! Loading knows the policy's rule ids; which waiver applies to which request is evaluation's
 //! business.
 
-use super::locate::Locations;
 use super::{Kind, Policy, one_line};
 use crate::error::{Error, Result};
 use crate::time::{self, Time};
@@ -131,15 +130,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     if problems.is_empty() {
         return Ok(waivers);
     }
-    let places = Locations::of(&text);
-    let lines: Vec<String> = problems
-        .iter()
-        .map(|(p, msg)| {
-            let (line, col) = places.find(p);
-            format!("{shown}:{line}:{col}: {}", one_line(msg))
-        })
-        .collect();
-    Err(Error::refused(lines.join("\n")))
+    Err(super::placed(&text, &shown, &problems))
 }
 
 impl Waivers {

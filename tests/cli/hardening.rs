@@ -12,7 +12,7 @@
 //! Figures (how many runs, how they ended) are printed; see them with
 //! `cargo test --test cli hardening -- --nocapture`.
 
-use crate::harness::{BIN, RUN, Test, csv_rows, scratch};
+use crate::harness::{BIN, RUN, Test, csv_rows, hold_lock, scratch};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -650,7 +650,7 @@ fn case_lines(case: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The cases under `fixtures/bad/`, with or without a `known-bug` file.
+/// The cases under `fixtures/bad/`, with or without a `known-bug` file (none is left).
 fn bad_cases(known_bugs: bool) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad");
     let mut cases: Vec<PathBuf> = fs::read_dir(root)
@@ -1246,11 +1246,9 @@ fn absurd_jobs_is_refused_not_a_panic() {
 
 /// A run killed during its commit leaves `.ledger.csv.tmp-PID` behind (the crash test counts
 /// them). A later run whose process id is that PID (ids are reused: after a reboot, in a fresh
-/// container where the job often gets the same small id) must still succeed. The temporary
-/// names are derived from the PID alone and opened with `create_new`, so such a run fails
-/// (exit 1, "File exists"), after creating `out/`; with the same leftover in `out/`, it fails
-/// after committing the ledger, losing the hand-off. Reproduced here by leaving such files for
-/// the next few thousand process ids.
+/// container where the job often gets the same small id) must still succeed, whether the
+/// leftover is beside the ledger or in `out/` (where failing would lose the hand-off after the
+/// ledger is committed). Set up by leaving such files for the next few thousand process ids.
 #[cfg(unix)]
 #[test]
 fn a_leftover_temporary_file_does_not_fail_a_later_run() {
@@ -1296,9 +1294,8 @@ fn a_leftover_temporary_file_does_not_fail_a_later_run() {
 
 /// A ledger reached through a symbolic link (`ledger.csv -> real/ledger.csv`, as operators
 /// point a job at the current file) is the file it points to: the new rows must land there,
-/// and the link must stay a link. The rename replaces the link with a regular file instead, so
-/// the real ledger never receives the codes just issued (a job reading it directly would give
-/// out the same quota again).
+/// and the link must stay a link; otherwise the real ledger would never receive the codes just
+/// issued (a job reading it directly would give out the same quota again).
 #[cfg(unix)]
 #[test]
 fn a_symlinked_ledger_is_updated_where_it_points() {
@@ -1325,9 +1322,7 @@ fn a_symlinked_ledger_is_updated_where_it_points() {
 
 /// The lock belongs to the ledger file, not to the path a run names it by: a run that reaches
 /// the same ledger through a symbolic link must see the lock another run holds (here, held by
-/// the test on `real/ledger.csv.lock`) and exit 3. The lock file is named after the path given,
-/// so the second run takes `ledger.csv.lock` instead and proceeds (exit 0): two runs can hand
-/// out the same quota.
+/// the test on `real/ledger.csv.lock`) and exit 3, or two runs could hand out the same quota.
 #[cfg(unix)]
 #[test]
 fn the_lock_holds_whatever_path_names_the_ledger() {
@@ -1337,13 +1332,7 @@ fn the_lock_holds_whatever_path_names_the_ledger() {
         .file("requests.csv", &requests)
         .file("real/ledger.csv", &format!("{LEDGER_HEADER}\n"));
     std::os::unix::fs::symlink("real/ledger.csv", t.dir.join("ledger.csv")).unwrap();
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(t.dir.join("real/ledger.csv.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
+    let _lock = hold_lock(&t.dir.join("real/ledger.csv.lock"));
     let ran = t.args(RUN).run();
     assert_eq!(
         ran.code(),

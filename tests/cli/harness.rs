@@ -148,3 +148,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Takes the exclusive lock a run takes on `path` (a `<ledger>.lock`), held until dropped.
+pub fn hold_lock(path: &Path) -> fs::File {
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    lock.try_lock().unwrap();
+    lock
+}

@@ -1,7 +1,7 @@
 //! The ledger's safety: locking, dry runs, `--ledger-out`, refusals that write nothing, and
 //! idempotent re-runs.
 
-use crate::harness::{RUN, Test, csv_rows};
+use crate::harness::{RUN, Test, csv_rows, hold_lock};
 use std::fs;
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
@@ -76,13 +76,7 @@ fn ledger_out_leaves_the_input_untouched() {
 #[test]
 fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
     let t = base("locked");
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(t.dir.join("ledger.csv.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
+    let _lock = hold_lock(&t.dir.join("ledger.csv.lock"));
     let ran = t.args(RUN).run().expect(3);
     assert!(ran.stderr().contains("locked"), "{}", ran.stderr());
     assert_eq!(ran.read("ledger.csv"), LEDGER);

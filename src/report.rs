@@ -91,7 +91,7 @@ pub fn write_in_pieces<T: Send>(
 ) -> std::io::Result<Vec<T>> {
     use rayon::prelude::*;
     const ROWS: usize = 8192;
-    let batch = ROWS * rayon::current_num_threads().max(1) * 4;
+    let batch = ROWS * rayon::current_num_threads().max(1) * 2;
     let mut tallies = Vec::new();
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);

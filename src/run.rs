@@ -53,6 +53,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || InstanceIndex::new(&instances),
         || RequestIndex::new(&requests),
     );
+    phases.mark("index");
     let ledger = input::ledger::scan(
         &cfg.ledger,
         &shown(&cfg.ledger),
@@ -62,7 +63,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         |id| by_request.first_row(id),
     )?;
     spin.finish();
-    phases.mark("index");
+    phases.mark("scan");
     let world = World {
         policy: &policy,
         instances: &instances,

@@ -46,6 +46,8 @@ pub fn stream<C: Sync, T: Send>(
     parse: impl Fn(&C, &Piece) -> T + Sync,
 ) -> Result<Streamed<C, T>> {
     let mut hasher = Sha256::new();
+    // `carry[..hashed]` has gone into the hash; the rest is hashed while its records are parsed.
+    let mut hashed = 0;
     let mut carry: Vec<u8> = Vec::new();
     let mut fill = |carry: &mut Vec<u8>, upto: usize| -> Result<bool> {
         let before = carry.len();
@@ -53,7 +55,6 @@ pub fn stream<C: Sync, T: Send>(
             .take((upto.saturating_sub(before)) as u64)
             .read_to_end(carry)
             .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
-        hasher.update(&carry[before..]);
         Ok(got == 0 && upto > before)
     };
     // The header: read until its line is whole (all of a file whose header is quoted).
@@ -75,6 +76,7 @@ pub fn stream<C: Sync, T: Send>(
     }
     let (record, start, mut line) = header(&carry, shown)?;
     let context = prepare(&record)?;
+    hasher.update(&carry[..start]);
     carry.drain(..start);
     let mut parts = Vec::new();
     let mut want = BLOCK;
@@ -119,13 +121,18 @@ pub fn stream<C: Sync, T: Send>(
         } else {
             split(body, line, rayon::current_num_threads() * 2)
         };
-        parts.extend(
-            pieces
-                .par_iter()
-                .map(|p| parse(&context, p))
-                .collect::<Vec<T>>(),
+        let (_, parsed) = rayon::join(
+            || hasher.update(&carry[hashed..]),
+            || {
+                pieces
+                    .par_iter()
+                    .map(|p| parse(&context, p))
+                    .collect::<Vec<T>>()
+            },
         );
+        parts.extend(parsed);
         line += line_ends(body, 0, body.len());
+        hashed = carry.len() - cut;
         carry.drain(..cut);
         want = BLOCK;
         if eof {
@@ -246,6 +253,10 @@ impl<'a> Lines<'a> {
 /// The line ends in `bytes[from..to]`: LF, CRLF (once) and a lone CR, as the CSV reader counts
 /// records.
 fn line_ends(bytes: &[u8], from: usize, to: usize) -> u64 {
+    let span = &bytes[from..to];
+    if memchr::memchr(b'\r', span).is_none() {
+        return memchr::memchr_iter(b'\n', span).count() as u64;
+    }
     (from..to)
         .filter(|&i| match bytes[i] {
             b'\n' => true,

@@ -58,8 +58,8 @@ struct Positions {
 #[derive(Default)]
 struct Part {
     rows: u64,
-    codes: Vec<(u128, u64)>,
-    request_ids: Vec<(u128, u64)>,
+    codes: Vec<Seen>,
+    request_ids: Vec<Seen>,
     held: Vec<(u32, Status)>,
     hits: Vec<(u32, LedgerHit)>,
     findings: Vec<Problem>,
@@ -117,7 +117,9 @@ pub fn scan(
     let (sha256, parts) = (streamed.sha256, streamed.parts);
     ledger.info.sha256 = sha256;
     let mut corrupt = Vec::new();
-    let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
+    // Sized once, so that joining the pieces never holds two growing copies.
+    let rows: usize = parts.iter().map(|p| p.codes.len()).sum();
+    let (mut codes, mut request_ids) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     for part in parts {
         ledger.info.rows += part.rows;
         codes.extend(part.codes);
@@ -142,23 +144,52 @@ pub fn scan(
         corrupt.sort();
         return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
     }
-    ledger.codes = codes.into_iter().map(|(fp, _)| fp).collect();
+    ledger.codes = codes.iter().map(Seen::fingerprint).collect();
+    ledger.codes.sort_unstable();
     Ok(ledger)
 }
 
-/// Sorts `(fingerprint, line)` pairs and returns each repeat as (its line, the first line).
-fn duplicates(items: &mut [(u128, u64)]) -> Vec<(u64, u64)> {
+/// A fingerprint and the line it was seen on, in 20 bytes (a `(u128, u64)` pair takes 32): a
+/// million ledger rows keep two of these each while the ledger is checked.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    fingerprint: [u32; 4],
+    line: u32,
+}
+
+impl Seen {
+    fn new(fingerprint: u128, line: u64) -> Self {
+        let f = fingerprint.to_le_bytes();
+        let word =
+            |i: usize| u32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]);
+        Seen {
+            fingerprint: [word(0), word(1), word(2), word(3)],
+            line: line.min(u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    fn fingerprint(&self) -> u128 {
+        self.fingerprint
+            .iter()
+            .rev()
+            .fold(0u128, |acc, w| acc << 32 | u128::from(*w))
+    }
+}
+
+/// Sorts what was seen and returns each repeat as (its line, the first line).
+fn duplicates(items: &mut [Seen]) -> Vec<(u64, u64)> {
     items.par_sort_unstable();
     let mut out = Vec::new();
     for i in 1..items.len() {
-        if items[i].0 == items[i - 1].0 {
+        let fp = items[i].fingerprint;
+        if fp == items[i - 1].fingerprint {
             let first = items[..i]
                 .iter()
                 .rev()
-                .take_while(|x| x.0 == items[i].0)
+                .take_while(|x| x.fingerprint == fp)
                 .last()
-                .map_or(items[i - 1].1, |x| x.1);
-            out.push((items[i].1, first));
+                .map_or(items[i - 1].line, |x| x.line);
+            out.push((u64::from(items[i].line), u64::from(first)));
         }
     }
     out
@@ -256,10 +287,10 @@ impl Context<'_> {
         })?;
         // The code itself is never repeated in a message: it is a secret.
         let fp = self.fingerprints.of(&code::identity_key(code));
-        part.codes.push((fp, row.line));
+        part.codes.push(Seen::new(fp, row.line));
         if !request.is_empty() {
             let fp = self.fingerprints.of(request);
-            part.request_ids.push((fp, row.line));
+            part.request_ids.push(Seen::new(fp, row.line));
             if let Some(r) = request_row(request) {
                 let hit = LedgerHit {
                     code: code.to_string(),

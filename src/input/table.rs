@@ -14,69 +14,44 @@ const MISSING: i64 = i64::MIN;
 /// The longest cell: a longer one makes its row malformed (identifiers included, so a
 /// runaway quote cannot smuggle a megabyte into every report).
 pub const MAX_CELL: usize = 64 << 10;
-/// The most text one column may hold (its offsets are 32-bit).
-pub const MAX_COLUMN_BYTES: usize = u32::MAX as usize;
+/// The most text one piece of a file may hold (its offsets are 32-bit); pieces are at most a
+/// block, or a quoted file's 1 GiB, so this is never reached by a file the reader accepts.
+const MAX_PIECE_TEXT: usize = u32::MAX as usize;
 
-/// Typed storage for one column.
-enum Store {
+/// Where one schema column's cells live.
+#[derive(Clone, Copy)]
+enum Slot {
     /// A column the run does not keep: its cells are checked, then dropped.
     Dropped,
-    /// All cells back to back; `ends[row]` is where the row's cell ends.
-    Str {
-        buf: String,
-        ends: Vec<u32>,
-    },
-    Int(Vec<i64>),
-    /// Microseconds since 1970 (UTC).
-    Time(Vec<i64>),
+    /// The k-th text cell of a row.
+    Text(usize),
+    /// The k-th number of a row, an integer.
+    Int(usize),
+    /// The k-th number of a row, a time in microseconds since 1970 (UTC).
+    Time(usize),
 }
 
-impl Store {
-    fn new(col: &Column) -> Store {
-        match (col.keep, col.ty) {
-            (false, _) => Store::Dropped,
-            (true, Type::String | Type::List) => Store::Str {
-                buf: String::new(),
-                ends: Vec::new(),
-            },
-            (true, Type::Integer) => Store::Int(Vec::new()),
-            (true, Type::Time) => Store::Time(Vec::new()),
-        }
-    }
-
-    fn push_missing(&mut self) {
-        match self {
-            Store::Dropped => {}
-            Store::Str { buf, ends } => ends.push(buf.len() as u32),
-            Store::Int(v) | Store::Time(v) => v.push(MISSING),
-        }
-    }
-
-    /// Appends a later piece's cells, consuming them.
-    fn append(&mut self, other: Store) {
-        match (self, other) {
-            (Store::Str { buf, ends }, Store::Str { buf: b, ends: e }) => {
-                let base = buf.len() as u32;
-                buf.push_str(&b);
-                ends.extend(e.into_iter().map(|x| x + base));
-            }
-            (Store::Int(a), Store::Int(b)) | (Store::Time(a), Store::Time(b)) => a.extend(b),
-            _ => {}
-        }
-    }
-
-    fn text_len(&self) -> usize {
-        match self {
-            Store::Str { buf, .. } => buf.len(),
-            _ => 0,
-        }
-    }
+/// The cells a table keeps, grouped by row so that one row's cells sit side by side in memory:
+/// a lookup that jumps to a random row (the inventory, probed by the requests) touches a few
+/// cache lines, not one or two per column.
+#[derive(Default)]
+struct Cells {
+    /// Text of the rows, in pieces as they were parsed (never copied into one buffer).
+    texts: Vec<String>,
+    /// Per row, `2 + text columns` numbers: the piece its text is in, where its text starts,
+    /// and where each of its text cells ends (offsets into that piece's text).
+    bounds: Vec<u32>,
+    /// Per row, `number columns` numbers (`MISSING` when empty or unparsable).
+    numbers: Vec<i64>,
 }
 
 /// A parsed input table.
 pub struct Table {
     pub info: FileInfo,
-    stores: Vec<Store>,
+    slots: Vec<Slot>,
+    /// Text and number cells kept per row.
+    widths: (usize, usize),
+    cells: Cells,
     lines: Vec<u32>,
     /// The malformed rows, ascending, each with the index in `problems` of its first problem.
     faults: Vec<(u32, u32)>,
@@ -85,6 +60,55 @@ pub struct Table {
 }
 
 impl Table {
+    fn empty(shown: &str, schema: &Schema) -> Table {
+        let (mut texts, mut numbers) = (0, 0);
+        let slots = schema
+            .columns
+            .iter()
+            .map(|col| match (col.keep, col.ty) {
+                (false, _) => Slot::Dropped,
+                (true, Type::String | Type::List) => {
+                    texts += 1;
+                    Slot::Text(texts - 1)
+                }
+                (true, Type::Integer) => {
+                    numbers += 1;
+                    Slot::Int(numbers - 1)
+                }
+                (true, Type::Time) => {
+                    numbers += 1;
+                    Slot::Time(numbers - 1)
+                }
+            })
+            .collect();
+        Table {
+            info: FileInfo {
+                path: shown.to_string(),
+                ..FileInfo::default()
+            },
+            slots,
+            widths: (texts, numbers),
+            cells: Cells {
+                texts: vec![String::new()],
+                ..Cells::default()
+            },
+            lines: Vec::new(),
+            faults: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Makes room for the rows of `bytes` at once, so that no buffer is copied as it grows: a
+    /// cell's text is never longer than its CSV form, and rows are about as many as line feeds
+    /// (a hint only: lone carriage returns end rows too).
+    fn reserve(&mut self, bytes: &[u8]) {
+        let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
+        self.cells.texts[0].reserve_exact(bytes.len());
+        self.cells.bounds.reserve_exact(rows * (2 + self.widths.0));
+        self.cells.numbers.reserve_exact(rows * self.widths.1);
+        self.lines.reserve_exact(rows);
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }
@@ -107,30 +131,35 @@ impl Table {
 
     /// A cell as text, exactly as read (empty when missing); for string and list columns.
     pub fn text(&self, col: usize, row: usize) -> &str {
-        match &self.stores[col] {
-            Store::Str { buf, ends } => {
-                let start = if row == 0 { 0 } else { ends[row - 1] as usize };
-                &buf[start..ends[row] as usize]
+        match self.slots[col] {
+            Slot::Text(k) => {
+                let stride = 2 + self.widths.0;
+                let b = &self.cells.bounds[row * stride..(row + 1) * stride];
+                &self.cells.texts[b[0] as usize][b[1 + k] as usize..b[2 + k] as usize]
             }
             _ => "",
         }
     }
 
+    fn number(&self, k: usize, row: usize) -> i64 {
+        self.cells.numbers[row * self.widths.1 + k]
+    }
+
     pub fn value(&self, col: usize, row: usize) -> Value<'_> {
-        match &self.stores[col] {
-            Store::Str { .. } => match self.text(col, row) {
+        match self.slots[col] {
+            Slot::Text(_) => match self.text(col, row) {
                 "" => Value::Missing,
                 s => Value::Str(s),
             },
-            Store::Int(v) => match v[row] {
+            Slot::Int(k) => match self.number(k, row) {
                 MISSING => Value::Missing,
                 n => Value::Int(n),
             },
-            Store::Time(v) => match v[row] {
+            Slot::Time(k) => match self.number(k, row) {
                 MISSING => Value::Missing,
                 us => Time::from_timestamp_micros(us).map_or(Value::Missing, Value::Time),
             },
-            Store::Dropped => Value::Missing,
+            Slot::Dropped => Value::Missing,
         }
     }
 }
@@ -142,22 +171,13 @@ pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
 
 /// Parses CSV by `schema`, a block at a time, the pieces of each block in parallel.
 pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<Table> {
-    let empty = || Table {
-        info: FileInfo {
-            path: shown.to_string(),
-            ..FileInfo::default()
-        },
-        stores: schema.columns.iter().map(Store::new).collect(),
-        lines: Vec::new(),
-        faults: Vec::new(),
-        problems: Vec::new(),
-    };
     let prepare = |record: &csv::ByteRecord| {
         let header = header_names(record, shown)?;
         Ok((header.len(), locate_columns(&header, schema, shown)?))
     };
     let streamed = chunks::stream(input, shown, prepare, |(width, positions), piece| {
-        let mut part = empty();
+        let mut part = Table::empty(shown, schema);
+        part.reserve(piece.bytes);
         let mut rdr = chunks::reader(piece.bytes);
         let mut record = csv::ByteRecord::new();
         let mut lines = chunks::Lines::new(piece);
@@ -174,10 +194,16 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
         if chunks::unclosed_quote(piece.bytes, last.0) {
             return Err(unclosed(shown, last.1));
         }
+        part.cells.texts[0].shrink_to_fit();
+        if part.cells.texts[0].len() > MAX_PIECE_TEXT {
+            return Err(Error::refused(format!(
+                "{shown}: a piece of the file holds more than {MAX_PIECE_TEXT} bytes of text, more than one run can take"
+            )));
+        }
         Ok(part)
     })?;
     let parts = streamed.parts.into_iter().collect::<Result<Vec<Table>>>()?;
-    let mut table = merge(empty(), parts, shown)?;
+    let mut table = merge(Table::empty(shown, schema), parts);
     table.info.rows = table.lines.len() as u64;
     table.info.sha256 = streamed.sha256;
     Ok(table)
@@ -190,22 +216,32 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
     ))
 }
 
-/// Joins the pieces column by column, dropping each piece's column as soon as it is copied, so
-/// the peak is one table plus one column rather than two tables.
-fn merge(mut table: Table, mut parts: Vec<Table>, shown: &str) -> Result<Table> {
-    for (c, store) in table.stores.iter_mut().enumerate() {
-        let total: usize = parts.iter().map(|p| p.stores[c].text_len()).sum();
-        if total > MAX_COLUMN_BYTES {
-            return Err(Error::refused(format!(
-                "{shown}: a column holds more than {MAX_COLUMN_BYTES} bytes, more than one run can take"
-            )));
-        }
-        for part in &mut parts {
-            store.append(std::mem::replace(&mut part.stores[c], Store::Dropped));
-        }
-    }
+/// Joins the pieces: their texts are moved, not copied; the per-row numbers are appended, each
+/// piece dropped as soon as it is copied.
+fn merge(mut table: Table, parts: Vec<Table>) -> Table {
+    let rows: usize = parts.iter().map(Table::len).sum();
+    let cells = &mut table.cells;
+    cells.texts.clear();
+    cells.bounds.reserve_exact(rows * (2 + table.widths.0));
+    cells.numbers.reserve_exact(rows * table.widths.1);
+    table.lines.reserve_exact(rows);
+    let stride = 2 + table.widths.0;
     for part in parts {
         let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
+        let piece = table.cells.texts.len() as u32;
+        let Cells {
+            texts,
+            bounds,
+            numbers,
+        } = part.cells;
+        table.cells.texts.extend(texts);
+        table.cells.bounds.extend(
+            bounds
+                .iter()
+                .enumerate()
+                .map(|(i, b)| if i % stride == 0 { b + piece } else { *b }),
+        );
+        table.cells.numbers.extend(numbers);
         table.lines.extend(part.lines);
         table.faults.extend(
             part.faults
@@ -214,7 +250,10 @@ fn merge(mut table: Table, mut parts: Vec<Table>, shown: &str) -> Result<Table> 
         );
         table.problems.extend(part.problems);
     }
-    Ok(table)
+    if table.cells.texts.is_empty() {
+        table.cells.texts.push(String::new());
+    }
+    table
 }
 
 /// The header cells as text, without a leading byte-order mark.
@@ -288,6 +327,8 @@ impl Table {
         schema: &Schema,
     ) {
         let first_problem = self.problems.len();
+        let text = &self.cells.texts[0];
+        self.cells.bounds.extend([0, text.len() as u32]);
         if record.len() != width {
             self.problem(
                 line,
@@ -322,7 +363,10 @@ impl Table {
 
     /// Stores one cell; on a fault the cell is stored as missing (identifiers keep their text).
     fn push_cell(&mut self, c: usize, col: &Column, raw: &[u8]) -> std::result::Result<(), String> {
-        let store = &mut self.stores[c];
+        let store = &mut Store {
+            slot: self.slots[c],
+            cells: &mut self.cells,
+        };
         if raw.len() > MAX_CELL {
             store.push_missing();
             return Err(format!(
@@ -422,23 +466,123 @@ fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
         .ok_or_else(|| format!("unknown instance status `{text}` (expected one of {STATUSES:?})"))
 }
 
+/// One row's cells being appended to a piece (whose text is `texts[0]`).
+struct Store<'a> {
+    slot: Slot,
+    cells: &'a mut Cells,
+}
+
+impl Store<'_> {
+    fn push_missing(&mut self) {
+        match self.slot {
+            Slot::Dropped => {}
+            Slot::Text(_) => {
+                let end = self.cells.texts[0].len() as u32;
+                self.cells.bounds.push(end);
+            }
+            Slot::Int(_) | Slot::Time(_) => self.cells.numbers.push(MISSING),
+        }
+    }
+}
+
 fn push_text(store: &mut Store, s: &str) {
-    if let Store::Str { buf, ends } = store {
-        buf.push_str(s);
-        // INVARIANT: `merge` refuses a column over `MAX_COLUMN_BYTES`; until then a wrapped
+    if let Slot::Text(_) = store.slot {
+        let text = &mut store.cells.texts[0];
+        text.push_str(s);
+        // INVARIANT: `parse` refuses a piece over `MAX_PIECE_TEXT`; until then a wrapped
         // offset is never read.
-        ends.push(buf.len() as u32);
+        store.cells.bounds.push(text.len() as u32);
     }
 }
 
 fn push_int(store: &mut Store, n: i64) {
-    if let Store::Int(v) = store {
-        v.push(n);
+    if let Slot::Int(_) = store.slot {
+        store.cells.numbers.push(n);
     }
 }
 
 fn push_time(store: &mut Store, t: Time) {
-    if let Store::Time(v) = store {
-        v.push(t.timestamp_micros());
+    if let Slot::Time(_) = store.slot {
+        store.cells.numbers.push(t.timestamp_micros());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    fn instances_schema() -> Schema {
+        let mut schema = Schema::instances();
+        for c in &mut schema.columns {
+            c.keep = c.name != "creation_time";
+        }
+        schema
+    }
+
+    #[test]
+    fn cells_read_back_across_pieces() {
+        // Enough rows for several blocks and pieces, so rows come from different pieces.
+        let n = 400_000;
+        let mut text = String::from(
+            "instance_id,account_id,region_id,charge_type,expired_time,creation_time,status,internet_max_bandwidth_out,public_ip,operation_locks\n",
+        );
+        for i in 0..n {
+            let ip = if i % 3 == 0 {
+                String::new()
+            } else {
+                format!("10.0.{}.{}", i % 250, i % 7)
+            };
+            let bw = if i % 5 == 0 {
+                "x".to_string()
+            } else {
+                (i % 100).to_string()
+            };
+            text.push_str(&format!(
+                "i-{i:08},1{i:015},CN-Beijing,{},2027-01-{:02}T00:00Z,2020-01-01T00:00Z,Running,{bw},{ip},{}\n",
+                if i % 2 == 0 { "PrePaid" } else { "payasyougo" },
+                1 + i % 28,
+                if i % 11 == 0 { "financial" } else { "" },
+            ));
+        }
+        let schema = instances_schema();
+        let t = parse(text.as_bytes(), "t.csv", &schema).unwrap();
+        assert_eq!(t.len(), n);
+        assert!(t.cells.texts.len() > 4, "the rows came from several pieces");
+        let at = |name: &str| schema.index(name).unwrap();
+        for row in [0, 1, 2, 5, 11, n / 3, n / 2 + 1, n - 2, n - 1] {
+            assert_eq!(t.text(at("instance_id"), row), format!("i-{row:08}"));
+            assert_eq!(t.text(at("account_id"), row), format!("1{row:015}"));
+            assert_eq!(t.text(at("region_id"), row), "cn-beijing");
+            let charge = if row % 2 == 0 { "PrePaid" } else { "PostPaid" };
+            assert_eq!(t.text(at("charge_type"), row), charge);
+            let ip = t.text(at("public_ip"), row);
+            assert_eq!(ip.is_empty(), row % 3 == 0, "row {row}: {ip}");
+            assert_eq!(t.text(at("operation_locks"), row).is_empty(), row % 11 != 0);
+            let bw = t.value(at("internet_max_bandwidth_out"), row);
+            if row % 5 == 0 {
+                assert_eq!(bw, Value::Missing);
+                assert!(
+                    t.fault(row).is_some(),
+                    "a bad number makes the row malformed"
+                );
+            } else {
+                assert_eq!(bw, Value::Int((row % 100) as i64));
+                assert!(t.fault(row).is_none());
+            }
+            let Value::Time(expires) = t.value(at("expired_time"), row) else {
+                panic!("row {row}: no expiry");
+            };
+            assert_eq!(
+                time::format(expires),
+                format!("2027-01-{:02}T00:00:00Z", 1 + row % 28)
+            );
+            assert_eq!(
+                t.value(at("creation_time"), row),
+                Value::Missing,
+                "not kept"
+            );
+            assert_eq!(t.line(row), row as u64 + 2);
+        }
     }
 }

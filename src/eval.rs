@@ -156,11 +156,22 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
         .collect();
     let mut decisions: Vec<Decision> = pool.install(|| {
         let verdicts = per_instance(world);
+        // Every request's inventory key first, in a tight loop of its own: there the cache
+        // misses of the probes overlap, where one decision at a time would wait for each.
+        let keys: Vec<u32> = (0..world.requests.len())
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|row| {
+                let id = world.requests.text(col::REQUEST_INSTANCE, row);
+                world.by_instance.key(id).unwrap_or(NO_ROW)
+            })
+            .collect();
         (0..world.requests.len())
             .into_par_iter()
             .with_min_len(1024)
             .map(|row| {
-                let d = decide_one(world, &verdicts, &waived, row);
+                let key = (keys[row] != NO_ROW).then_some(keys[row]);
+                let d = decide_one(world, &verdicts, &waived, row, key);
                 progress.tick();
                 d
             })
@@ -197,7 +208,13 @@ fn per_instance(w: &World<'_>) -> Vec<u64> {
 }
 
 /// SPEC §3 for one row: the first step that applies decides.
-fn decide_one(w: &World<'_>, verdicts: &[u64], waived: &[AtomicU64], row: usize) -> Decision {
+fn decide_one(
+    w: &World<'_>,
+    verdicts: &[u64],
+    waived: &[AtomicU64],
+    row: usize,
+    key: Option<u32>,
+) -> Decision {
     let req = w.requests;
     if req.fault(row).is_some() {
         return Decision::invalid(Builtin::MalformedRequest);
@@ -214,7 +231,6 @@ fn decide_one(w: &World<'_>, verdicts: &[u64], waived: &[AtomicU64], row: usize)
             Decision::invalid(Builtin::RequestIdConflict)
         };
     }
-    let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row));
     if let Some(key) = key {
         if let Some(d) = confidential_gates(w, row, key) {
             return d;

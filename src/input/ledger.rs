@@ -211,34 +211,25 @@ impl Context<'_> {
         request_row: &impl Fn(&str) -> Option<u32>,
     ) -> Part {
         let mut part = Part::default();
-        let mut rdr = chunks::reader(piece.bytes);
-        let mut record = csv::ByteRecord::new();
-        let mut lines = chunks::Lines::new(piece);
-        let mut last = (0, 0);
-        loop {
-            match rdr.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    let line = lines.at(rdr.position().byte());
-                    part.corrupt
-                        .push((line, format!("{}:{line}: cannot read: {e}", self.shown)));
-                    break;
-                }
-            }
+        let read = chunks::read_records(piece, |cells, line| {
             part.rows += 1;
-            let at = record.position().map_or(0, |p| p.byte());
-            let line = lines.at(at);
-            last = (at as usize, line);
             let row = Row {
-                record: &record,
+                cells,
                 line,
                 shown: self.shown,
             };
             if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
                 part.corrupt.push((line, e));
             }
-        }
+        });
+        let last = match read {
+            Ok(last) => last,
+            Err((e, line)) => {
+                part.corrupt
+                    .push((line, format!("{}:{line}: cannot read: {e}", self.shown)));
+                return part;
+            }
+        };
         if chunks::unclosed_quote(piece.bytes, last.0) {
             part.corrupt
                 .push((last.1, super::table::unclosed(self.shown, last.1).message));
@@ -255,12 +246,12 @@ impl Context<'_> {
         request_row: &impl Fn(&str) -> Option<u32>,
     ) -> std::result::Result<(), String> {
         let pos = self.pos;
-        if row.record.len() != self.width {
+        if row.cells.len() != self.width {
             return Err(format!(
                 "{}:{}: the row has {} fields, the header has {}",
                 row.shown,
                 row.line,
-                row.record.len(),
+                row.cells.len(),
                 self.width
             ));
         }
@@ -360,7 +351,7 @@ fn positions(header: &[String], shown: &str) -> Result<Positions> {
 }
 
 struct Row<'a> {
-    record: &'a csv::ByteRecord,
+    cells: &'a [chunks::Cell<'a>],
     line: u64,
     shown: &'a str,
 }
@@ -369,8 +360,11 @@ impl Row<'_> {
     /// A cell as text; `Err` names the place when it is not UTF-8.
     fn cell(&self, at: Option<usize>, name: &str) -> std::result::Result<&str, String> {
         let Some(i) = at else { return Ok("") };
-        let raw = self.record.get(i).unwrap_or(b"");
-        std::str::from_utf8(raw).map_err(|_| self.at(name, "the value is not valid UTF-8"))
+        match self.cells.get(i) {
+            None => Ok(""),
+            Some(Ok(text)) => Ok(text),
+            Some(Err(_)) => Err(self.at(name, "the value is not valid UTF-8")),
+        }
     }
 
     fn at(&self, column: &str, message: &str) -> String {

@@ -141,6 +141,29 @@ impl Table {
         }
     }
 
+    /// Reads a little of each row's cells and discards it, so that the rows are in cache when
+    /// they are read in earnest: loads in a loop this tight overlap, where rows read one at a
+    /// time amid other work would each wait for memory in turn.
+    pub fn warm(&self, rows: impl Iterator<Item = usize>) {
+        let stride = 2 + self.widths.0;
+        let mut sum = 0u64;
+        for row in rows {
+            if let Some(b) = self.cells.bounds.get(row * stride..(row + 1) * stride) {
+                let text = self.cells.texts[b[0] as usize].as_bytes();
+                sum += u64::from(text.get(b[1] as usize).copied().unwrap_or(0));
+            }
+            if self.widths.1 > 0 {
+                sum += self
+                    .cells
+                    .numbers
+                    .get(row * self.widths.1)
+                    .copied()
+                    .unwrap_or(0) as u64;
+            }
+        }
+        std::hint::black_box(sum);
+    }
+
     fn number(&self, k: usize, row: usize) -> i64 {
         self.cells.numbers[row * self.widths.1 + k]
     }
@@ -178,19 +201,10 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
     let streamed = chunks::stream(input, shown, prepare, |(width, positions), piece| {
         let mut part = Table::empty(shown, schema);
         part.reserve(piece.bytes);
-        let mut rdr = chunks::reader(piece.bytes);
-        let mut record = csv::ByteRecord::new();
-        let mut lines = chunks::Lines::new(piece);
-        let mut last = (0, 0);
-        while rdr
-            .read_byte_record(&mut record)
-            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?
-        {
-            let at = record.position().map_or(0, |p| p.byte());
-            let line = lines.at(at);
-            last = (at as usize, line);
-            part.push_row(&record, line, *width, positions, schema);
-        }
+        let last = chunks::read_records(piece, |cells, line| {
+            part.push_row(cells, line, *width, positions, schema);
+        })
+        .map_err(|(e, line)| Error::refused(format!("{shown}:{line}: cannot read: {e}")))?;
         if chunks::unclosed_quote(piece.bytes, last.0) {
             return Err(unclosed(shown, last.1));
         }
@@ -320,7 +334,7 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
 impl Table {
     fn push_row(
         &mut self,
-        record: &csv::ByteRecord,
+        cells: &[chunks::Cell],
         line: u64,
         width: usize,
         positions: &[Option<usize>],
@@ -329,18 +343,15 @@ impl Table {
         let first_problem = self.problems.len();
         let text = &self.cells.texts[0];
         self.cells.bounds.extend([0, text.len() as u32]);
-        if record.len() != width {
+        if cells.len() != width {
             self.problem(
                 line,
                 "",
-                format!(
-                    "the row has {} fields, the header has {width}",
-                    record.len()
-                ),
+                format!("the row has {} fields, the header has {width}", cells.len()),
             );
         }
         for (c, col) in schema.columns.iter().enumerate() {
-            let raw = positions[c].and_then(|p| record.get(p)).unwrap_or(b"");
+            let raw = positions[c].and_then(|p| cells.get(p)).unwrap_or(&Ok(""));
             if let Err(msg) = self.push_cell(c, col, raw) {
                 self.problem(line, &col.name, msg);
             }
@@ -362,25 +373,33 @@ impl Table {
     }
 
     /// Stores one cell; on a fault the cell is stored as missing (identifiers keep their text).
-    fn push_cell(&mut self, c: usize, col: &Column, raw: &[u8]) -> std::result::Result<(), String> {
+    fn push_cell(
+        &mut self,
+        c: usize,
+        col: &Column,
+        raw: &chunks::Cell,
+    ) -> std::result::Result<(), String> {
         let store = &mut Store {
             slot: self.slots[c],
             cells: &mut self.cells,
         };
-        if raw.len() > MAX_CELL {
+        let len = raw.map_or_else(<[u8]>::len, str::len);
+        if len > MAX_CELL {
             store.push_missing();
             return Err(format!(
-                "the value is {} bytes long, more than the {MAX_CELL} a cell may have",
-                raw.len()
+                "the value is {len} bytes long, more than the {MAX_CELL} a cell may have"
             ));
         }
-        let Ok(text) = std::str::from_utf8(raw) else {
-            if col.identifier {
-                push_text(store, &String::from_utf8_lossy(raw));
-            } else {
-                store.push_missing();
+        let text = match *raw {
+            Ok(text) => text,
+            Err(bytes) => {
+                if col.identifier {
+                    push_text(store, &String::from_utf8_lossy(bytes));
+                } else {
+                    store.push_missing();
+                }
+                return Err("the value is not valid UTF-8".to_string());
             }
-            return Err("the value is not valid UTF-8".to_string());
         };
         // A cell of spaces is as empty as an empty one: it must not pass an `exists` test.
         if text.trim().is_empty() {

@@ -176,7 +176,7 @@ pub type Cell<'a> = std::result::Result<&'a str, &'a [u8]>;
 /// the two to the same records on the same lines.
 pub fn read_records<'a>(
     piece: &Piece<'a>,
-    mut each: impl FnMut(&[Cell<'_>], u64),
+    each: impl FnMut(&[Cell<'_>], u64),
 ) -> std::result::Result<(usize, u64), (csv::Error, u64)> {
     let plain = memchr::memchr2(b'"', b'\r', piece.bytes).is_none();
     match (plain, std::str::from_utf8(piece.bytes)) {
@@ -386,8 +386,10 @@ mod tests {
         assert_eq!(whole.last().unwrap().0, 200_000 + 200 + 1);
     }
 
-    /// Every record as (line, cells), by one of the two readers.
-    fn read(piece: &Piece, plain: bool) -> (Vec<(u64, Vec<String>)>, (usize, u64)) {
+    /// Every record as (line, cells), and where the last starts, by one of the two readers.
+    type Read = (Vec<(u64, Vec<String>)>, (usize, u64));
+
+    fn read(piece: &Piece, plain: bool) -> Read {
         let mut out = Vec::new();
         let mut each = |cells: &[Cell], line: u64| {
             let cells = cells

@@ -135,14 +135,21 @@ fn decode_symbol(c: char) -> Option<u8> {
 /// The key under which two codes are the same code: Crockford-normalised, without hyphens or
 /// spaces, upper case. Codes written before this tool (any format) are keyed the same way.
 pub fn identity_key(code: &str) -> String {
-    code.chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| match c.to_ascii_uppercase() {
+    let mut key = String::new();
+    identity_key_into(code, &mut key);
+    key
+}
+
+/// `identity_key` into a buffer the caller reuses (cleared first).
+pub fn identity_key_into(code: &str, key: &mut String) {
+    key.clear();
+    key.extend(code.chars().filter(|c| !matches!(c, '-' | ' ')).map(
+        |c| match c.to_ascii_uppercase() {
             'I' | 'L' => '1',
             'O' => '0',
             c => c,
-        })
-        .collect()
+        },
+    ));
 }
 
 /// Multiplication in GF(32) = GF(2)[x] / (x^5 + x^2 + 1).

@@ -192,18 +192,24 @@ fn read_plain<'a>(
     mut each: impl FnMut(&[Cell<'_>], u64),
 ) -> (usize, u64) {
     let mut cells: Vec<Cell<'a>> = Vec::with_capacity(16);
-    let (mut line, mut offset, mut last) = (first_line, 0, (0, first_line));
+    let (mut line, mut last) = (first_line, (0, first_line));
     // Like the csv reader, a record's offset is where the blank lines before it start.
-    let mut start = 0;
-    for record in text.split('\n') {
-        offset += record.len() + 1;
-        if !record.is_empty() {
-            cells.clear();
-            cells.extend(record.split(',').map(Ok));
-            each(&cells, line);
-            last = (start, line);
-            start = offset;
+    let (mut record_start, mut line_start, mut cell_start) = (0, 0, 0);
+    // One pass over every comma and line feed of the piece.
+    for at in memchr::memchr2_iter(b',', b'\n', text.as_bytes()).chain([text.len()]) {
+        cells.push(Ok(&text[cell_start..at]));
+        cell_start = at + 1;
+        if at < text.len() && text.as_bytes()[at] == b',' {
+            continue;
         }
+        // A line ends (or the text does): a record unless the line is blank.
+        if at > line_start {
+            each(&cells, line);
+            last = (record_start, line);
+            record_start = at + 1;
+        }
+        cells.clear();
+        line_start = at + 1;
         line += 1;
     }
     last

@@ -64,6 +64,8 @@ struct Part {
     hits: Vec<(u32, LedgerHit)>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
+    /// A buffer for codes' identity keys.
+    key: String,
 }
 
 /// Reads the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row` a
@@ -144,35 +146,46 @@ pub fn scan(
         corrupt.sort();
         return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
     }
+    // Sorted already: `duplicates` sorted them by fingerprint.
     ledger.codes = codes.iter().map(Seen::fingerprint).collect();
-    ledger.codes.sort_unstable();
+    debug_assert!(ledger.codes.is_sorted());
     Ok(ledger)
 }
 
 /// A fingerprint and the line it was seen on, in 20 bytes (a `(u128, u64)` pair takes 32): a
-/// million ledger rows keep two of these each while the ledger is checked.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// million ledger rows keep two of these each while the ledger is checked. They sort by
+/// fingerprint as a number, then by line.
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Seen {
-    fingerprint: [u32; 4],
+    /// The fingerprint's 32-bit words, most significant first.
+    words: [u32; 4],
     line: u32,
 }
 
 impl Seen {
     fn new(fingerprint: u128, line: u64) -> Self {
-        let f = fingerprint.to_le_bytes();
-        let word =
-            |i: usize| u32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]);
         Seen {
-            fingerprint: [word(0), word(1), word(2), word(3)],
+            words: [96, 64, 32, 0].map(|shift| (fingerprint >> shift) as u32),
             line: line.min(u64::from(u32::MAX)) as u32,
         }
     }
 
     fn fingerprint(&self) -> u128 {
-        self.fingerprint
+        self.words
             .iter()
-            .rev()
             .fold(0u128, |acc, w| acc << 32 | u128::from(*w))
+    }
+}
+
+impl Ord for Seen {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.fingerprint(), self.line).cmp(&(other.fingerprint(), other.line))
+    }
+}
+
+impl PartialOrd for Seen {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -181,12 +194,12 @@ fn duplicates(items: &mut [Seen]) -> Vec<(u64, u64)> {
     items.par_sort_unstable();
     let mut out = Vec::new();
     for i in 1..items.len() {
-        let fp = items[i].fingerprint;
-        if fp == items[i - 1].fingerprint {
+        let fp = items[i].words;
+        if fp == items[i - 1].words {
             let first = items[..i]
                 .iter()
                 .rev()
-                .take_while(|x| x.fingerprint == fp)
+                .take_while(|x| x.words == fp)
                 .last()
                 .map_or(items[i - 1].line, |x| x.line);
             out.push((u64::from(items[i].line), u64::from(first)));
@@ -277,7 +290,8 @@ impl Context<'_> {
             )
         })?;
         // The code itself is never repeated in a message: it is a secret.
-        let fp = self.fingerprints.of(&code::identity_key(code));
+        code::identity_key_into(code, &mut part.key);
+        let fp = self.fingerprints.of(&part.key);
         part.codes.push(Seen::new(fp, row.line));
         if !request.is_empty() {
             let fp = self.fingerprints.of(request);

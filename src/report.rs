@@ -53,14 +53,18 @@ pub fn write(
 ) -> Result<Summary> {
     // The two large tables are written side by side: while one thread copies a batch into its
     // file, the others render.
-    let (written, remedies) = rayon::join(
-        || tables::write_decisions(out, world, decisions, issued),
-        || tables::write_denials(out, world, decisions),
+    let ((written, remedies), counts) = rayon::join(
+        || {
+            rayon::join(
+                || tables::write_decisions(out, world, decisions, issued),
+                || tables::write_denials(out, world, decisions),
+            )
+        },
+        || Counts::of(world, decisions),
     );
     written?;
     let remedies = remedies?;
     tables::write_input_errors(out, problems)?;
-    let counts = Counts::of(world, decisions);
     let summary = Summary::new(facts, &counts, decisions.len(), problems.len());
     atomic(&out.join("summary.json"), Durable::Renamed, |w| {
         serde_json::to_writer_pretty(&mut *w, &summary.json)?;
@@ -85,31 +89,42 @@ pub enum Durable {
 /// Renders rows `0..n` in parallel pieces and writes the pieces in order, a bounded batch at a
 /// time; returns what each piece tallied. The output is the same for any number of threads.
 pub fn write_in_pieces<T: Send>(
-    w: &mut impl Write,
+    w: &mut (impl Write + Send),
     n: usize,
     piece: impl Fn(std::ops::Range<usize>, &mut Vec<u8>) -> std::io::Result<T> + Sync,
 ) -> std::io::Result<Vec<T>> {
     use rayon::prelude::*;
     const ROWS: usize = 8192;
     let batch = ROWS * rayon::current_num_threads().max(1) * 2;
-    let mut tallies = Vec::new();
-    for start in (0..n).step_by(batch) {
+    let render = |start: usize| -> std::io::Result<Vec<(Vec<u8>, T)>> {
         let end = (start + batch).min(n);
         let starts: Vec<usize> = (start..end).step_by(ROWS).collect();
-        let rendered: Vec<std::io::Result<(Vec<u8>, T)>> = starts
+        starts
             .into_par_iter()
             .map(|s| {
                 let mut buf = Vec::with_capacity(ROWS * 128);
                 let t = piece(s..(s + ROWS).min(end), &mut buf)?;
                 Ok((buf, t))
             })
-            .collect();
-        for r in rendered {
-            let (buf, t) = r?;
+            .collect()
+    };
+    let mut tallies = Vec::new();
+    let mut write = |rendered: Vec<(Vec<u8>, T)>| -> std::io::Result<()> {
+        for (buf, t) in rendered {
             w.write_all(&buf)?;
             tallies.push(t);
         }
+        Ok(())
+    };
+    // One batch is written while the next is rendered.
+    let mut ready = Vec::new();
+    for start in (0..n).step_by(batch) {
+        let (written, rendered) =
+            rayon::join(|| write(std::mem::take(&mut ready)), || render(start));
+        written?;
+        ready = rendered?;
     }
+    write(ready)?;
     Ok(tallies)
 }
 

@@ -89,6 +89,13 @@ pub fn write_denials<'p>(
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
             let mut tally = Remedies::new();
             let mut csv = writer(buf);
+            // The inventory rows the messages will read, fetched together first.
+            w.instances.warm(
+                decisions[rows.clone()]
+                    .iter()
+                    .filter(|d| d.outcome == Outcome::Denied)
+                    .filter_map(Decision::instance_row),
+            );
             for row in rows {
                 let d = &decisions[row];
                 if !matches!(

@@ -94,7 +94,7 @@ pub fn write_in_pieces<T: Send>(
     piece: impl Fn(std::ops::Range<usize>, &mut Vec<u8>) -> std::io::Result<T> + Sync,
 ) -> std::io::Result<Vec<T>> {
     use rayon::prelude::*;
-    const ROWS: usize = 8192;
+    const ROWS: usize = 4096;
     let batch = ROWS * rayon::current_num_threads().max(1) * 2;
     let render = |start: usize| -> std::io::Result<Vec<(Vec<u8>, T)>> {
         let end = (start + batch).min(n);

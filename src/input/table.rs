@@ -38,11 +38,32 @@ enum Slot {
 struct Cells {
     /// Text of the rows, in pieces as they were parsed (never copied into one buffer).
     texts: Vec<String>,
-    /// Per row, `2 + text columns` numbers: the piece its text is in, where its text starts,
-    /// and where each of its text cells ends (offsets into that piece's text).
-    bounds: Vec<u32>,
+    /// Per row, `HEAD + text columns` 16-bit words: the piece its text is in and where its
+    /// text starts (two words each, low first), then where each of its text cells ends,
+    /// counted from the row's start. A row whose text is longer than 16 bits can count is
+    /// marked `WIDE` in its piece number and has its ends in `wide`.
+    bounds: Vec<u16>,
+    /// The ends (offsets into the piece's text) of the cells of the `WIDE` rows, by row.
+    wide: Vec<(u32, Vec<u32>)>,
     /// Per row, `number columns` numbers (`MISSING` when empty or unparsable).
     numbers: Vec<i64>,
+    /// The ends of the cells of the row being read.
+    row_ends: Vec<u32>,
+}
+
+/// The 16-bit words before a row's cell ends: its piece and its start.
+const HEAD: usize = 4;
+/// The mark, in a row's piece number, of a row whose cell ends are in `Cells::wide`.
+const WIDE: u32 = 1 << 31;
+
+/// Two 16-bit words (low first) as one 32-bit number.
+fn join16(lo: u16, hi: u16) -> u32 {
+    u32::from(lo) | u32::from(hi) << 16
+}
+
+/// A 32-bit number as two 16-bit words, low first.
+fn split16(n: u32) -> [u16; 2] {
+    [n as u16, (n >> 16) as u16]
 }
 
 /// A parsed input table.
@@ -104,7 +125,9 @@ impl Table {
     fn reserve(&mut self, bytes: &[u8]) {
         let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
         self.cells.texts[0].reserve_exact(bytes.len());
-        self.cells.bounds.reserve_exact(rows * (2 + self.widths.0));
+        self.cells
+            .bounds
+            .reserve_exact(rows * (HEAD + self.widths.0));
         self.cells.numbers.reserve_exact(rows * self.widths.1);
         self.lines.reserve_exact(rows);
     }
@@ -133,24 +156,50 @@ impl Table {
     pub fn text(&self, col: usize, row: usize) -> &str {
         match self.slots[col] {
             Slot::Text(k) => {
-                let stride = 2 + self.widths.0;
+                let stride = HEAD + self.widths.0;
                 let b = &self.cells.bounds[row * stride..(row + 1) * stride];
-                &self.cells.texts[b[0] as usize][b[1 + k] as usize..b[2 + k] as usize]
+                let piece = join16(b[0], b[1]);
+                let start = join16(b[2], b[3]) as usize;
+                let (from, to) = if piece & WIDE == 0 {
+                    let from = if k == 0 {
+                        0
+                    } else {
+                        usize::from(b[HEAD + k - 1])
+                    };
+                    (start + from, start + usize::from(b[HEAD + k]))
+                } else {
+                    self.wide_cell(row, k, start)
+                };
+                &self.cells.texts[(piece & !WIDE) as usize][from..to]
             }
             _ => "",
         }
+    }
+
+    /// Where cell `k` of a `WIDE` row starts and ends in its piece's text.
+    fn wide_cell(&self, row: usize, k: usize, start: usize) -> (usize, usize) {
+        let row = row as u32;
+        let i = self
+            .cells
+            .wide
+            .binary_search_by_key(&row, |w| w.0)
+            .expect("a wide row has its ends");
+        let ends = &self.cells.wide[i].1;
+        let from = if k == 0 { start } else { ends[k - 1] as usize };
+        (from, ends[k] as usize)
     }
 
     /// Reads a little of each row's cells and discards it, so that the rows are in cache when
     /// they are read in earnest: loads in a loop this tight overlap, where rows read one at a
     /// time amid other work would each wait for memory in turn.
     pub fn warm(&self, rows: impl Iterator<Item = usize>) {
-        let stride = 2 + self.widths.0;
+        let stride = HEAD + self.widths.0;
         let mut sum = 0u64;
         for row in rows {
             if let Some(b) = self.cells.bounds.get(row * stride..(row + 1) * stride) {
-                let text = self.cells.texts[b[0] as usize].as_bytes();
-                sum += u64::from(text.get(b[1] as usize).copied().unwrap_or(0));
+                let piece = (join16(b[0], b[1]) & !WIDE) as usize;
+                let text = self.cells.texts[piece].as_bytes();
+                sum += u64::from(text.get(join16(b[2], b[3]) as usize).copied().unwrap_or(0));
             }
             if self.widths.1 > 0 {
                 sum += self
@@ -236,25 +285,28 @@ fn merge(mut table: Table, parts: Vec<Table>) -> Table {
     let rows: usize = parts.iter().map(Table::len).sum();
     let cells = &mut table.cells;
     cells.texts.clear();
-    cells.bounds.reserve_exact(rows * (2 + table.widths.0));
+    cells.bounds.reserve_exact(rows * (HEAD + table.widths.0));
     cells.numbers.reserve_exact(rows * table.widths.1);
     table.lines.reserve_exact(rows);
-    let stride = 2 + table.widths.0;
+    let stride = HEAD + table.widths.0;
     for part in parts {
         let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
         let piece = table.cells.texts.len() as u32;
         let Cells {
             texts,
             bounds,
+            wide,
             numbers,
+            ..
         } = part.cells;
         table.cells.texts.extend(texts);
-        table.cells.bounds.extend(
-            bounds
-                .iter()
-                .enumerate()
-                .map(|(i, b)| if i % stride == 0 { b + piece } else { *b }),
-        );
+        for row in bounds.chunks_exact(stride) {
+            let [lo, hi] = split16(join16(row[0], row[1]) + piece);
+            table.cells.bounds.extend([lo, hi]);
+            table.cells.bounds.extend_from_slice(&row[2..]);
+        }
+        let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
+        table.cells.wide.extend(wide);
         table.cells.numbers.extend(numbers);
         table.lines.extend(part.lines);
         table.faults.extend(
@@ -341,8 +393,8 @@ impl Table {
         schema: &Schema,
     ) {
         let first_problem = self.problems.len();
-        let text = &self.cells.texts[0];
-        self.cells.bounds.extend([0, text.len() as u32]);
+        let start = self.cells.texts[0].len() as u32;
+        self.cells.row_ends.clear();
         if cells.len() != width {
             self.problem(
                 line,
@@ -356,6 +408,7 @@ impl Table {
                 self.problem(line, &col.name, msg);
             }
         }
+        self.cells.end_row(start, self.lines.len() as u32);
         if self.problems.len() > first_problem {
             self.faults
                 .push((self.lines.len() as u32, first_problem as u32));
@@ -497,6 +550,28 @@ fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
         .ok_or_else(|| format!("unknown instance status `{text}` (expected one of {STATUSES:?})"))
 }
 
+impl Cells {
+    /// Records the bounds of the row just read (row `row` of the piece), whose text starts at
+    /// `start`.
+    fn end_row(&mut self, start: u32, row: u32) {
+        let longest = self.row_ends.last().map_or(0, |end| end - start);
+        let piece = if longest > u32::from(u16::MAX) {
+            self.wide.push((row, self.row_ends.clone()));
+            WIDE
+        } else {
+            0
+        };
+        self.bounds.extend(split16(piece));
+        self.bounds.extend(split16(start));
+        let relative = self.row_ends.iter().map(|end| (end - start) as u16);
+        if piece == WIDE {
+            self.bounds.extend(relative.map(|_| 0));
+        } else {
+            self.bounds.extend(relative);
+        }
+    }
+}
+
 /// One row's cells being appended to a piece (whose text is `texts[0]`).
 struct Store<'a> {
     slot: Slot,
@@ -509,7 +584,7 @@ impl Store<'_> {
             Slot::Dropped => {}
             Slot::Text(_) => {
                 let end = self.cells.texts[0].len() as u32;
-                self.cells.bounds.push(end);
+                self.cells.row_ends.push(end);
             }
             Slot::Int(_) | Slot::Time(_) => self.cells.numbers.push(MISSING),
         }
@@ -536,7 +611,7 @@ fn push_text(store: &mut Store, s: &str) {
         text.push_str(s);
         // INVARIANT: `parse` refuses a piece over `MAX_PIECE_TEXT`; until then a wrapped
         // offset is never read.
-        store.cells.bounds.push(text.len() as u32);
+        store.cells.row_ends.push(text.len() as u32);
     }
 }
 
@@ -592,8 +667,13 @@ mod tests {
         let mut text = String::from(
             "instance_id,account_id,region_id,charge_type,expired_time,creation_time,status,internet_max_bandwidth_out,public_ip,operation_locks\n",
         );
+        // One row in a later piece holds more text than 16-bit offsets can count.
+        let wide = n / 2 + 1;
+        let long = |c: char| c.to_string().repeat(40_000);
         for i in 0..n {
-            let ip = if i % 3 == 0 {
+            let ip = if i == wide {
+                long('9')
+            } else if i % 3 == 0 {
                 String::new()
             } else {
                 format!("10.0.{}.{}", i % 250, i % 7)
@@ -607,7 +687,13 @@ mod tests {
                 "i-{i:08},1{i:015},CN-Beijing,{},2027-01-{:02}T00:00Z,2020-01-01T00:00Z,Running,{bw},{ip},{}\n",
                 if i % 2 == 0 { "PrePaid" } else { "payasyougo" },
                 1 + i % 28,
-                if i % 11 == 0 { "financial" } else { "" },
+                if i == wide {
+                    long('f')
+                } else if i % 11 == 0 {
+                    "financial".to_string()
+                } else {
+                    String::new()
+                },
             ));
         }
         let schema = instances_schema();
@@ -615,7 +701,11 @@ mod tests {
         assert_eq!(t.len(), n);
         assert!(t.cells.texts.len() > 4, "the rows came from several pieces");
         let at = |name: &str| schema.index(name).unwrap();
-        for row in [0, 1, 2, 5, 11, n / 3, n / 2 + 1, n - 2, n - 1] {
+        assert_eq!(t.text(at("public_ip"), wide), long('9'));
+        assert_eq!(t.text(at("operation_locks"), wide), long('f'));
+        assert_eq!(t.text(at("instance_id"), wide), format!("i-{wide:08}"));
+        assert!(!t.cells.wide.is_empty());
+        for row in [0, 1, 2, 5, 11, n / 3, n / 2, n / 2 + 2, n - 2, n - 1] {
             assert_eq!(t.text(at("instance_id"), row), format!("i-{row:08}"));
             assert_eq!(t.text(at("account_id"), row), format!("1{row:015}"));
             assert_eq!(t.text(at("region_id"), row), "cn-beijing");

@@ -141,6 +141,9 @@ pub struct Evaluation {
     pub waived: Vec<u64>,
 }
 
+/// How many requests one task decides at a time.
+const CHUNK: usize = 256;
+
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
 pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Evaluation, String> {
@@ -156,26 +159,27 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
         .collect();
     let mut decisions: Vec<Decision> = pool.install(|| {
         let verdicts = per_instance(world);
-        // Every request's inventory key first, in a tight loop of its own: there the cache
-        // misses of the probes overlap, where one decision at a time would wait for each.
-        let keys: Vec<u32> = (0..world.requests.len())
-            .into_par_iter()
-            .with_min_len(4096)
-            .map(|row| {
-                let id = world.requests.text(col::REQUEST_INSTANCE, row);
-                world.by_instance.key(id).unwrap_or(NO_ROW)
-            })
-            .collect();
-        (0..world.requests.len())
-            .into_par_iter()
-            .with_min_len(1024)
-            .map(|row| {
-                let key = (keys[row] != NO_ROW).then_some(keys[row]);
-                let d = decide_one(world, &verdicts, &waived, row, key);
-                progress.tick();
-                d
-            })
-            .collect()
+        let mut decisions =
+            vec![Decision::new(Outcome::Invalid, Why::Nothing); world.requests.len()];
+        decisions
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let first = c * CHUNK;
+                // The chunk's inventory keys first, in a tight loop of their own: there the
+                // cache misses of the probes overlap, where one decision at a time would wait
+                // for each; the decisions then find those inventory rows in cache.
+                let mut keys = [None; CHUNK];
+                for (i, key) in keys.iter_mut().enumerate().take(chunk.len()) {
+                    let id = world.requests.text(col::REQUEST_INSTANCE, first + i);
+                    *key = world.by_instance.key(id);
+                }
+                for (i, d) in chunk.iter_mut().enumerate() {
+                    *d = decide_one(world, &verdicts, &waived, first + i, keys[i]);
+                }
+                progress.add(chunk.len() as u64);
+            });
+        decisions
     });
     pool.install(|| quota::share(world, &mut decisions));
     Ok(Evaluation {

@@ -42,10 +42,10 @@ impl Progress {
         Progress { bar: None }
     }
 
-    /// One step done; cheap enough to call per row from many threads.
-    pub fn tick(&self) {
+    /// `n` steps done; cheap enough to call often from many threads.
+    pub fn add(&self, n: u64) {
         if let Some(b) = &self.bar {
-            b.inc(1);
+            b.inc(n);
         }
     }
 

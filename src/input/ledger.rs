@@ -224,6 +224,7 @@ impl Context<'_> {
         request_row: &impl Fn(&str) -> Option<u32>,
     ) -> Part {
         let mut part = Part::default();
+        let mut batch = Batch::default();
         let read = chunks::read_records(piece, |cells, line| {
             part.rows += 1;
             let row = Row {
@@ -231,10 +232,14 @@ impl Context<'_> {
                 line,
                 shown: self.shown,
             };
-            if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
+            if let Err(e) = self.take(&row, &mut part, &mut batch) {
                 part.corrupt.push((line, e));
             }
+            if batch.rows.len() == Batch::ROWS {
+                batch.resolve(&mut part, instance_key, request_row);
+            }
         });
+        batch.resolve(&mut part, instance_key, request_row);
         let last = match read {
             Ok(last) => last,
             Err((e, line)) => {
@@ -255,8 +260,7 @@ impl Context<'_> {
         &self,
         row: &Row,
         part: &mut Part,
-        instance_key: &impl Fn(&str) -> Option<u32>,
-        request_row: &impl Fn(&str) -> Option<u32>,
+        batch: &mut Batch,
     ) -> std::result::Result<(), String> {
         let pos = self.pos;
         if row.cells.len() != self.width {
@@ -296,20 +300,67 @@ impl Context<'_> {
         if !request.is_empty() {
             let fp = self.fingerprints.of(request);
             part.request_ids.push(Seen::new(fp, row.line));
-            if let Some(r) = request_row(request) {
+        }
+        batch.push([instance, request, code, account], status);
+        findings(row, pos, status, &mut part.findings);
+        Ok(())
+    }
+}
+
+/// Rows waiting for their lookups (their instance's key, the batch row of their request id),
+/// which are then made in a tight loop of their own: there the cache misses of many probes
+/// overlap, where probing amid parsing would wait for each in turn.
+#[derive(Default)]
+struct Batch {
+    /// The cells the lookups need, back to back.
+    text: String,
+    /// Per row: where its instance id, request id, code and account id end in `text`, and its
+    /// status.
+    rows: Vec<([u32; 4], Status)>,
+}
+
+impl Batch {
+    const ROWS: usize = 256;
+
+    fn push(&mut self, cells: [&str; 4], status: Status) {
+        let ends = cells.map(|c| {
+            self.text.push_str(c);
+            self.text.len() as u32
+        });
+        self.rows.push((ends, status));
+    }
+
+    /// Makes the lookups of the waiting rows, in order, and empties the batch.
+    fn resolve(
+        &mut self,
+        part: &mut Part,
+        instance_key: &impl Fn(&str) -> Option<u32>,
+        request_row: &impl Fn(&str) -> Option<u32>,
+    ) {
+        let mut start = 0;
+        for (ends, status) in &self.rows {
+            let cell = |i: usize| {
+                let from = if i == 0 { start } else { ends[i - 1] as usize };
+                &self.text[from..ends[i] as usize]
+            };
+            let (instance, request) = (cell(0), cell(1));
+            if !request.is_empty()
+                && let Some(r) = request_row(request)
+            {
                 let hit = LedgerHit {
-                    code: code.to_string(),
+                    code: cell(2).to_string(),
                     instance_id: instance.to_string(),
-                    account_id: account.to_string(),
+                    account_id: cell(3).to_string(),
                 };
                 part.hits.push((r, hit));
             }
+            if let Some(k) = instance_key(instance) {
+                part.held.push((k, *status));
+            }
+            start = ends[3] as usize;
         }
-        if let Some(k) = instance_key(instance) {
-            part.held.push((k, status));
-        }
-        findings(row, pos, status, &mut part.findings);
-        Ok(())
+        self.text.clear();
+        self.rows.clear();
     }
 }
 

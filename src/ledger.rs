@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::schema::{LEDGER_COLUMNS, fold};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The lock of one ledger; released when dropped (or when the process dies).
@@ -80,13 +80,14 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
     ));
     remove_stale(dir, out);
     let result = (|| {
-        let file = create_like(&tmp, out).map_err(|e| fail("cannot create a temporary file", e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let mut file =
+            create_like(&tmp, out).map_err(|e| fail("cannot create a temporary file", e))?;
         let ending = if old.exists() {
-            copy_old(old, &mut w).map_err(|e| fail("cannot copy the old ledger", e))?
+            copy_old(old, &mut file).map_err(|e| fail("cannot copy the old ledger", e))?
         } else {
             Ending::Lf
         };
+        let mut w = BufWriter::with_capacity(1 << 20, file);
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
         let header = if old.exists() { header } else { &standard[..] };
         append(&mut w, !old.exists(), header, rows, ending).map_err(|e| fail("cannot write", e))?;
@@ -173,26 +174,37 @@ enum Ending {
 
 /// Copies the old ledger byte for byte; ends it with a line break if it lacked one, and says
 /// which line ending its header uses so that new rows match.
-fn copy_old(old: &Path, w: &mut impl Write) -> io::Result<Ending> {
+/// Copies the old ledger to the end of `out` (the kernel copies, where it can, without the bytes
+/// passing through this process) and ends it with a line end; returns the line ending its header
+/// uses.
+fn copy_old(old: &Path, out: &mut File) -> io::Result<Ending> {
     let mut r = File::open(old)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut last, mut ending, mut first_line_seen) = (b'\n', Ending::Lf, false);
+    let mut ending = Ending::Lf;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut last = b'\n';
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        if !first_line_seen && let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
-            first_line_seen = true;
+        last = buf[n - 1];
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
             if i > 0 && buf[i - 1] == b'\r' {
                 ending = Ending::Crlf;
             }
+            break;
         }
-        w.write_all(&buf[..n])?;
-        last = buf[n - 1];
+    }
+    r.seek(SeekFrom::Start(0))?;
+    let copied = io::copy(&mut r, out)?;
+    if copied > 0 {
+        r.seek(SeekFrom::Start(copied - 1))?;
+        let mut byte = [0u8];
+        r.read_exact(&mut byte)?;
+        last = byte[0];
     }
     if last != b'\n' {
-        w.write_all(match ending {
+        out.write_all(match ending {
             Ending::Lf => b"\n",
             Ending::Crlf => b"\r\n",
         })?;

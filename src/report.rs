@@ -21,7 +21,7 @@ use crate::policy::waivers::Waivers;
 use crate::time::Time;
 use std::fs;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use counts::Counts;
 pub use summary::Summary;
@@ -42,7 +42,8 @@ pub struct Facts<'a> {
     pub waived: &'a [u64],
 }
 
-/// Writes every output but `issued.csv` (which the caller writes right after the ledger).
+/// Writes every output but `issued.csv` under temporary names; the caller puts them in place
+/// (`Staged::publish`) once the ledger holds the codes they name.
 pub fn write(
     out: &Path,
     world: &World<'_>,
@@ -50,7 +51,7 @@ pub fn write(
     issued: &Issued,
     problems: &[&Problem],
     facts: &Facts<'_>,
-) -> Result<Summary> {
+) -> Result<(Summary, Vec<Staged>)> {
     // The two large tables are written side by side: while one thread copies a batch into its
     // file, the others render.
     let ((written, remedies), counts) = rayon::join(
@@ -62,19 +63,20 @@ pub fn write(
         },
         || Counts::of(world, decisions),
     );
-    written?;
-    let remedies = remedies?;
-    tables::write_input_errors(out, problems)?;
+    let mut staged = vec![written?];
+    let (denials, remedies) = remedies?;
+    staged.push(denials);
+    staged.push(tables::write_input_errors(out, problems)?);
     let summary = Summary::new(facts, &counts, decisions.len(), problems.len());
-    atomic(&out.join("summary.json"), Durable::Renamed, |w| {
+    staged.push(stage(&out.join("summary.json"), Durable::Renamed, |w| {
         serde_json::to_writer_pretty(&mut *w, &summary.json)?;
         w.write_all(b"\n")
-    })?;
+    })?);
     let page = html::render(facts, &counts, &remedies);
-    atomic(&out.join("report.html"), Durable::Renamed, |w| {
+    staged.push(stage(&out.join("report.html"), Durable::Renamed, |w| {
         w.write_all(page.as_bytes())
-    })?;
-    Ok(summary)
+    })?);
+    Ok((summary, staged))
 }
 
 /// Whether an output is synced to disk before it is renamed into place. Every output is renamed
@@ -128,37 +130,66 @@ pub fn write_in_pieces<T: Send>(
     Ok(tallies)
 }
 
-/// Writes `path` through a temporary file in the same folder, renamed into place.
-pub fn atomic(
+/// An output written whole under a temporary name in its folder, waiting to be renamed into
+/// place. Dropped unpublished (the run failed), it is removed.
+#[must_use = "an output is only in place once published"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    durable: Durable,
+    published: bool,
+}
+
+impl Staged {
+    /// Renames the output into place (and, when durable, syncs its folder).
+    pub fn publish(mut self) -> Result<()> {
+        let fail = |e: std::io::Error| {
+            Error::failed(format!("{}: cannot write: {e}", self.path.display()))
+        };
+        fs::rename(&self.tmp, &self.path).map_err(fail)?;
+        self.published = true;
+        if self.durable == Durable::Synced {
+            sync_dir(crate::ledger::parent(&self.path)).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `path`'s contents to a temporary file in the same folder (synced when durable), to be
+/// published later.
+pub fn stage(
     path: &Path,
     durable: Durable,
     fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
+) -> Result<Staged> {
     let fail = |e: std::io::Error| Error::failed(format!("{}: cannot write: {e}", path.display()));
     let dir = crate::ledger::parent(path);
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let file = create_like(&tmp, path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        if durable == Durable::Synced {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable == Durable::Synced {
-            sync_dir(dir)?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let staged = Staged {
+        tmp: dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        )),
+        path: path.to_path_buf(),
+        durable,
+        published: false,
+    };
+    let file = create_like(&staged.tmp, path).map_err(fail)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    fill(&mut w).map_err(fail)?;
+    let file = w.into_inner().map_err(|e| fail(e.into_error()))?;
+    if durable == Durable::Synced {
+        file.sync_all().map_err(fail)?;
     }
-    result.map_err(fail)
+    Ok(staged)
 }
 
 /// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
@@ -171,5 +202,35 @@ pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Owned(format!("'{s}"))
     } else {
         std::borrow::Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_output_appears_only_when_published() {
+        let dir = std::env::temp_dir().join(format!("icp-audit-staged-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (kept, dropped) = (dir.join("kept.csv"), dir.join("dropped.csv"));
+        let write = |path: &Path| stage(path, Durable::Synced, |w| w.write_all(b"a,b\n")).unwrap();
+        let staged = [write(&kept), write(&dropped)];
+        let names = || {
+            let mut n: Vec<String> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert!(!kept.exists() && !dropped.exists());
+        assert_eq!(names().len(), 2, "two temporary files: {:?}", names());
+        let [k, d] = staged;
+        k.publish().unwrap();
+        drop(d);
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "a,b\n");
+        assert_eq!(names(), ["kept.csv"], "the dropped output left nothing behind");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,26 +92,19 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     phases.mark("issue");
 
     let issued_at = time::format(cfg.as_of);
-    let mut ledger_after = ledger.info.rows;
-    if !cfg.dry_run {
-        let rows: Vec<NewRow> = issued
-            .rows
-            .iter()
-            .zip(&issued.codes)
-            .map(|(&r, code)| NewRow {
-                code,
-                instance_id: requests.text(col::REQUEST_INSTANCE, r),
-                account_id: requests.text(col::REQUEST_ACCOUNT, r),
-                request_id: requests.text(col::REQUEST_ID, r),
-                issued_at: &issued_at,
-            })
-            .collect();
-        ledger::commit(&cfg.ledger, &ledger_out, &ledger.header, &rows)?;
-        ledger_after += rows.len() as u64;
-    }
-    phases.mark("ledger");
-    report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;
-
+    let rows: Vec<NewRow> = issued
+        .rows
+        .iter()
+        .zip(&issued.codes)
+        .map(|(&r, code)| NewRow {
+            code,
+            instance_id: requests.text(col::REQUEST_INSTANCE, r),
+            account_id: requests.text(col::REQUEST_ACCOUNT, r),
+            request_id: requests.text(col::REQUEST_ID, r),
+            issued_at: &issued_at,
+        })
+        .collect();
+    let ledger_after = ledger.info.rows + rows.len() as u64;
     let problems: Vec<&Problem> = instances
         .problems
         .iter()
@@ -130,8 +123,28 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         waivers: &waivers,
         waived: &evaluation.waived,
     };
-    let spin = Progress::spinner("writing the reports", !cfg.quiet);
-    let summary = report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
+    let spin = Progress::spinner("writing the ledger and the reports", !cfg.quiet);
+    // The ledger is committed (written, synced, renamed) while the outputs are written under
+    // temporary names; they are put in place only once the ledger holds every code they name,
+    // `issued.csv` first, so no output ever hands over a code the ledger could lose.
+    let (committed, written) = rayon::join(
+        || match cfg.dry_run {
+            true => Ok(()),
+            false => ledger::commit(&cfg.ledger, &ledger_out, &ledger.header, &rows),
+        },
+        || -> Result<_> {
+            let handoff = report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;
+            let (summary, others) =
+                report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
+            Ok((summary, handoff, others))
+        },
+    );
+    committed?;
+    let (summary, handoff, others) = written?;
+    handoff.publish()?;
+    for output in others {
+        output.publish()?;
+    }
     spin.finish();
     phases.mark("write");
     Ok((summary, phases))

@@ -1,6 +1,6 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::{Durable, atomic, neutralise, write_in_pieces};
+use super::{Durable, Staged, neutralise, stage, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
@@ -43,8 +43,8 @@ pub fn write_decisions(
     w: &World<'_>,
     decisions: &[Decision],
     issued: &Issued,
-) -> Result<()> {
-    atomic(&out.join("decisions.csv"), Durable::Renamed, |file| {
+) -> Result<Staged> {
+    stage(&out.join("decisions.csv"), Durable::Renamed, |file| {
         let header = "request_id,instance_id,account_id,outcome,code,reasons\n";
         file.write_all(header.as_bytes())?;
         write_in_pieces(file, decisions.len(), |rows, buf| {
@@ -81,9 +81,9 @@ pub fn write_denials<'p>(
     out: &Path,
     w: &World<'p>,
     decisions: &[Decision],
-) -> Result<Remedies<'p>> {
+) -> Result<(Staged, Remedies<'p>)> {
     let mut remedies = Remedies::new();
-    atomic(&out.join("denials.csv"), Durable::Renamed, |file| {
+    let staged = stage(&out.join("denials.csv"), Durable::Renamed, |file| {
         let header = "request_id,instance_id,account_id,outcome,rule_id,message,remedy\n";
         file.write_all(header.as_bytes())?;
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
@@ -138,12 +138,17 @@ pub fn write_denials<'p>(
         }
         Ok(())
     })?;
-    Ok(remedies)
+    Ok((staged, remedies))
 }
 
 /// The hand-off for bulk issuance: one row per code this run issued.
-pub fn write_issued(out: &Path, requests: &Table, issued: &Issued, issued_at: &str) -> Result<()> {
-    atomic(&out.join("issued.csv"), Durable::Synced, |w| {
+pub fn write_issued(
+    out: &Path,
+    requests: &Table,
+    issued: &Issued,
+    issued_at: &str,
+) -> Result<Staged> {
+    stage(&out.join("issued.csv"), Durable::Synced, |w| {
         let mut csv = writer(w);
         csv.write_record([
             "request_id",
@@ -160,8 +165,8 @@ pub fn write_issued(out: &Path, requests: &Table, issued: &Issued, issued_at: &s
     })
 }
 
-pub fn write_input_errors(out: &Path, problems: &[&Problem]) -> Result<()> {
-    atomic(&out.join("input-errors.csv"), Durable::Renamed, |w| {
+pub fn write_input_errors(out: &Path, problems: &[&Problem]) -> Result<Staged> {
+    stage(&out.join("input-errors.csv"), Durable::Renamed, |w| {
         let mut csv = writer(w);
         csv.write_record(["file", "line", "column", "message"])?;
         for p in problems {

@@ -152,8 +152,28 @@ pub fn identity_key_into(code: &str, key: &mut String) {
     ));
 }
 
+/// Products in GF(32), `PRODUCTS[a][b] = a · b`, computed at compile time.
+const PRODUCTS: [[u8; 32]; 32] = {
+    let mut table = [[0u8; 32]; 32];
+    let mut a = 0;
+    while a < 32 {
+        let mut b = 0;
+        while b < 32 {
+            table[a][b] = gf_mul(a as u8, b as u8);
+            b += 1;
+        }
+        a += 1;
+    }
+    table
+};
+
+/// `a · b` in GF(32), from the table.
+fn times(a: u8, b: u8) -> u8 {
+    PRODUCTS[usize::from(a & 31)][usize::from(b & 31)]
+}
+
 /// Multiplication in GF(32) = GF(2)[x] / (x^5 + x^2 + 1).
-fn gf_mul(mut a: u8, mut b: u8) -> u8 {
+const fn gf_mul(mut a: u8, mut b: u8) -> u8 {
     let mut product = 0;
     while b != 0 {
         if b & 1 != 0 {
@@ -196,7 +216,7 @@ fn weighted_sum(values: &[u8]) -> u8 {
     values
         .iter()
         .enumerate()
-        .fold(0, |acc, (i, v)| acc ^ gf_mul(weight(i), *v))
+        .fold(0, |acc, (i, v)| acc ^ times(weight(i), *v))
 }
 
 /// The check value that makes the weighted sum of `values` followed by it zero.
@@ -204,8 +224,8 @@ fn check_value(values: &[u8]) -> u8 {
     let partial = weighted_sum(values);
     let w = weight(values.len());
     // Solve w · c = partial: c = partial · w⁻¹, and w⁻¹ = w^30 in GF(32).
-    let inverse = (0..29).fold(w, |acc, _| gf_mul(acc, w));
-    gf_mul(partial, inverse)
+    let inverse = (0..29).fold(w, |acc, _| times(acc, w));
+    times(partial, inverse)
 }
 
 #[cfg(test)]
@@ -214,6 +234,17 @@ mod tests {
 
     fn default_format() -> Format {
         Format::new("", 19, 4).unwrap()
+    }
+
+    #[test]
+    fn the_product_table_is_the_field_product() {
+        for a in 0..32u8 {
+            for b in 0..32u8 {
+                assert_eq!(times(a, b), gf_mul(a, b));
+                assert_eq!(times(a, b), times(b, a));
+            }
+            assert_eq!(times(a, 1), a);
+        }
     }
 
     #[test]

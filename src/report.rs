@@ -230,7 +230,11 @@ mod tests {
         k.publish().unwrap();
         drop(d);
         assert_eq!(fs::read_to_string(&kept).unwrap(), "a,b\n");
-        assert_eq!(names(), ["kept.csv"], "the dropped output left nothing behind");
+        assert_eq!(
+            names(),
+            ["kept.csv"],
+            "the dropped output left nothing behind"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

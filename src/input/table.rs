@@ -199,7 +199,12 @@ impl Table {
             if let Some(b) = self.cells.bounds.get(row * stride..(row + 1) * stride) {
                 let piece = (join16(b[0], b[1]) & !WIDE) as usize;
                 let text = self.cells.texts[piece].as_bytes();
-                sum += u64::from(text.get(join16(b[2], b[3]) as usize).copied().unwrap_or(0));
+                // The row's first and last bytes: its text spans a cache line or two.
+                let start = join16(b[2], b[3]) as usize;
+                let last = start + usize::from(b[stride - 1]).saturating_sub(1);
+                for at in [start, last] {
+                    sum += u64::from(text.get(at).copied().unwrap_or(0));
+                }
             }
             if self.widths.1 > 0 {
                 sum += self

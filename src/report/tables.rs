@@ -93,7 +93,7 @@ pub fn write_denials<'p>(
             w.instances.warm(
                 decisions[rows.clone()]
                     .iter()
-                    .filter(|d| d.outcome == Outcome::Denied)
+                    .filter(|d| matches!(d.outcome, Outcome::Denied | Outcome::NotRequired))
                     .filter_map(Decision::instance_row),
             );
             for row in rows {

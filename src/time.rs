@@ -48,13 +48,13 @@ pub fn parse(text: &str) -> Result<Time, String> {
     let offset = zone(&rest[i..]).ok_or_else(bad)?;
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos).ok_or_else(bad)?;
     let local = date.and_time(time).and_utc();
-    let utc = if offset.is_zero() {
-        local
-    } else {
-        local.checked_sub_signed(offset).ok_or_else(bad)?
-    };
+    if offset.is_zero() {
+        // Four digits were read: the year is within 0000 to 9999.
+        return Ok(local);
+    }
+    let utc = local.checked_sub_signed(offset).ok_or_else(bad)?;
     // In UTC the year must still have four digits, so that it is written back as RFC 3339.
-    if !(0..=9999).contains(&chrono::Datelike::year(&utc)) {
+    if !(0..=9999).contains(&chrono::Datelike::year(&utc.naive_utc())) {
         return Err(format!("`{text}` is outside the years 0000 to 9999 in UTC"));
     }
     Ok(utc)

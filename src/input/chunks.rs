@@ -84,7 +84,7 @@ pub fn stream<C: Sync, T: Send>(
         while !eof && carry.len() < want {
             eof = fill(&mut carry, want)?;
         }
-        if !quoted && carry.contains(&b'"') {
+        if !quoted && memchr::memchr(b'"', &carry).is_some() {
             quoted = true;
             eof = fill(&mut carry, MAX_QUOTED + 1)?;
             if !eof || carry.len() > MAX_QUOTED {
@@ -97,7 +97,7 @@ pub fn stream<C: Sync, T: Send>(
         let cut = if eof {
             carry.len()
         } else {
-            match carry.iter().rposition(|b| *b == b'\n') {
+            match memchr::memrchr(b'\n', &carry) {
                 Some(i) => i + 1,
                 None if carry.len() >= MAX_LINE => {
                     return Err(Error::refused(format!(
@@ -266,7 +266,7 @@ pub struct Piece<'a> {
 /// Splits `body` (starting on line `first_line`) into about `want` pieces at record boundaries.
 pub fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
     let want = want.min(body.len() / MIN_PIECE).max(1);
-    if want == 1 || body.contains(&b'"') {
+    if want == 1 || memchr::memchr(b'"', body).is_some() {
         return vec![Piece {
             bytes: body,
             first_line,
@@ -279,7 +279,7 @@ pub fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
             body.len()
         } else {
             let target = (body.len() * k / want).max(start);
-            match body[target..].iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', &body[target..]) {
                 Some(i) => target + i + 1,
                 None => body.len(),
             }

@@ -7,7 +7,8 @@
 #   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
 #      scratch folder under ${TMPDIR:-/tmp};
 #   2. times a full run (wall seconds and peak RSS; --timings prints each phase's wall time and
-#      peak RSS: read, index, evaluate, issue, ledger, write):
+#      peak RSS: read, index, scan (the ledger), evaluate, issue, write (the ledger commit runs
+#      beside the reports)):
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
 #                      --as-of 2026-11-27T00:00:00Z --quiet --timings
 #      and the same with --jobs 1 and --jobs 2;

@@ -175,8 +175,9 @@ fn leftovers_in(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The phases of a run from `--timings` (`read 0.19s peak …, index …`): where the ledger phase
-/// starts and how long it lasts, in seconds from the start of the run.
+/// The phases of a run from `--timings` (`read 0.19s peak …, index …`): where the phase that
+/// commits the ledger (`write`: the ledger is committed while the outputs are written) starts
+/// and how long it lasts, in seconds from the start of the run.
 fn ledger_window(stderr: &str) -> Option<(f64, f64)> {
     let line = stderr.lines().find(|l| l.contains("timings:"))?;
     let mut at = 0.0;
@@ -184,7 +185,7 @@ fn ledger_window(stderr: &str) -> Option<(f64, f64)> {
         let mut words = part.split_whitespace();
         let name = words.next()?;
         let secs: f64 = words.next()?.strip_suffix('s')?.parse().ok()?;
-        if name == "ledger" {
+        if name == "write" {
             return Some((at, secs));
         }
         at += secs;
@@ -244,6 +245,11 @@ fn sigkill_at_any_instant_leaves_the_old_or_the_new_ledger() {
         duration = started.elapsed();
         assert_eq!(ran.code(), 0, "the measured run: {}", ran.stderr);
         window = ledger_window(&ran.stderr);
+        assert!(
+            window.is_some(),
+            "--timings names the write phase: {}",
+            ran.stderr
+        );
         let now = fs::read(&ledger).unwrap();
         assert!(now.starts_with(&old));
         issued = appended_rows(&now[old.len()..], GEN_AS_OF).len();

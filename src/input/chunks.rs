@@ -119,7 +119,7 @@ pub fn stream<C: Sync, T: Send>(
                 first_line: line,
             }]
         } else {
-            split(body, line, rayon::current_num_threads() * 2)
+            split(body, line, rayon::current_num_threads() * 4)
         };
         let (_, parsed) = rayon::join(
             || hasher.update(&carry[hashed..]),

@@ -171,9 +171,9 @@ pub type Cell<'a> = std::result::Result<&'a str, &'a [u8]>;
 ///
 /// A piece of valid UTF-8 without quotes or carriage returns (what exports and the generator
 /// write) has a record per non-blank line and a cell between each pair of commas; such a piece
-/// is split with memchr-backed `str::split`, several times faster than the general reader and
-/// already checked as text. Any other piece goes through the csv crate's reader. A test holds
-/// the two to the same records on the same lines.
+/// is split in one memchr pass over its commas and line feeds, and is checked as text once
+/// (measured at 1M: the read and scan phases a sixth to a quarter faster). Any other piece goes
+/// through the csv crate's reader. A test holds the two to the same records, lines and offsets.
 pub fn read_records<'a>(
     piece: &Piece<'a>,
     each: impl FnMut(&[Cell<'_>], u64),

@@ -91,21 +91,6 @@ fn any(parts: impl Iterator<Item = Truth>) -> Truth {
     unknown.unwrap_or(Truth::False)
 }
 
-/// `time::add_months`, remembering the last answer on each thread: a policy shifts the same
-/// instant (the run's as-of time) for every row, and the calendar arithmetic is not free.
-fn shifted(t: time::Time, months: i32) -> Option<time::Time> {
-    type Memo = Option<(time::Time, i32, Option<time::Time>)>;
-    thread_local!(static LAST: std::cell::Cell<Memo> = const { std::cell::Cell::new(None) });
-    LAST.with(|last| match last.get() {
-        Some((at, m, answer)) if at == t && m == months => answer,
-        _ => {
-            let answer = time::add_months(t, months);
-            last.set(Some((t, months, answer)));
-            answer
-        }
-    })
-}
-
 fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth {
     let left = match env.get(field) {
         Some(v) if v != Value::Missing => v,
@@ -116,7 +101,7 @@ fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth
         Operand::Int(n) => Value::Int(*n),
         Operand::Time(t) => Value::Time(*t),
         Operand::Field { field: f, months } => match env.get(*f) {
-            Some(Value::Time(t)) if *months != 0 => match shifted(t, *months) {
+            Some(Value::Time(t)) if *months != 0 => match time::add_months(t, *months) {
                 Some(shifted) => Value::Time(shifted),
                 None => return Truth::Unknown(*f),
             },

@@ -154,8 +154,9 @@ pub fn scan(
 
 /// A fingerprint and the line it was seen on, in 20 bytes (a `(u128, u64)` pair takes 32): a
 /// million ledger rows keep two of these each while the ledger is checked. They sort by
-/// fingerprint as a number, then by line.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// fingerprint as a number (its words, most significant first, compare in that order), then by
+/// line.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Seen {
     /// The fingerprint's 32-bit words, most significant first.
     words: [u32; 4],
@@ -174,18 +175,6 @@ impl Seen {
         self.words
             .iter()
             .fold(0u128, |acc, w| acc << 32 | u128::from(*w))
-    }
-}
-
-impl Ord for Seen {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.fingerprint(), self.line).cmp(&(other.fingerprint(), other.line))
-    }
-}
-
-impl PartialOrd for Seen {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
     }
 }
 
@@ -224,7 +213,6 @@ impl Context<'_> {
         request_row: &impl Fn(&str) -> Option<u32>,
     ) -> Part {
         let mut part = Part::default();
-        let mut batch = Batch::default();
         let read = chunks::read_records(piece, |cells, line| {
             part.rows += 1;
             let row = Row {
@@ -232,14 +220,10 @@ impl Context<'_> {
                 line,
                 shown: self.shown,
             };
-            if let Err(e) = self.take(&row, &mut part, &mut batch) {
+            if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
                 part.corrupt.push((line, e));
             }
-            if batch.rows.len() == Batch::ROWS {
-                batch.resolve(&mut part, instance_key, request_row);
-            }
         });
-        batch.resolve(&mut part, instance_key, request_row);
         let last = match read {
             Ok(last) => last,
             Err((e, line)) => {
@@ -260,7 +244,8 @@ impl Context<'_> {
         &self,
         row: &Row,
         part: &mut Part,
-        batch: &mut Batch,
+        instance_key: &impl Fn(&str) -> Option<u32>,
+        request_row: &impl Fn(&str) -> Option<u32>,
     ) -> std::result::Result<(), String> {
         let pos = self.pos;
         if row.cells.len() != self.width {
@@ -300,67 +285,20 @@ impl Context<'_> {
         if !request.is_empty() {
             let fp = self.fingerprints.of(request);
             part.request_ids.push(Seen::new(fp, row.line));
-        }
-        batch.push([instance, request, code, account], status);
-        findings(row, pos, status, &mut part.findings);
-        Ok(())
-    }
-}
-
-/// Rows waiting for their lookups (their instance's key, the batch row of their request id),
-/// which are then made in a tight loop of their own: there the cache misses of many probes
-/// overlap, where probing amid parsing would wait for each in turn.
-#[derive(Default)]
-struct Batch {
-    /// The cells the lookups need, back to back.
-    text: String,
-    /// Per row: where its instance id, request id, code and account id end in `text`, and its
-    /// status.
-    rows: Vec<([u32; 4], Status)>,
-}
-
-impl Batch {
-    const ROWS: usize = 256;
-
-    fn push(&mut self, cells: [&str; 4], status: Status) {
-        let ends = cells.map(|c| {
-            self.text.push_str(c);
-            self.text.len() as u32
-        });
-        self.rows.push((ends, status));
-    }
-
-    /// Makes the lookups of the waiting rows, in order, and empties the batch.
-    fn resolve(
-        &mut self,
-        part: &mut Part,
-        instance_key: &impl Fn(&str) -> Option<u32>,
-        request_row: &impl Fn(&str) -> Option<u32>,
-    ) {
-        let mut start = 0;
-        for (ends, status) in &self.rows {
-            let cell = |i: usize| {
-                let from = if i == 0 { start } else { ends[i - 1] as usize };
-                &self.text[from..ends[i] as usize]
-            };
-            let (instance, request) = (cell(0), cell(1));
-            if !request.is_empty()
-                && let Some(r) = request_row(request)
-            {
+            if let Some(r) = request_row(request) {
                 let hit = LedgerHit {
-                    code: cell(2).to_string(),
+                    code: code.to_string(),
                     instance_id: instance.to_string(),
-                    account_id: cell(3).to_string(),
+                    account_id: account.to_string(),
                 };
                 part.hits.push((r, hit));
             }
-            if let Some(k) = instance_key(instance) {
-                part.held.push((k, *status));
-            }
-            start = ends[3] as usize;
         }
-        self.text.clear();
-        self.rows.clear();
+        if let Some(k) = instance_key(instance) {
+            part.held.push((k, status));
+        }
+        findings(row, pos, status, &mut part.findings);
+        Ok(())
     }
 }
 

@@ -51,6 +51,16 @@ struct Cells {
     row_ends: Vec<u32>,
 }
 
+/// A row's entry in `Cells::bounds`, decoded.
+struct Bounds<'a> {
+    /// Where each text cell ends, counted from `start` (zeros for a wide row).
+    ends: &'a [u16],
+    piece: usize,
+    /// Whether the row's ends are in `Cells::wide`.
+    wide: bool,
+    start: usize,
+}
+
 /// The 16-bit words before a row's cell ends: its piece and its start.
 const HEAD: usize = 4;
 /// The mark, in a row's piece number, of a row whose cell ends are in `Cells::wide`.
@@ -156,23 +166,34 @@ impl Table {
     pub fn text(&self, col: usize, row: usize) -> &str {
         match self.slots[col] {
             Slot::Text(k) => {
-                let stride = HEAD + self.widths.0;
-                let b = &self.cells.bounds[row * stride..(row + 1) * stride];
-                let piece = join16(b[0], b[1]);
-                let start = join16(b[2], b[3]) as usize;
-                let (from, to) = if piece & WIDE == 0 {
-                    let from = if k == 0 {
-                        0
-                    } else {
-                        usize::from(b[HEAD + k - 1])
-                    };
-                    (start + from, start + usize::from(b[HEAD + k]))
-                } else {
+                let Bounds {
+                    ends,
+                    piece,
+                    wide,
+                    start,
+                } = self.bounds(row);
+                let (from, to) = if wide {
                     self.wide_cell(row, k, start)
+                } else {
+                    let from = if k == 0 { 0 } else { usize::from(ends[k - 1]) };
+                    (start + from, start + usize::from(ends[k]))
                 };
-                &self.cells.texts[(piece & !WIDE) as usize][from..to]
+                &self.cells.texts[piece][from..to]
             }
             _ => "",
+        }
+    }
+
+    /// A row's bounds, decoded.
+    fn bounds(&self, row: usize) -> Bounds<'_> {
+        let stride = HEAD + self.widths.0;
+        let b = &self.cells.bounds[row * stride..(row + 1) * stride];
+        let piece = join16(b[0], b[1]);
+        Bounds {
+            ends: &b[HEAD..],
+            piece: (piece & !WIDE) as usize,
+            wide: piece & WIDE != 0,
+            start: join16(b[2], b[3]) as usize,
         }
     }
 
@@ -193,18 +214,16 @@ impl Table {
     /// they are read in earnest: loads in a loop this tight overlap, where rows read one at a
     /// time amid other work would each wait for memory in turn.
     pub fn warm(&self, rows: impl Iterator<Item = usize>) {
-        let stride = HEAD + self.widths.0;
         let mut sum = 0u64;
-        for row in rows {
-            if let Some(b) = self.cells.bounds.get(row * stride..(row + 1) * stride) {
-                let piece = (join16(b[0], b[1]) & !WIDE) as usize;
-                let text = self.cells.texts[piece].as_bytes();
-                // The row's first and last bytes: its text spans a cache line or two.
-                let start = join16(b[2], b[3]) as usize;
-                let last = start + usize::from(b[stride - 1]).saturating_sub(1);
-                for at in [start, last] {
-                    sum += u64::from(text.get(at).copied().unwrap_or(0));
-                }
+        for row in rows.filter(|r| *r < self.len()) {
+            let Bounds {
+                ends, piece, start, ..
+            } = self.bounds(row);
+            let text = self.cells.texts[piece].as_bytes();
+            // The row's first and last bytes: its text spans a cache line or two.
+            let last = start + ends.last().map_or(0, |e| usize::from(*e)).saturating_sub(1);
+            for at in [start, last] {
+                sum += u64::from(text.get(at).copied().unwrap_or(0));
             }
             if self.widths.1 > 0 {
                 sum += self

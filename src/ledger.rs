@@ -9,6 +9,7 @@ use crate::schema::{LEDGER_COLUMNS, fold};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 /// The lock of one ledger; released when dropped (or when the process dies).
 pub struct Lock {
@@ -71,7 +72,25 @@ pub struct NewRow<'a> {
 /// Writes `old` (when it exists) followed by `rows` to `out`, atomically. `header` is the old
 /// ledger's header (empty for a new ledger, which gets the standard header).
 pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Result<()> {
-    let fail = |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
+    draft(old, out).commit(header, rows)
+}
+
+/// The new ledger in the making: a temporary file beside `out` into which a thread of its own
+/// copies the old ledger's bytes and syncs them, while the run reads and decides; `commit` then
+/// appends the new rows, syncs, and renames it over `out`. Dropped uncommitted (the run was
+/// refused or failed), it waits for the copy and removes the temporary file, so a refused run
+/// leaves nothing behind.
+pub struct Draft {
+    tmp: PathBuf,
+    old: PathBuf,
+    out: PathBuf,
+    old_exists: bool,
+    copy: Option<JoinHandle<io::Result<(File, Ending)>>>,
+}
+
+/// Starts the new ledger: removes what killed runs left beside `out`, then copies `old` into a
+/// temporary file on a thread of its own. Only called while holding the ledger's lock.
+pub fn draft(old: &Path, out: &Path) -> Draft {
     let dir = parent(out);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -79,29 +98,81 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
         std::process::id()
     ));
     remove_stale(dir, out);
-    let result = (|| {
-        let mut file =
-            create_like(&tmp, out).map_err(|e| fail("cannot create a temporary file", e))?;
-        let ending = if old.exists() {
-            copy_old(old, &mut file).map_err(|e| fail("cannot copy the old ledger", e))?
-        } else {
-            Ending::Lf
+    let old_exists = old.exists();
+    let copy = {
+        let (old, out, tmp) = (old.to_path_buf(), out.to_path_buf(), tmp.clone());
+        std::thread::Builder::new()
+            .name("ledger-copy".into())
+            .spawn(move || -> io::Result<(File, Ending)> {
+                let mut file = create_like(&tmp, &out)?;
+                let ending = match old_exists {
+                    true => copy_old(&old, &mut file)?,
+                    false => Ending::Lf,
+                };
+                // The old bytes go to disk now, beside the run's other work, so that the
+                // commit's sync has only the new rows left to wait for.
+                file.sync_data()?;
+                Ok((file, ending))
+            })
+    };
+    Draft {
+        tmp,
+        old: old.to_path_buf(),
+        out: out.to_path_buf(),
+        old_exists,
+        // A thread that cannot start leaves the copy to `commit`.
+        copy: copy.ok(),
+    }
+}
+
+impl Draft {
+    /// Appends `rows` after the old ledger's bytes and puts the new ledger in place: synced,
+    /// renamed over `out`, the folder synced. `header` is the old ledger's header (empty for a
+    /// new ledger, which gets the standard header).
+    pub fn commit(mut self, header: &[String], rows: &[NewRow]) -> Result<()> {
+        let out = self.out.clone();
+        let fail = |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
+        let copied = match self.copy.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked"))),
+            None => self.copy_here(),
         };
+        let (file, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
-        let header = if old.exists() { header } else { &standard[..] };
-        append(&mut w, !old.exists(), header, rows, ending).map_err(|e| fail("cannot write", e))?;
+        let header = if self.old_exists { header } else { &standard[..] };
+        append(&mut w, !self.old_exists, header, rows, ending)
+            .map_err(|e| fail("cannot write", e))?;
         let file = w
             .into_inner()
             .map_err(|e| fail("cannot write", e.into_error()))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
-        fs::rename(&tmp, out).map_err(|e| fail("cannot replace the ledger", e))?;
-        sync_dir(dir).map_err(|e| fail("cannot sync the folder", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
+        // Renamed: nothing is left to remove.
+        self.tmp = PathBuf::new();
+        sync_dir(parent(&out)).map_err(|e| fail("cannot sync the folder", e))
     }
-    result
+
+    fn copy_here(&self) -> io::Result<(File, Ending)> {
+        let mut file = create_like(&self.tmp, &self.out)?;
+        let ending = match self.old_exists {
+            true => copy_old(&self.old, &mut file)?,
+            false => Ending::Lf,
+        };
+        Ok((file, ending))
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if let Some(handle) = self.copy.take() {
+            let _ = handle.join();
+        }
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Removes temporary files that a killed run left beside `out` (`.NAME.tmp-PID`). Only called

@@ -5,6 +5,7 @@
 //! and written in order.
 
 mod counts;
+mod csvrow;
 mod html;
 mod summary;
 mod svg;
@@ -183,7 +184,9 @@ pub fn stage(
         published: false,
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    // Small: the large tables come in pieces bigger than this, which then go to the file
+    // without a copy through the buffer.
+    let mut w = BufWriter::with_capacity(64 << 10, file);
     fill(&mut w).map_err(fail)?;
     let file = w.into_inner().map_err(|e| fail(e.into_error()))?;
     if durable == Durable::Synced {

@@ -44,6 +44,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         })?;
         Some(ledger::lock(&ledger_out)?)
     };
+    // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
+    // inputs are read and decided; dropped on a refusal, the copy is removed.
+    let draft = (!cfg.dry_run).then(|| ledger::draft(&cfg.ledger, &ledger_out));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     let instances = input::load_table(&cfg.instances, &shown(&cfg.instances), &policy.instances)?;
     let requests = input::load_table(&cfg.requests, &shown(&cfg.requests), &policy.requests)?;
@@ -128,9 +131,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // temporary names; they are put in place only once the ledger holds every code they name,
     // `issued.csv` first, so no output ever hands over a code the ledger could lose.
     let (committed, written) = rayon::join(
-        || match cfg.dry_run {
-            true => Ok(()),
-            false => ledger::commit(&cfg.ledger, &ledger_out, &ledger.header, &rows),
+        || match draft {
+            None => Ok(()),
+            Some(draft) => draft.commit(&ledger.header, &rows),
         },
         || -> Result<_> {
             let handoff = report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;

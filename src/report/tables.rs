@@ -1,5 +1,6 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
+use super::csvrow::row as csv_row;
 use super::{Durable, Staged, neutralise, stage, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, World, each_reason, rule_ids};
@@ -12,12 +13,6 @@ use std::path::Path;
 
 /// How many refusals each remedy of each rule accounts for: the report's top remedies.
 pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
-
-fn writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
-    csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(w)
-}
 
 /// The identifying cells of a request row, neutralised.
 fn ids(requests: &Table, row: usize) -> [std::borrow::Cow<'_, str>; 3] {
@@ -48,7 +43,6 @@ pub fn write_decisions(
         let header = "request_id,instance_id,account_id,outcome,code,reasons\n";
         file.write_all(header.as_bytes())?;
         write_in_pieces(file, decisions.len(), |rows, buf| {
-            let mut csv = writer(buf);
             let mut joined = String::new();
             for row in rows {
                 let d = &decisions[row];
@@ -61,16 +55,12 @@ pub fn write_decisions(
                     joined.push_str(rule);
                 }
                 let code = neutralise(code_of(w, issued, row, d));
-                csv.write_record([
-                    &*id,
-                    &*instance,
-                    &*account,
-                    d.outcome.name(),
-                    &*code,
-                    &joined,
-                ])?;
+                csv_row(
+                    buf,
+                    &[&id, &instance, &account, d.outcome.name(), &code, &joined],
+                );
             }
-            csv.flush()
+            Ok(())
         })?;
         Ok(())
     })
@@ -88,7 +78,6 @@ pub fn write_denials<'p>(
         file.write_all(header.as_bytes())?;
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
             let mut tally = Remedies::new();
-            let mut csv = writer(buf);
             // The inventory rows the messages will read, fetched together first.
             w.instances.warm(
                 decisions[rows.clone()]
@@ -106,15 +95,18 @@ pub fn write_denials<'p>(
                 }
                 let [id, instance, account] = ids(w.requests, row);
                 each_reason(w, row, d, |rule, message, remedy| {
-                    csv.write_record([
-                        &*id,
-                        &*instance,
-                        &*account,
-                        d.outcome.name(),
-                        rule,
-                        &neutralise(message),
-                        &neutralise(remedy),
-                    ])?;
+                    csv_row(
+                        buf,
+                        &[
+                            &id,
+                            &instance,
+                            &account,
+                            d.outcome.name(),
+                            rule,
+                            &neutralise(message),
+                            &neutralise(remedy),
+                        ],
+                    );
                     let by_remedy = tally.entry(rule).or_default();
                     match by_remedy.get_mut(remedy) {
                         Some(n) => *n += 1,
@@ -125,7 +117,6 @@ pub fn write_denials<'p>(
                     Ok(())
                 })?;
             }
-            csv.flush()?;
             Ok(tally)
         })?;
         for tally in tallies {
@@ -149,34 +140,40 @@ pub fn write_issued(
     issued_at: &str,
 ) -> Result<Staged> {
     stage(&out.join("issued.csv"), Durable::Synced, |w| {
-        let mut csv = writer(w);
-        csv.write_record([
-            "request_id",
-            "instance_id",
-            "account_id",
-            "code",
-            "issued_at",
-        ])?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        csv_row(
+            &mut buf,
+            &["request_id", "instance_id", "account_id", "code", "issued_at"],
+        );
         for (row, code) in issued.rows.iter().zip(&issued.codes) {
             let [id, instance, account] = ids(requests, *row);
-            csv.write_record([&*id, &*instance, &*account, &*neutralise(code), issued_at])?;
+            csv_row(&mut buf, &[&id, &instance, &account, &neutralise(code), issued_at]);
+            if buf.len() >= 1 << 16 {
+                w.write_all(&buf)?;
+                buf.clear();
+            }
         }
-        csv.flush()
+        w.write_all(&buf)
     })
 }
 
 pub fn write_input_errors(out: &Path, problems: &[&Problem]) -> Result<Staged> {
     stage(&out.join("input-errors.csv"), Durable::Renamed, |w| {
-        let mut csv = writer(w);
-        csv.write_record(["file", "line", "column", "message"])?;
+        let mut buf = Vec::new();
+        csv_row(&mut buf, &["file", "line", "column", "message"]);
         for p in problems {
-            csv.write_record([
-                &*neutralise(&p.file),
-                &p.line.to_string(),
-                &*neutralise(&p.column),
-                &*neutralise(&p.message),
-            ])?;
+            csv_row(
+                &mut buf,
+                &[
+                    &neutralise(&p.file),
+                    &p.line.to_string(),
+                    &neutralise(&p.column),
+                    &neutralise(&p.message),
+                ],
+            );
+            w.write_all(&buf)?;
+            buf.clear();
         }
-        csv.flush()
+        w.write_all(&buf)
     })
 }

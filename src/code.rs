@@ -143,6 +143,17 @@ pub fn identity_key(code: &str) -> String {
 /// `identity_key` into a buffer the caller reuses (cleared first).
 pub fn identity_key_into(code: &str, key: &mut String) {
     key.clear();
+    if code.is_ascii() {
+        // The common case, byte by byte: the same mapping as below, without decoding chars.
+        for b in code.bytes().filter(|b| !matches!(b, b'-' | b' ')) {
+            key.push(match b.to_ascii_uppercase() {
+                b'I' | b'L' => '1',
+                b'O' => '0',
+                c => char::from(c),
+            });
+        }
+        return;
+    }
     key.extend(code.chars().filter(|c| !matches!(c, '-' | ' ')).map(
         |c| match c.to_ascii_uppercase() {
             'I' | 'L' => '1',
@@ -281,6 +292,25 @@ mod tests {
         let typed = code.replacen('1', "l", 1).replacen('0', "O", 1);
         assert_eq!(f.verify(&typed).unwrap(), code);
         assert_eq!(identity_key(&typed), identity_key(&code));
+    }
+
+    #[test]
+    fn identity_keys_of_ascii_and_other_text_follow_one_mapping() {
+        // The mapping char by char, as the non-ASCII path applies it.
+        let by_chars = |code: &str| -> String {
+            code.chars()
+                .filter(|c| !matches!(c, '-' | ' '))
+                .map(|c| match c.to_ascii_uppercase() {
+                    'I' | 'L' => '1',
+                    'O' => '0',
+                    c => c,
+                })
+                .collect()
+        };
+        for code in ["ab-cd ef", "iLlo-O0", "ABCD-EFGH", "x-é-i", "-- ", "", "Ünïcode-l"] {
+            assert_eq!(identity_key(code), by_chars(code), "{code:?}");
+        }
+        assert_eq!(identity_key("ab-il o"), "AB110");
     }
 
     /// Every single-symbol substitution and every adjacent transposition of distinct symbols is

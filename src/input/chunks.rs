@@ -113,13 +113,16 @@ pub fn stream<C: Sync, T: Send>(
             }
         };
         let body = &carry[..cut];
-        let pieces = if quoted {
-            vec![Piece {
+        let (pieces, lines) = if quoted {
+            let whole = Piece {
                 bytes: body,
                 first_line: line,
-            }]
+            };
+            (vec![whole], None)
         } else {
-            split(body, line, rayon::current_num_threads() * 4)
+            // No quote in the block (checked above): it splits at any line end.
+            let (pieces, lines) = split_plain(body, line, rayon::current_num_threads() * 4);
+            (pieces, Some(lines))
         };
         let (_, parsed) = rayon::join(
             || hasher.update(&carry[hashed..]),
@@ -131,7 +134,7 @@ pub fn stream<C: Sync, T: Send>(
             },
         );
         parts.extend(parsed);
-        line += line_ends(body, 0, body.len());
+        line += lines.unwrap_or_else(|| line_ends(body, 0, body.len()));
         hashed = carry.len() - cut;
         carry.drain(..cut);
         want = BLOCK;
@@ -263,17 +266,26 @@ pub struct Piece<'a> {
     pub first_line: u64,
 }
 
-/// Splits `body` (starting on line `first_line`) into about `want` pieces at record boundaries.
-pub fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
-    let want = want.min(body.len() / MIN_PIECE).max(1);
-    if want == 1 || memchr::memchr(b'"', body).is_some() {
+/// Splits `body` into about `want` pieces at line ends, each with the line it starts on; a body
+/// with a quote (where a line end may sit inside a field) is one piece. (The reader checks for
+/// quotes once per block and calls `split_plain`.)
+#[cfg(test)]
+fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
+    if memchr::memchr(b'"', body).is_some() {
         return vec![Piece {
             bytes: body,
             first_line,
         }];
     }
-    let mut pieces = Vec::with_capacity(want);
-    let (mut start, mut line) = (0, first_line);
+    split_plain(body, first_line, want).0
+}
+
+/// `split` for a body without quotes; also returns how many line ends the body has. The pieces'
+/// line ends are counted side by side, not one piece after another.
+fn split_plain(body: &[u8], first_line: u64, want: usize) -> (Vec<Piece<'_>>, u64) {
+    let want = want.min(body.len() / MIN_PIECE).max(1);
+    let mut ranges = Vec::with_capacity(want);
+    let mut start = 0;
     for k in 1..=want {
         let end = if k == want {
             body.len()
@@ -285,16 +297,28 @@ pub fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
             }
         };
         if end > start {
-            let bytes = &body[start..end];
-            pieces.push(Piece {
-                bytes,
-                first_line: line,
-            });
-            line += line_ends(bytes, 0, bytes.len());
+            ranges.push(start..end);
             start = end;
         }
     }
-    pieces
+    let counts: Vec<u64> = ranges
+        .par_iter()
+        .map(|r| line_ends(&body[r.clone()], 0, r.len()))
+        .collect();
+    let mut line = first_line;
+    let pieces = ranges
+        .into_iter()
+        .zip(counts)
+        .map(|(r, n)| {
+            let piece = Piece {
+                bytes: &body[r],
+                first_line: line,
+            };
+            line += n;
+            piece
+        })
+        .collect();
+    (pieces, line - first_line)
 }
 
 /// Line numbers of records, from their byte offsets (the csv reader's own line count drifts on
@@ -390,6 +414,8 @@ mod tests {
         assert_eq!(whole[0].0, 2);
         assert_eq!(whole[1].0, 4, "a blank line is a line too");
         assert_eq!(whole.last().unwrap().0, 200_000 + 200 + 1);
+        let (_, lines) = split_plain(body, line, 4);
+        assert_eq!(lines, line_ends(body, 0, body.len()), "the body's line ends");
     }
 
     /// Every record as (line, cells), and where the last starts, by one of the two readers.

@@ -38,15 +38,17 @@ enum Slot {
 struct Cells {
     /// Text of the rows, in pieces as they were parsed (never copied into one buffer).
     texts: Vec<String>,
-    /// Per row, `HEAD + text columns` 16-bit words: the piece its text is in and where its
-    /// text starts (two words each, low first), then where each of its text cells ends,
-    /// counted from the row's start. A row whose text is longer than 16 bits can count is
-    /// marked `WIDE` in its piece number and has its ends in `wide`.
+    /// Per row, `HEAD + text columns + 4 × number columns` 16-bit words: the piece its text is
+    /// in and where its text starts (two words each, low first), then where each of its text
+    /// cells ends, counted from the row's start, then its numbers (four words each, low first;
+    /// `MISSING` when empty or unparsable), so that a random row's cells other than its text
+    /// sit in one place. A row whose text is longer than 16 bits can count is marked `WIDE` in
+    /// its piece number and has its ends in `wide`.
     bounds: Vec<u16>,
     /// The ends (offsets into the piece's text) of the cells of the `WIDE` rows, by row.
     wide: Vec<(u32, Vec<u32>)>,
-    /// Per row, `number columns` numbers (`MISSING` when empty or unparsable).
-    numbers: Vec<i64>,
+    /// The numbers of the row being read.
+    row_numbers: Vec<i64>,
     /// The ends of the cells of the row being read.
     row_ends: Vec<u32>,
 }
@@ -135,11 +137,13 @@ impl Table {
     fn reserve(&mut self, bytes: &[u8]) {
         let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
         self.cells.texts[0].reserve_exact(bytes.len());
-        self.cells
-            .bounds
-            .reserve_exact(rows * (HEAD + self.widths.0));
-        self.cells.numbers.reserve_exact(rows * self.widths.1);
+        self.cells.bounds.reserve_exact(rows * self.stride());
         self.lines.reserve_exact(rows);
+    }
+
+    /// The 16-bit words of a row in `Cells::bounds`.
+    fn stride(&self) -> usize {
+        HEAD + self.widths.0 + 4 * self.widths.1
     }
 
     pub fn len(&self) -> usize {
@@ -186,11 +190,11 @@ impl Table {
 
     /// A row's bounds, decoded.
     fn bounds(&self, row: usize) -> Bounds<'_> {
-        let stride = HEAD + self.widths.0;
+        let stride = self.stride();
         let b = &self.cells.bounds[row * stride..(row + 1) * stride];
         let piece = join16(b[0], b[1]);
         Bounds {
-            ends: &b[HEAD..],
+            ends: &b[HEAD..HEAD + self.widths.0],
             piece: (piece & !WIDE) as usize,
             wide: piece & WIDE != 0,
             start: join16(b[2], b[3]) as usize,
@@ -225,20 +229,16 @@ impl Table {
             for at in [start, last] {
                 sum += u64::from(text.get(at).copied().unwrap_or(0));
             }
-            if self.widths.1 > 0 {
-                sum += self
-                    .cells
-                    .numbers
-                    .get(row * self.widths.1)
-                    .copied()
-                    .unwrap_or(0) as u64;
-            }
         }
         std::hint::black_box(sum);
     }
 
     fn number(&self, k: usize, row: usize) -> i64 {
-        self.cells.numbers[row * self.widths.1 + k]
+        let at = row * self.stride() + HEAD + self.widths.0 + 4 * k;
+        let w = &self.cells.bounds[at..at + 4];
+        let lo = u64::from(join16(w[0], w[1]));
+        let hi = u64::from(join16(w[2], w[3]));
+        (hi << 32 | lo) as i64
     }
 
     pub fn value(&self, col: usize, row: usize) -> Value<'_> {
@@ -303,16 +303,15 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
     ))
 }
 
-/// Joins the pieces: their texts are moved, not copied; the per-row numbers are appended, each
+/// Joins the pieces: their texts are moved, not copied; the per-row bounds are appended, each
 /// piece dropped as soon as it is copied.
 fn merge(mut table: Table, parts: Vec<Table>) -> Table {
     let rows: usize = parts.iter().map(Table::len).sum();
+    let stride = table.stride();
     let cells = &mut table.cells;
     cells.texts.clear();
-    cells.bounds.reserve_exact(rows * (HEAD + table.widths.0));
-    cells.numbers.reserve_exact(rows * table.widths.1);
+    cells.bounds.reserve_exact(rows * stride);
     table.lines.reserve_exact(rows);
-    let stride = HEAD + table.widths.0;
     for part in parts {
         let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
         let piece = table.cells.texts.len() as u32;
@@ -320,7 +319,6 @@ fn merge(mut table: Table, parts: Vec<Table>) -> Table {
             texts,
             bounds,
             wide,
-            numbers,
             ..
         } = part.cells;
         table.cells.texts.extend(texts);
@@ -331,7 +329,6 @@ fn merge(mut table: Table, parts: Vec<Table>) -> Table {
         }
         let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
         table.cells.wide.extend(wide);
-        table.cells.numbers.extend(numbers);
         table.lines.extend(part.lines);
         table.faults.extend(
             part.faults
@@ -432,6 +429,8 @@ impl Table {
                 self.problem(line, &col.name, msg);
             }
         }
+        // INVARIANT: every number column pushed one number (a missing one too).
+        debug_assert_eq!(self.cells.row_numbers.len(), self.widths.1);
         self.cells.end_row(start, self.lines.len() as u32);
         if self.problems.len() > first_problem {
             self.faults
@@ -593,6 +592,11 @@ impl Cells {
         } else {
             self.bounds.extend(relative);
         }
+        for n in self.row_numbers.drain(..) {
+            let n = n as u64;
+            self.bounds.extend(split16(n as u32));
+            self.bounds.extend(split16((n >> 32) as u32));
+        }
     }
 }
 
@@ -610,7 +614,7 @@ impl Store<'_> {
                 let end = self.cells.texts[0].len() as u32;
                 self.cells.row_ends.push(end);
             }
-            Slot::Int(_) | Slot::Time(_) => self.cells.numbers.push(MISSING),
+            Slot::Int(_) | Slot::Time(_) => self.cells.row_numbers.push(MISSING),
         }
     }
 }
@@ -641,13 +645,13 @@ fn push_text(store: &mut Store, s: &str) {
 
 fn push_int(store: &mut Store, n: i64) {
     if let Slot::Int(_) = store.slot {
-        store.cells.numbers.push(n);
+        store.cells.row_numbers.push(n);
     }
 }
 
 fn push_time(store: &mut Store, t: Time) {
     if let Slot::Time(_) = store.slot {
-        store.cells.numbers.push(t.timestamp_micros());
+        store.cells.row_numbers.push(t.timestamp_micros());
     }
 }
 

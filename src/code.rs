@@ -307,7 +307,15 @@ mod tests {
                 })
                 .collect()
         };
-        for code in ["ab-cd ef", "iLlo-O0", "ABCD-EFGH", "x-é-i", "-- ", "", "Ünïcode-l"] {
+        for code in [
+            "ab-cd ef",
+            "iLlo-O0",
+            "ABCD-EFGH",
+            "x-é-i",
+            "-- ",
+            "",
+            "Ünïcode-l",
+        ] {
             assert_eq!(identity_key(code), by_chars(code), "{code:?}");
         }
         assert_eq!(identity_key("ab-il o"), "AB110");

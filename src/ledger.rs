@@ -131,7 +131,8 @@ impl Draft {
     /// new ledger, which gets the standard header).
     pub fn commit(mut self, header: &[String], rows: &[NewRow]) -> Result<()> {
         let out = self.out.clone();
-        let fail = |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
+        let fail =
+            |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
         let copied = match self.copy.take() {
             Some(handle) => handle
                 .join()
@@ -141,7 +142,11 @@ impl Draft {
         let (file, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
-        let header = if self.old_exists { header } else { &standard[..] };
+        let header = if self.old_exists {
+            header
+        } else {
+            &standard[..]
+        };
         append(&mut w, !self.old_exists, header, rows, ending)
             .map_err(|e| fail("cannot write", e))?;
         let file = w

@@ -415,7 +415,11 @@ mod tests {
         assert_eq!(whole[1].0, 4, "a blank line is a line too");
         assert_eq!(whole.last().unwrap().0, 200_000 + 200 + 1);
         let (_, lines) = split_plain(body, line, 4);
-        assert_eq!(lines, line_ends(body, 0, body.len()), "the body's line ends");
+        assert_eq!(
+            lines,
+            line_ends(body, 0, body.len()),
+            "the body's line ends"
+        );
     }
 
     /// Every record as (line, cells), and where the last starts, by one of the two readers.

@@ -53,7 +53,9 @@ mod tests {
 
     #[test]
     fn rows_are_byte_for_byte_what_the_csv_crate_writes() {
-        let alphabet = ["a", "Z", "9", ",", "\"", "\r", "\n", " ", "'", "=", "é", "\t", ";", ""];
+        let alphabet = [
+            "a", "Z", "9", ",", "\"", "\r", "\n", " ", "'", "=", "é", "\t", ";", "",
+        ];
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..20_000 {
             let cells: Vec<String> = (0..rng.usize(2..8))

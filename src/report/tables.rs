@@ -143,11 +143,20 @@ pub fn write_issued(
         let mut buf = Vec::with_capacity(1 << 16);
         csv_row(
             &mut buf,
-            &["request_id", "instance_id", "account_id", "code", "issued_at"],
+            &[
+                "request_id",
+                "instance_id",
+                "account_id",
+                "code",
+                "issued_at",
+            ],
         );
         for (row, code) in issued.rows.iter().zip(&issued.codes) {
             let [id, instance, account] = ids(requests, *row);
-            csv_row(&mut buf, &[&id, &instance, &account, &neutralise(code), issued_at]);
+            csv_row(
+                &mut buf,
+                &[&id, &instance, &account, &neutralise(code), issued_at],
+            );
             if buf.len() >= 1 << 16 {
                 w.write_all(&buf)?;
                 buf.clear();

@@ -104,11 +104,7 @@ pub fn draft(old: &Path, out: &Path) -> Draft {
         std::thread::Builder::new()
             .name("ledger-copy".into())
             .spawn(move || -> io::Result<(File, Ending)> {
-                let mut file = create_like(&tmp, &out)?;
-                let ending = match old_exists {
-                    true => copy_old(&old, &mut file)?,
-                    false => Ending::Lf,
-                };
+                let (file, ending) = copy_into(&tmp, &old, &out, old_exists)?;
                 // The old bytes go to disk now, beside the run's other work, so that the
                 // commit's sync has only the new rows left to wait for.
                 file.sync_data()?;
@@ -137,7 +133,7 @@ impl Draft {
             Some(handle) => handle
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked"))),
-            None => self.copy_here(),
+            None => copy_into(&self.tmp, &self.old, &self.out, self.old_exists),
         };
         let (file, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -158,15 +154,16 @@ impl Draft {
         self.tmp = PathBuf::new();
         sync_dir(parent(&out)).map_err(|e| fail("cannot sync the folder", e))
     }
+}
 
-    fn copy_here(&self) -> io::Result<(File, Ending)> {
-        let mut file = create_like(&self.tmp, &self.out)?;
-        let ending = match self.old_exists {
-            true => copy_old(&self.old, &mut file)?,
-            false => Ending::Lf,
-        };
-        Ok((file, ending))
-    }
+/// Creates `tmp` (with `out`'s permissions) and copies the old ledger into it when there is one.
+fn copy_into(tmp: &Path, old: &Path, out: &Path, old_exists: bool) -> io::Result<(File, Ending)> {
+    let mut file = create_like(tmp, out)?;
+    let ending = match old_exists {
+        true => copy_old(old, &mut file)?,
+        false => Ending::Lf,
+    };
+    Ok((file, ending))
 }
 
 impl Drop for Draft {
@@ -248,8 +245,6 @@ enum Ending {
     Crlf,
 }
 
-/// Copies the old ledger byte for byte; ends it with a line break if it lacked one, and says
-/// which line ending its header uses so that new rows match.
 /// Copies the old ledger to the end of `out` (the kernel copies, where it can, without the bytes
 /// passing through this process) and ends it with a line end; returns the line ending its header
 /// uses.
@@ -384,6 +379,28 @@ mod tests {
                 0o600
             );
         }
+    }
+
+    #[test]
+    fn a_dropped_draft_leaves_the_folder_as_it_was() {
+        let d = scratch("dropped");
+        let p = d.join("ledger.csv");
+        fs::write(&p, "code,instance_id,status\nOLD,i-0,spent\n").unwrap();
+        let names = || -> Vec<String> {
+            let mut n: Vec<String> = fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        let draft = draft(&p, &p);
+        drop(draft);
+        assert_eq!(names(), ["ledger.csv"], "no temporary file is left");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "code,instance_id,status\nOLD,i-0,spent\n"
+        );
     }
 
     #[test]

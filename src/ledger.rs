@@ -86,6 +86,8 @@ pub struct Draft {
     out: PathBuf,
     old_exists: bool,
     copy: Option<JoinHandle<io::Result<(File, Ending)>>>,
+    /// Renamed into place: no temporary file is left to remove.
+    committed: bool,
 }
 
 /// Starts the new ledger: removes what killed runs left beside `out`, then copies `old` into a
@@ -118,6 +120,7 @@ pub fn draft(old: &Path, out: &Path) -> Draft {
         old_exists,
         // A thread that cannot start leaves the copy to `commit`.
         copy: copy.ok(),
+        committed: false,
     }
 }
 
@@ -150,8 +153,7 @@ impl Draft {
             .map_err(|e| fail("cannot write", e.into_error()))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
-        // Renamed: nothing is left to remove.
-        self.tmp = PathBuf::new();
+        self.committed = true;
         sync_dir(parent(&out)).map_err(|e| fail("cannot sync the folder", e))
     }
 }
@@ -171,7 +173,7 @@ impl Drop for Draft {
         if let Some(handle) = self.copy.take() {
             let _ = handle.join();
         }
-        if !self.tmp.as_os_str().is_empty() {
+        if !self.committed {
             let _ = fs::remove_file(&self.tmp);
         }
     }

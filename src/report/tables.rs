@@ -14,6 +14,18 @@ use std::path::Path;
 /// How many refusals each remedy of each rule accounts for: the report's top remedies.
 pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
 
+/// How many rendered bytes the small tables gather before a write.
+const SPILL: usize = 64 << 10;
+
+/// Writes out and empties `buf` once it holds `SPILL` bytes.
+fn spill(w: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.len() >= SPILL {
+        w.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
 /// The identifying cells of a request row, neutralised.
 fn ids(requests: &Table, row: usize) -> [std::borrow::Cow<'_, str>; 3] {
     [col::REQUEST_ID, col::REQUEST_INSTANCE, col::REQUEST_ACCOUNT]
@@ -140,7 +152,7 @@ pub fn write_issued(
     issued_at: &str,
 ) -> Result<Staged> {
     stage(&out.join("issued.csv"), Durable::Synced, |w| {
-        let mut buf = Vec::with_capacity(1 << 16);
+        let mut buf = Vec::with_capacity(SPILL);
         csv_row(
             &mut buf,
             &[
@@ -157,10 +169,7 @@ pub fn write_issued(
                 &mut buf,
                 &[&id, &instance, &account, &neutralise(code), issued_at],
             );
-            if buf.len() >= 1 << 16 {
-                w.write_all(&buf)?;
-                buf.clear();
-            }
+            spill(w, &mut buf)?;
         }
         w.write_all(&buf)
     })
@@ -180,8 +189,7 @@ pub fn write_input_errors(out: &Path, problems: &[&Problem]) -> Result<Staged> {
                     &neutralise(&p.message),
                 ],
             );
-            w.write_all(&buf)?;
-            buf.clear();
+            spill(w, &mut buf)?;
         }
         w.write_all(&buf)
     })

@@ -142,7 +142,7 @@ pub struct Evaluation {
 }
 
 /// How many requests one task decides at a time.
-const CHUNK: usize = 256;
+const CHUNK: usize = crate::input::BATCH;
 
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
@@ -166,14 +166,15 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
             .enumerate()
             .for_each(|(c, chunk)| {
                 let first = c * CHUNK;
-                // The chunk's inventory keys first, in a tight loop of their own: there the
-                // cache misses of the probes overlap, where one decision at a time would wait
-                // for each; the decisions then find those inventory rows in cache.
-                let mut keys = [None; CHUNK];
-                for (i, key) in keys.iter_mut().enumerate().take(chunk.len()) {
-                    let id = world.requests.text(col::REQUEST_INSTANCE, first + i);
-                    *key = world.by_instance.key(id);
+                // The chunk's inventory keys first, looked up as one batch, whose cache misses
+                // overlap where one decision at a time would wait for each; the decisions then
+                // find those inventory rows in cache.
+                let mut ids = [""; CHUNK];
+                for (i, id) in ids.iter_mut().enumerate().take(chunk.len()) {
+                    *id = world.requests.text(col::REQUEST_INSTANCE, first + i);
                 }
+                let mut keys = [None; CHUNK];
+                world.by_instance.keys(&ids[..chunk.len()], &mut keys);
                 for (i, d) in chunk.iter_mut().enumerate() {
                     *d = decide_one(world, &verdicts, &waived, first + i, keys[i]);
                 }

@@ -61,9 +61,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         &cfg.ledger,
         &shown(&cfg.ledger),
         &fingerprints,
-        by_instance.key_space(),
-        |id| by_instance.key(id),
-        |id| by_request.first_row(id),
+        &by_instance,
+        &by_request,
     )?;
     spin.finish();
     phases.mark("scan");

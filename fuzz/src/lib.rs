@@ -64,13 +64,32 @@ pub fn csv_tables(data: &[u8]) {
 /// like one of the codes in the input; a ledger that loads has unique code fingerprints.
 pub fn ledger(data: &[u8]) {
     let file = TempFile::new("ledger.csv", data);
+    // A few instances and requests for the ledger's rows to name.
+    let inventory = TempFile::new(
+        "instances.csv",
+        b"instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out\n\
+          i-1,1,cn-beijing,PrePaid,2027-01-01T00:00Z,5\n\
+          i-22,1,cn-beijing,PrePaid,2027-01-01T00:00Z,5\n",
+    );
+    let batch = TempFile::new(
+        "requests.csv",
+        b"request_id,account_id,instance_id,requested_at\n\
+          r-1,1,i-1,2026-11-01T00:00Z\n\
+          r-22,1,i-22,2026-11-01T00:00Z\n",
+    );
+    let load = |file: &TempFile, schema| {
+        icp_audit::input::load_table(&file.0, "fuzz.csv", &schema).expect("a valid fixed table")
+    };
+    let instances = load(&inventory, Schema::instances());
+    let requests = load(&batch, Schema::requests());
+    let by_instance = icp_audit::input::InstanceIndex::new(&instances);
+    let by_request = icp_audit::input::RequestIndex::new(&requests);
     let scanned = icp_audit::input::ledger::scan(
         &file.0,
         "fuzz-ledger.csv",
         &icp_audit::digest::Fingerprinter::default(),
-        4,
-        |id| id.starts_with('i').then_some((id.len() % 4) as u32),
-        |id| id.starts_with('r').then_some((id.len() % 8) as u32),
+        &by_instance,
+        &by_request,
     );
     match scanned {
         Ok(ledger) => {

@@ -1,51 +1,179 @@
 //! Lookups over the loaded tables: instance id → its inventory rows, and request id → the first
-//! batch row that carries it. The hash tables hold row numbers only (4 bytes a slot); the text
-//! they stand for is read from the table when a probe needs to compare.
+//! batch row that carries it. The hash tables hold a row number and a hash tag (8 bytes a slot);
+//! the text they stand for is read from the table when a tag matches.
 
 use super::Table;
 use crate::schema::col;
-use hashbrown::HashTable;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+/// How many ids a batched lookup takes at most.
+pub const BATCH: usize = 256;
+
+/// The upper half of a slot: 32 bits of its text's hash.
+const TAG: u64 = 0xffff_ffff_0000_0000;
+
 /// Distinct texts of one column, each by the first row that carries it.
-struct FirstRows<'t> {
+///
+/// Open addressing with linear probing over 64-bit slots: the upper half is a tag (32 bits of
+/// the text's hash), the lower half the row plus one (0 marks an empty slot). The text itself
+/// stays in the table and is read only to confirm a matching tag. A lookup in the table is a
+/// chain of cache misses (the slot, the row's bounds, the row's text), so lookups are made a
+/// batch at a time, one step of the chain for the whole batch before the next: the misses of a
+/// step overlap instead of each waiting for the one before (`get_batch`).
+struct FirstRows<'t, S = foldhash::fast::RandomState> {
     table: &'t Table,
     col: usize,
-    hasher: foldhash::fast::RandomState,
-    rows: HashTable<u32>,
+    hasher: S,
+    slots: Vec<u64>,
+    mask: usize,
 }
 
-impl<'t> FirstRows<'t> {
-    fn new(table: &'t Table, col: usize) -> Self {
-        FirstRows {
+impl<'t, S: BuildHasher> FirstRows<'t, S> {
+    /// Indexes every non-empty text of `col`, in row order; `repeat(row, first)` is told of
+    /// each row whose text an earlier row, `first`, carried.
+    fn build(table: &'t Table, col: usize, hasher: S, mut repeat: impl FnMut(u32, u32)) -> Self {
+        let rows = table.len();
+        assert!(
+            rows < u32::MAX as usize,
+            "a table has fewer than 2^32 - 1 rows"
+        );
+        // At most three quarters full: probes stay short.
+        let size = (rows + rows / 3 + 1).next_power_of_two().max(8);
+        let mut me = FirstRows {
             table,
             col,
-            hasher: foldhash::fast::RandomState::default(),
-            rows: HashTable::with_capacity(table.len()),
+            hasher,
+            slots: vec![0; size],
+            mask: size - 1,
+        };
+        let mut hashes = [0u64; BATCH];
+        for start in (0..rows).step_by(BATCH) {
+            let batch = start..(start + BATCH).min(rows);
+            for (h, row) in hashes.iter_mut().zip(batch.clone()) {
+                *h = me.hash(table.text(col, row));
+            }
+            let n = batch.len();
+            me.touch_homes(&hashes[..n]);
+            for (h, row) in hashes.iter().zip(batch) {
+                let row = row as u32;
+                let first = me.first_of(row, *h);
+                if first != row {
+                    repeat(row, first);
+                }
+            }
         }
+        me
+    }
+
+    fn hash(&self, text: &str) -> u64 {
+        self.hasher.hash_one(text)
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask
     }
 
     fn text(&self, row: u32) -> &'t str {
         self.table.text(self.col, row as usize)
     }
 
-    /// The first row carrying `row`'s text; `row` itself when it is the first.
-    fn first_of(&mut self, row: u32) -> u32 {
-        let (table, col, hasher) = (self.table, self.col, &self.hasher);
-        let text = table.text(col, row as usize);
-        let hash = hasher.hash_one(text);
-        let entry = self.rows.entry(
-            hash,
-            |r| table.text(col, *r as usize) == text,
-            |r| hasher.hash_one(table.text(col, *r as usize)),
-        );
-        *entry.or_insert(row).get()
+    /// Reads the home slot of each hash, so that their cache misses overlap.
+    fn touch_homes(&self, hashes: &[u64]) {
+        let sink = hashes
+            .iter()
+            .fold(0u64, |acc, h| acc ^ self.slots[self.home(*h)]);
+        std::hint::black_box(sink);
+    }
+
+    /// The first row carrying `row`'s text (whose hash is `hash`); `row` itself when it is the
+    /// first, and then it is recorded. An empty text is not indexed.
+    fn first_of(&mut self, row: u32, hash: u64) -> u32 {
+        let text = self.text(row);
+        if text.is_empty() {
+            return row;
+        }
+        let mut at = self.home(hash);
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                self.slots[at] = hash & TAG | (u64::from(row) + 1);
+                return row;
+            }
+            if slot & TAG == hash & TAG {
+                let other = slot as u32 - 1;
+                if self.text(other) == text {
+                    return other;
+                }
+            }
+            at = (at + 1) & self.mask;
+        }
+    }
+
+    /// From slot `at` on: the first slot whose tag is `hash`'s, as (its row, where it is), or
+    /// `None` at the first empty slot.
+    fn candidate(&self, hash: u64, mut at: usize) -> Option<(u32, usize)> {
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
+            }
+            if slot & TAG == hash & TAG {
+                return Some((slot as u32 - 1, at));
+            }
+            at = (at + 1) & self.mask;
+        }
+    }
+
+    /// The row carrying `text`, probing from slot `at` on.
+    fn find_from(&self, text: &str, hash: u64, mut at: usize) -> Option<u32> {
+        while let Some((row, found)) = self.candidate(hash, at) {
+            if self.text(row) == text {
+                return Some(row);
+            }
+            at = (found + 1) & self.mask;
+        }
+        None
     }
 
     fn get(&self, text: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(text);
-        self.rows.find(hash, |r| self.text(*r) == text).copied()
+        let hash = self.hash(text);
+        self.find_from(text, hash, self.home(hash))
+    }
+
+    /// `out[i] = get(texts[i])` for a batch of at most `BATCH` texts, a step of every lookup at a
+    /// time: the home slots, then the rows whose tags match (their bounds), then their texts,
+    /// then the comparisons. A tag that matched another text (rare) probes on alone.
+    fn get_batch(&self, texts: &[&str], out: &mut [Option<u32>]) {
+        let n = texts.len();
+        assert!(
+            n <= BATCH && out.len() >= n,
+            "a batch holds at most BATCH texts"
+        );
+        let mut hashes = [0u64; BATCH];
+        for (h, text) in hashes.iter_mut().zip(texts) {
+            *h = self.hash(text);
+        }
+        self.touch_homes(&hashes[..n]);
+        let mut found = [None; BATCH];
+        let mut sink = 0u64;
+        for (f, h) in found.iter_mut().zip(&hashes[..n]) {
+            *f = self.candidate(*h, self.home(*h));
+            if let Some((row, _)) = f {
+                sink ^= self.table.touch_row(*row as usize);
+            }
+        }
+        for (row, _) in found[..n].iter().flatten() {
+            sink ^= self.table.touch_text(self.col, *row as usize);
+        }
+        std::hint::black_box(sink);
+        for i in 0..n {
+            out[i] = match found[i] {
+                None => None,
+                Some((row, _)) if self.text(row) == texts[i] => Some(row),
+                Some((_, at)) => self.find_from(texts[i], hashes[i], (at + 1) & self.mask),
+            };
+        }
     }
 }
 
@@ -58,17 +186,13 @@ pub struct InstanceIndex<'t> {
 
 impl<'t> InstanceIndex<'t> {
     pub fn new(instances: &'t Table) -> Self {
-        let mut first = FirstRows::new(instances, col::INSTANCE_ID);
         let mut more: HashMap<u32, Vec<u32>> = HashMap::new();
-        for row in 0..instances.len() as u32 {
-            if instances.text(col::INSTANCE_ID, row as usize).is_empty() {
-                continue;
-            }
-            let key = first.first_of(row);
-            if key != row {
-                more.entry(key).or_default().push(row);
-            }
-        }
+        let first = FirstRows::build(
+            instances,
+            col::INSTANCE_ID,
+            Default::default(),
+            |row, key| more.entry(key).or_default().push(row),
+        );
         InstanceIndex { first, more }
     }
 
@@ -82,6 +206,11 @@ impl<'t> InstanceIndex<'t> {
             return None;
         }
         self.first.get(instance_id)
+    }
+
+    /// `out[i] = key(ids[i])` for a batch of at most `BATCH` ids, their lookups overlapped.
+    pub fn keys(&self, ids: &[&str], out: &mut [Option<u32>]) {
+        self.first.get_batch(ids, out);
     }
 
     fn others(&self, key: u32) -> &[u32] {
@@ -113,17 +242,10 @@ pub struct RequestIndex<'t> {
 
 impl<'t> RequestIndex<'t> {
     pub fn new(requests: &'t Table) -> Self {
-        let mut first = FirstRows::new(requests, col::REQUEST_ID);
         let mut repeats = HashMap::new();
-        for row in 0..requests.len() as u32 {
-            if requests.text(col::REQUEST_ID, row as usize).is_empty() {
-                continue;
-            }
-            let at = first.first_of(row);
-            if at != row {
-                repeats.insert(row, at);
-            }
-        }
+        let first = FirstRows::build(requests, col::REQUEST_ID, Default::default(), |row, at| {
+            repeats.insert(row, at);
+        });
         RequestIndex { first, repeats }
     }
 
@@ -135,11 +257,99 @@ impl<'t> RequestIndex<'t> {
         self.first.get(request_id)
     }
 
+    /// `out[i] = first_row(ids[i])` for a batch of at most `BATCH` ids, their lookups overlapped.
+    pub fn first_rows(&self, ids: &[&str], out: &mut [Option<u32>]) {
+        self.first.get_batch(ids, out);
+    }
+
     /// For a row whose id an earlier row carried, that earlier row.
     pub fn repeat_of(&self, row: usize) -> Option<usize> {
         if self.repeats.is_empty() {
             return None;
         }
         self.repeats.get(&(row as u32)).map(|r| *r as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    /// A request table with one row per id ("" for a row without one).
+    fn requests(ids: &[String]) -> Table {
+        let mut text = String::from("request_id,account_id,instance_id,requested_at\n");
+        for id in ids {
+            text.push_str(&format!("{id},1,i-1,2026-11-01T00:00Z\n"));
+        }
+        super::super::table::parse(text.as_bytes(), "r.csv", &Schema::requests()).unwrap()
+    }
+
+    /// Gives every text the same hash: every tag matches, so only the texts tell ids apart.
+    struct Colliding;
+
+    impl BuildHasher for Colliding {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            0x1234_5678_0000_0007
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    /// Builds an index over `n` random ids (repeats and empty ones among them) and holds its
+    /// repeats, batched lookups and single lookups to a `HashMap` of first rows.
+    fn agrees_with_a_map<S: BuildHasher>(hasher: S, n: usize, seed: u64) {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let ids: Vec<String> = (0..n)
+            .map(|_| match rng.u8(..10) {
+                0 => String::new(),
+                _ => format!("R-{}", rng.usize(..n)),
+            })
+            .collect();
+        let table = requests(&ids);
+        let mut repeats = Vec::new();
+        let index = FirstRows::build(&table, col::REQUEST_ID, hasher, |row, first| {
+            repeats.push((row, first))
+        });
+        let mut first: HashMap<&str, u32> = HashMap::new();
+        let mut want_repeats = Vec::new();
+        for (row, id) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
+            let at = *first.entry(id.as_str()).or_insert(row as u32);
+            if at != row as u32 {
+                want_repeats.push((row as u32, at));
+            }
+        }
+        assert!(!want_repeats.is_empty() && want_repeats.len() < n / 2);
+        assert_eq!(repeats, want_repeats);
+        let absent = (0..n).map(|i| format!("R-{i}x"));
+        let probes: Vec<String> = ids.iter().cloned().chain(absent).collect();
+        for batch in probes.chunks(BATCH) {
+            let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let mut got = [Some(u32::MAX); BATCH];
+            index.get_batch(&texts, &mut got);
+            for (text, got) in texts.iter().zip(got) {
+                let want = first.get(text).copied();
+                assert_eq!(got, want, "batched lookup of {text:?}");
+                assert_eq!(index.get(text), want, "lookup of {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lookups_find_the_first_row_of_each_id() {
+        agrees_with_a_map(foldhash::fast::RandomState::default(), 20_000, 1);
+    }
+
+    #[test]
+    fn lookups_are_exact_when_every_hash_collides() {
+        agrees_with_a_map(Colliding, 700, 2);
     }
 }

@@ -6,7 +6,7 @@
 
 use super::chunks;
 use super::table::header_names;
-use super::{FileInfo, Problem};
+use super::{BATCH, FileInfo, InstanceIndex, Problem, RequestIndex};
 use crate::code;
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
@@ -66,19 +66,44 @@ struct Part {
     corrupt: Vec<(u64, String)>,
     /// A buffer for codes' identity keys.
     key: String,
+    /// Rows whose lookups wait for a whole batch.
+    waiting: Waiting,
 }
 
-/// Reads the ledger. `instance_key` maps an instance id to its key (`< keys`), `request_row` a
-/// request id to the first batch row that carries it. The pieces of the file are read in
+/// Ledger rows waiting to be looked up in the tables a batch at a time, so that the lookups'
+/// cache misses overlap. Their cells are copied into one buffer: the reader's cells live only as
+/// long as its callback.
+#[derive(Default)]
+struct Waiting {
+    text: String,
+    rows: Vec<WaitingRow>,
+}
+
+/// Where a waiting row's instance id, request id, code and account id are in `Waiting::text`
+/// (one after the other: where the first starts, then where each ends), and its status.
+struct WaitingRow {
+    at: [usize; 5],
+    status: Status,
+}
+
+impl Waiting {
+    /// A waiting row's instance id, request id, code and account id.
+    fn cells(&self, w: &WaitingRow) -> [&str; 4] {
+        let at = w.at;
+        [0, 1, 2, 3].map(|i| &self.text[at[i]..at[i + 1]])
+    }
+}
+
+/// Reads the ledger. `by_instance` maps an instance id to its key, `by_request` a request id to
+/// the first batch row that carries it. The pieces of the file are read in
 /// parallel; duplicates are found afterwards by sorting fingerprints, and reported at the later
 /// of the two lines, as a reader going top to bottom would.
 pub fn scan(
     path: &Path,
     shown: &str,
     fingerprints: &Fingerprinter,
-    keys: usize,
-    instance_key: impl Fn(&str) -> Option<u32> + Sync,
-    request_row: impl Fn(&str) -> Option<u32> + Sync,
+    by_instance: &InstanceIndex,
+    by_request: &RequestIndex,
 ) -> Result<Ledger> {
     let mut ledger = Ledger {
         info: FileInfo {
@@ -88,7 +113,7 @@ pub fn scan(
         exists: path.exists(),
         header: Vec::new(),
         codes: Vec::new(),
-        held: vec![[0; 3]; keys],
+        held: vec![[0; 3]; by_instance.key_space()],
         hits: HashMap::default(),
         problems: Vec::new(),
     };
@@ -110,8 +135,10 @@ pub fn scan(
                 width: header.len(),
                 pos,
                 fingerprints,
+                by_instance,
+                by_request,
             };
-            ctx.read_piece(piece, &instance_key, &request_row)
+            ctx.read_piece(piece)
         },
     )?;
     let (header, _) = streamed.context;
@@ -203,15 +230,12 @@ struct Context<'a> {
     width: usize,
     pos: &'a Positions,
     fingerprints: &'a Fingerprinter,
+    by_instance: &'a InstanceIndex<'a>,
+    by_request: &'a RequestIndex<'a>,
 }
 
 impl Context<'_> {
-    fn read_piece(
-        &self,
-        piece: &chunks::Piece,
-        instance_key: &impl Fn(&str) -> Option<u32>,
-        request_row: &impl Fn(&str) -> Option<u32>,
-    ) -> Part {
+    fn read_piece(&self, piece: &chunks::Piece) -> Part {
         let mut part = Part::default();
         let read = chunks::read_records(piece, |cells, line| {
             part.rows += 1;
@@ -220,10 +244,16 @@ impl Context<'_> {
                 line,
                 shown: self.shown,
             };
-            if let Err(e) = self.take(&row, &mut part, instance_key, request_row) {
+            if let Err(e) = self.take(&row, &mut part) {
                 part.corrupt.push((line, e));
             }
+            if part.waiting.rows.len() == BATCH {
+                self.look_up(&mut part);
+            }
         });
+        self.look_up(&mut part);
+        // Its buffers are freed before the part is kept.
+        part.waiting = Waiting::default();
         let last = match read {
             Ok(last) => last,
             Err((e, line)) => {
@@ -240,13 +270,7 @@ impl Context<'_> {
     }
 
     /// Takes in one ledger row; `Err` is a corruption that refuses the run.
-    fn take(
-        &self,
-        row: &Row,
-        part: &mut Part,
-        instance_key: &impl Fn(&str) -> Option<u32>,
-        request_row: &impl Fn(&str) -> Option<u32>,
-    ) -> std::result::Result<(), String> {
+    fn take(&self, row: &Row, part: &mut Part) -> std::result::Result<(), String> {
         let pos = self.pos;
         if row.cells.len() != self.width {
             return Err(format!(
@@ -285,7 +309,36 @@ impl Context<'_> {
         if !request.is_empty() {
             let fp = self.fingerprints.of(request);
             part.request_ids.push(Seen::new(fp, row.line));
-            if let Some(r) = request_row(request) {
+        }
+        let waiting = &mut part.waiting;
+        let mut at = [waiting.text.len(); 5];
+        for (i, cell) in [instance, request, code, account].into_iter().enumerate() {
+            waiting.text.push_str(cell);
+            at[i + 1] = waiting.text.len();
+        }
+        waiting.rows.push(WaitingRow { at, status });
+        findings(row, pos, status, &mut part.findings);
+        Ok(())
+    }
+
+    /// Looks the waiting rows (at most a batch) up: the codes each instance holds, and the rows
+    /// that answer a batch request already.
+    fn look_up(&self, part: &mut Part) {
+        let mut waiting = std::mem::take(&mut part.waiting);
+        let n = waiting.rows.len();
+        let (mut instances, mut requests) = ([""; BATCH], [""; BATCH]);
+        for (i, w) in waiting.rows.iter().enumerate() {
+            [instances[i], requests[i], _, _] = waiting.cells(w);
+        }
+        let (mut keys, mut answered) = ([None; BATCH], [None; BATCH]);
+        self.by_instance.keys(&instances[..n], &mut keys);
+        self.by_request.first_rows(&requests[..n], &mut answered);
+        for (i, w) in waiting.rows.iter().enumerate() {
+            if let Some(k) = keys[i] {
+                part.held.push((k, w.status));
+            }
+            if let Some(r) = answered[i] {
+                let [instance, _, code, account] = waiting.cells(w);
                 let hit = LedgerHit {
                     code: code.to_string(),
                     instance_id: instance.to_string(),
@@ -294,11 +347,9 @@ impl Context<'_> {
                 part.hits.push((r, hit));
             }
         }
-        if let Some(k) = instance_key(instance) {
-            part.held.push((k, status));
-        }
-        findings(row, pos, status, &mut part.findings);
-        Ok(())
+        waiting.text.clear();
+        waiting.rows.clear();
+        part.waiting = waiting;
     }
 }
 

@@ -233,6 +233,18 @@ impl Table {
         std::hint::black_box(sum);
     }
 
+    /// Reads the first word of a row's bounds and returns it, to be discarded: a batch of
+    /// lookups about to read many rows calls this for each first, so that their misses overlap.
+    pub fn touch_row(&self, row: usize) -> u64 {
+        let at = row * self.stride();
+        u64::from(self.cells.bounds.get(at).copied().unwrap_or(0))
+    }
+
+    /// The first byte of a text cell (0 when it is empty), to be discarded, like `touch_row`.
+    pub fn touch_text(&self, col: usize, row: usize) -> u64 {
+        u64::from(self.text(col, row).as_bytes().first().copied().unwrap_or(0))
+    }
+
     fn number(&self, k: usize, row: usize) -> i64 {
         let at = row * self.stride() + HEAD + self.widths.0 + 4 * k;
         let w = &self.cells.bounds[at..at + 4];

@@ -93,14 +93,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
     let fingerprints = Fingerprinter::default();
     let by_instance = InstanceIndex::new(&instances);
     let by_request = RequestIndex::new(&requests);
-    let ledger = input::ledger::scan(
-        led,
-        "ledger.csv",
-        &fingerprints,
-        by_instance.key_space(),
-        |id| by_instance.key(id),
-        |id| by_request.first_row(id),
-    )?;
+    let ledger = input::ledger::scan(led, "ledger.csv", &fingerprints, &by_instance, &by_request)?;
     let no_waivers = Waivers::default();
     let world = World {
         policy,

@@ -14,6 +14,9 @@ use std::path::Path;
 /// How many refusals each remedy of each rule accounts for: the report's top remedies.
 pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
 
+/// How many denials' inventory rows are fetched into cache together, before they are rendered.
+const WARM: usize = 64;
+
 /// How many rendered bytes the small tables gather before a write.
 const SPILL: usize = 64 << 10;
 
@@ -90,14 +93,22 @@ pub fn write_denials<'p>(
         file.write_all(header.as_bytes())?;
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
             let mut tally = Remedies::new();
-            // The inventory rows the messages will read, fetched together first.
-            w.instances.warm(
-                decisions[rows.clone()]
-                    .iter()
-                    .filter(|d| matches!(d.outcome, Outcome::Denied | Outcome::NotRequired))
-                    .filter_map(Decision::instance_row),
-            );
-            for row in rows {
+            let mut warmed = rows.start;
+            let mut inventory = Vec::with_capacity(WARM);
+            for row in rows.clone() {
+                if row == warmed {
+                    // The inventory rows the next messages will read, fetched together: a few
+                    // at a time, so that they are still in cache when they are read.
+                    warmed = (row + WARM).min(rows.end);
+                    inventory.clear();
+                    inventory.extend(
+                        decisions[row..warmed]
+                            .iter()
+                            .filter(|d| matches!(d.outcome, Outcome::Denied | Outcome::NotRequired))
+                            .filter_map(Decision::instance_row),
+                    );
+                    w.instances.warm(&inventory);
+                }
                 let d = &decisions[row];
                 if !matches!(
                     d.outcome,

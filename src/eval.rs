@@ -7,7 +7,7 @@ mod cond;
 mod explain;
 mod quota;
 
-pub use explain::{Reason, each_reason, reasons, rule_ids};
+pub use explain::{Reason, Remedy, Scratch, each_reason, reasons, rule_ids};
 
 use crate::input::{InstanceIndex, Ledger, RequestIndex, Table};
 use crate::policy::waivers::Waivers;
@@ -93,6 +93,9 @@ pub struct Decision {
     pub why: Why,
     /// The inventory row the request was judged on (`NO_ROW` when there was none).
     pub instance: u32,
+    /// Whether a refusing rule's condition may have been unknown (a value it reads was
+    /// missing), so that its message must say which; when false, none was.
+    pub unknown: bool,
 }
 
 /// `Decision::instance` when the request was not judged on an inventory row.
@@ -104,6 +107,7 @@ impl Decision {
             outcome,
             why,
             instance: NO_ROW,
+            unknown: false,
         }
     }
 
@@ -189,9 +193,34 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
     })
 }
 
-/// For each inventory row, the rules that read only the instance and refuse it (bit `i` for
-/// `policy.rules[i]`): decided once per row, in file order, instead of once per request.
-fn per_instance(w: &World<'_>) -> Vec<u64> {
+/// What the rules that read only the instance say of one inventory row.
+#[derive(Clone, Copy)]
+struct Verdict {
+    /// The rules that refuse it: bit `i` for `policy.rules[i]`.
+    refused: u64,
+    /// Whether one of them could not be decided (a value was missing).
+    unknown: bool,
+}
+
+/// The verdicts of every inventory row, kept as two arrays (9 bytes a row where a `Verdict`
+/// takes 16).
+struct Verdicts {
+    refused: Vec<u64>,
+    unknown: Vec<bool>,
+}
+
+impl Verdicts {
+    fn of(&self, row: usize) -> Verdict {
+        Verdict {
+            refused: self.refused[row],
+            unknown: self.unknown[row],
+        }
+    }
+}
+
+/// For each inventory row, the verdict of the rules that read only the instance: decided once
+/// per row, in file order, instead of once per request.
+fn per_instance(w: &World<'_>) -> Verdicts {
     let rules: Vec<(usize, &Rule)> = w
         .policy
         .rules
@@ -199,23 +228,35 @@ fn per_instance(w: &World<'_>) -> Vec<u64> {
         .enumerate()
         .filter(|(_, r)| r.per_instance)
         .collect();
-    (0..w.instances.len())
+    let (refused, unknown) = (0..w.instances.len())
         .into_par_iter()
         .with_min_len(4096)
         .map(|inst| {
             let env = Env::for_instance(w, inst);
-            rules
-                .iter()
-                .filter(|(_, r)| cond::eval(&r.require, &env) != Truth::True)
-                .fold(0u64, |mask, (i, _)| mask | 1 << i)
+            let mut verdict = Verdict {
+                refused: 0,
+                unknown: false,
+            };
+            for (i, rule) in &rules {
+                match cond::eval(&rule.require, &env) {
+                    Truth::True => {}
+                    Truth::False => verdict.refused |= 1 << i,
+                    Truth::Unknown(_) => {
+                        verdict.refused |= 1 << i;
+                        verdict.unknown = true;
+                    }
+                }
+            }
+            (verdict.refused, verdict.unknown)
         })
-        .collect()
+        .unzip();
+    Verdicts { refused, unknown }
 }
 
 /// SPEC §3 for one row: the first step that applies decides.
 fn decide_one(
     w: &World<'_>,
-    verdicts: &[u64],
+    verdicts: &Verdicts,
     waived: &[AtomicU64],
     row: usize,
     key: Option<u32>,
@@ -251,7 +292,7 @@ fn decide_one(
         }
     }
     let instance = key.and_then(|k| w.by_instance.rows(k).next());
-    apply_policy(w, row, instance, instance.map(|i| verdicts[i]), waived).on(instance)
+    apply_policy(w, row, instance, instance.map(|i| verdicts.of(i)), waived).on(instance)
 }
 
 /// Step 4: a confidential gate that refuses on every row of the instance decides alone, before
@@ -270,26 +311,37 @@ fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Option<Decision> {
 }
 
 /// Step 6: gates in order (the first refusal ends it), then every failing check. `known` holds
-/// the per-instance rules' refusals for the instance's row, when it has one.
+/// the per-instance rules' verdict for the instance's row, when it has one.
 fn apply_policy(
     w: &World<'_>,
     row: usize,
     instance: Option<usize>,
-    known: Option<u64>,
+    known: Option<Verdict>,
     waived: &[AtomicU64],
 ) -> Decision {
     let env = Env::new(w, row, instance);
     let mut failed = 0u64;
+    let mut unknown = known.is_some_and(|v| v.unknown);
     for (i, rule) in w.policy.rules.iter().enumerate() {
         let passes = match known {
-            Some(mask) if rule.per_instance => mask & (1 << i) == 0,
-            _ => cond::eval(&rule.require, &env) == Truth::True,
+            Some(v) if rule.per_instance => v.refused & (1 << i) == 0,
+            _ => match cond::eval(&rule.require, &env) {
+                Truth::True => true,
+                Truth::False => false,
+                Truth::Unknown(_) => {
+                    unknown = true;
+                    false
+                }
+            },
         };
         if passes {
             continue;
         }
         if rule.kind == Kind::Gate {
-            return Decision::new(outcome_of(rule), Why::Rules(failed | 1 << i));
+            return Decision {
+                unknown,
+                ..Decision::new(outcome_of(rule), Why::Rules(failed | 1 << i))
+            };
         }
         if w.waivers.waived_rules & (1 << i) != 0 && waive(w, row, i, waived) {
             continue;
@@ -299,7 +351,10 @@ fn apply_policy(
     if failed == 0 {
         Decision::new(Outcome::Eligible, Why::Nothing)
     } else {
-        Decision::new(Outcome::Denied, Why::Rules(failed))
+        Decision {
+            unknown,
+            ..Decision::new(Outcome::Denied, Why::Rules(failed))
+        }
     }
 }
 

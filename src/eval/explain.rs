@@ -36,34 +36,71 @@ pub fn rule_ids<'p>(w: &World<'p>, d: &Decision) -> impl Iterator<Item = &'p str
 /// Every reason of the decision of request `row`, in words.
 pub fn reasons<'p>(w: &World<'p>, row: usize, d: &Decision) -> Vec<Reason<'p>> {
     let mut out = Vec::new();
-    each_reason(w, row, d, |rule, message, remedy| {
-        out.push(Reason {
-            rule,
-            message: message.to_string(),
-            remedy: Cow::Owned(remedy.to_string()),
-        });
-        Ok(())
-    })
+    each_reason(
+        w,
+        row,
+        d,
+        &mut Scratch::default(),
+        |rule, message, remedy| {
+            out.push(Reason {
+                rule,
+                message: message.to_string(),
+                remedy: match remedy {
+                    Remedy::Plain(text) => Cow::Borrowed(text),
+                    Remedy::Rendered(text) => Cow::Owned(text.to_string()),
+                },
+            });
+            Ok(())
+        },
+    )
     .expect("collecting cannot fail");
     out
 }
 
+/// A reason's remedy: the policy's own text (the same `&'p str` every time), or one rendered
+/// from the row.
+#[derive(Debug, Clone, Copy)]
+pub enum Remedy<'p, 'r> {
+    Plain(&'p str),
+    Rendered(&'r str),
+}
+
+impl<'p, 'r> Remedy<'p, 'r> {
+    pub fn text(self) -> &'r str
+    where
+        'p: 'r,
+    {
+        match self {
+            Remedy::Plain(text) => text,
+            Remedy::Rendered(text) => text,
+        }
+    }
+}
+
+/// Buffers the words of reasons are rendered into, reused from one decision to the next.
+#[derive(Default)]
+pub struct Scratch {
+    message: String,
+    remedy: String,
+}
+
 /// Calls `f(rule id, message, remedy)` for every reason of the decision of request `row`, in
-/// order, rendering into buffers reused across the reasons.
+/// order, rendering into `scratch`.
 pub fn each_reason<'p>(
     w: &World<'p>,
     row: usize,
     d: &Decision,
-    mut f: impl FnMut(&'p str, &str, &str) -> std::io::Result<()>,
+    scratch: &mut Scratch,
+    mut f: impl FnMut(&'p str, &str, Remedy<'p, '_>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let (mut message, mut remedy) = (String::new(), String::new());
+    let Scratch { message, remedy } = scratch;
     match d.why {
         Why::Nothing => Ok(()),
         Why::Rules(mask) => {
             for i in (0..w.policy.rules.len()).filter(|i| mask & (1 << i) != 0) {
                 let rule = &w.policy.rules[i];
-                rule_words(w, row, d, rule, &mut message, &mut remedy);
-                f(&rule.id, &message, words(&rule.remedy, &remedy))?;
+                rule_words(w, row, d, rule, message, remedy);
+                f(&rule.id, message, words(&rule.remedy, remedy))?;
             }
             Ok(())
         }
@@ -71,19 +108,26 @@ pub fn each_reason<'p>(
             let q = &w.policy.quotas[rule as usize];
             let mut env = Env::new(w, row, d.instance_row());
             env.quota = (i64::from(used), i64::from(q.max));
-            render(&q.message, &env, &mut message);
+            render(&q.message, &env, message);
             if !q.remedy.is_plain() {
-                render(&q.remedy, &env, &mut remedy);
+                render(&q.remedy, &env, remedy);
             }
-            f(&q.id, &message, words(&q.remedy, &remedy))
+            f(&q.id, message, words(&q.remedy, remedy))
         }
-        Why::Builtin(b) => f(b.id(), &builtin_message(w, row, b), builtin_remedy(b)),
+        Why::Builtin(b) => f(
+            b.id(),
+            &builtin_message(w, row, b),
+            Remedy::Plain(builtin_remedy(b)),
+        ),
     }
 }
 
 /// A template's words: its text when it has no placeholder, else what was rendered.
-fn words<'a>(t: &'a Template, rendered: &'a str) -> &'a str {
-    t.plain_text().unwrap_or(rendered)
+fn words<'p, 'r>(t: &'p Template, rendered: &'r str) -> Remedy<'p, 'r> {
+    match t.plain_text() {
+        Some(text) => Remedy::Plain(text),
+        None => Remedy::Rendered(rendered),
+    }
 }
 
 /// Renders a policy rule's message (and its remedy, when it has placeholders). A confidential
@@ -104,7 +148,9 @@ fn rule_words(
     };
     let env = Env::new(w, row, instance);
     render(&rule.message, &env, message);
+    // Evaluated again only when the decision says a condition may have been unknown.
     if !rule.confidential
+        && d.unknown
         && let cond::Truth::Unknown(f) = cond::eval(&rule.require, &env)
     {
         let _ = write!(

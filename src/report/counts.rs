@@ -4,7 +4,7 @@
 //! remedy and inventory row; text is read once per distinct key at the end. Only a remedy with
 //! placeholders, or a built-in reason's, is rendered per row.
 
-use crate::eval::{Decision, Outcome, Why, World, each_reason};
+use crate::eval::{Decision, Outcome, Scratch, Why, World, each_reason};
 use crate::policy::Policy;
 use foldhash::HashMap;
 use std::borrow::Cow;
@@ -126,6 +126,7 @@ struct Remedies<'a> {
     rendered: HashMap<String, RemedyTally<'a>>,
     /// The first remedy of the decision being rendered, reused.
     first: String,
+    scratch: Scratch,
 }
 
 impl<'w, 'a> Pass<'w, 'a> {
@@ -251,6 +252,7 @@ impl<'a> Remedies<'a> {
             quota_refusals: vec![0; policy.quotas.len()],
             rendered: HashMap::default(),
             first: String::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -290,7 +292,8 @@ impl<'a> Remedies<'a> {
         first.clear();
         let (mut any, mut same) = (false, true);
         let rendered = &mut self.rendered;
-        let _ = each_reason(world, row, d, |rule, _, remedy| {
+        let _ = each_reason(world, row, d, &mut self.scratch, |rule, _, remedy| {
+            let remedy = remedy.text();
             if !any {
                 first.push_str(remedy);
                 any = true;

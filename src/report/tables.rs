@@ -3,7 +3,7 @@
 use super::csvrow::row as csv_row;
 use super::{Durable, Staged, neutralise, stage, write_in_pieces};
 use crate::error::Result;
-use crate::eval::{Decision, Outcome, World, each_reason, rule_ids};
+use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
 use crate::issue::Issued;
 use crate::schema::col;
@@ -13,6 +13,56 @@ use std::path::Path;
 
 /// How many refusals each remedy of each rule accounts for: the report's top remedies.
 pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
+
+/// One piece's count of remedies per rule: the policy's own texts by identity (the same few
+/// `&str`s every time, so no text is compared or copied per row), rendered ones by text.
+#[derive(Default)]
+struct Tally<'p> {
+    plain: Vec<(&'p str, &'p str, u64)>,
+    rendered: Remedies<'p>,
+}
+
+impl<'p> Tally<'p> {
+    fn add(&mut self, rule: &'p str, remedy: Remedy<'p, '_>) {
+        match remedy {
+            Remedy::Plain(text) => {
+                let same = |(r, t, _): &&mut (&str, &str, u64)| {
+                    std::ptr::eq(*r, rule) && std::ptr::eq(*t, text)
+                };
+                match self.plain.iter_mut().find(same) {
+                    Some((_, _, n)) => *n += 1,
+                    None => self.plain.push((rule, text, 1)),
+                }
+            }
+            Remedy::Rendered(text) => {
+                let by_remedy = self.rendered.entry(rule).or_default();
+                match by_remedy.get_mut(text) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by_remedy.insert(text.to_string(), 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds this piece's counts to `remedies`, by text.
+    fn add_to(self, remedies: &mut Remedies<'p>) {
+        for (rule, text, n) in self.plain {
+            *remedies
+                .entry(rule)
+                .or_default()
+                .entry(text.to_string())
+                .or_default() += n;
+        }
+        for (rule, by_remedy) in self.rendered {
+            let mine = remedies.entry(rule).or_default();
+            for (text, n) in by_remedy {
+                *mine.entry(text).or_default() += n;
+            }
+        }
+    }
+}
 
 /// How many denials' inventory rows are fetched into cache together, before they are rendered.
 const WARM: usize = 64;
@@ -92,7 +142,8 @@ pub fn write_denials<'p>(
         let header = "request_id,instance_id,account_id,outcome,rule_id,message,remedy\n";
         file.write_all(header.as_bytes())?;
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
-            let mut tally = Remedies::new();
+            let mut tally = Tally::default();
+            let mut scratch = Scratch::default();
             let mut warmed = rows.start;
             let mut inventory = Vec::with_capacity(WARM);
             for row in rows.clone() {
@@ -117,7 +168,7 @@ pub fn write_denials<'p>(
                     continue;
                 }
                 let [id, instance, account] = ids(w.requests, row);
-                each_reason(w, row, d, |rule, message, remedy| {
+                each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
                     csv_row(
                         buf,
                         &[
@@ -127,28 +178,17 @@ pub fn write_denials<'p>(
                             d.outcome.name(),
                             rule,
                             &neutralise(message),
-                            &neutralise(remedy),
+                            &neutralise(remedy.text()),
                         ],
                     );
-                    let by_remedy = tally.entry(rule).or_default();
-                    match by_remedy.get_mut(remedy) {
-                        Some(n) => *n += 1,
-                        None => {
-                            by_remedy.insert(remedy.to_string(), 1);
-                        }
-                    }
+                    tally.add(rule, remedy);
                     Ok(())
                 })?;
             }
             Ok(tally)
         })?;
         for tally in tallies {
-            for (rule, by_remedy) in tally {
-                let mine = remedies.entry(rule).or_default();
-                for (remedy, n) in by_remedy {
-                    *mine.entry(remedy).or_default() += n;
-                }
-            }
+            tally.add_to(&mut remedies);
         }
         Ok(())
     })?;

@@ -216,3 +216,75 @@ fn check_policy_lists_every_unknown_key() {
         "{err}"
     );
 }
+
+/// A check whose condition reads a value the row does not have refuses, and its message says
+/// which value; a check that is plainly false says nothing of the kind. Both for a rule decided
+/// once per inventory row and for one that also reads the request, each the only unknown one of
+/// its request.
+#[test]
+fn an_unknown_condition_names_the_missing_value_in_its_message() {
+    let extra = "  - id: created-before-as-of
+    description: test
+    kind: check
+    require: { field: instance.creation_time, lt: { field: as_of } }
+    message: \"Instance created {instance.creation_time}\"
+    remedy: \"Wait.\"
+
+  - id: eip-named-after-account
+    description: test
+    kind: check
+    require: { field: instance.eip_address, eq: { field: request.account_id } }
+    message: \"EIP {instance.eip_address}\"
+    remedy: \"Rename.\"
+
+  - id: max-codes-per-instance";
+    let policy = default_policy().replace("  - id: max-codes-per-instance", extra);
+    let ran = Test::new("policy-unknown-values")
+        .file("p.yaml", &policy)
+        .file(
+            "instances.csv",
+            "instance_id,account_id,region_id,charge_type,creation_time,expired_time,internet_max_bandwidth_out,public_ip,eip_address\n\
+             i-no-creation,100,cn-beijing,PrePaid,,2028-01-01T00:00Z,5,1.2.3.4,200\n\
+             i-no-eip,100,cn-beijing,PrePaid,2025-01-01T00:00Z,2028-01-01T00:00Z,5,1.2.3.5,\n\
+             i-both-false,100,cn-beijing,PrePaid,2026-12-31T00:00Z,2028-01-01T00:00Z,5,1.2.3.6,300\n",
+        )
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\n\
+             r1,100,i-no-creation,2026-11-29T00:00Z\n\
+             r2,100,i-no-eip,2026-11-29T00:00Z\n\
+             r3,100,i-both-false,2026-11-29T00:00Z\n",
+        )
+        .args(["run", "--input", ".", "--out", "out", "--policy", "p.yaml"])
+        .args(["--as-of", "2026-11-30T00:00:00Z", "--dry-run"])
+        .run()
+        .expect(0);
+    let denials = csv_rows(&ran.read("out/denials.csv"));
+    let message = |request: &str, rule: &str| -> String {
+        let row = denials.iter().find(|r| r[0] == request && r[4] == rule);
+        row.unwrap_or_else(|| panic!("{request} {rule}: {denials:?}"))[5].clone()
+    };
+    let unknown = |field: &str| format!(" (cannot be checked: `{field}` has no value)");
+    assert_eq!(
+        message("r1", "created-before-as-of"),
+        format!(
+            "Instance created (none){}",
+            unknown("instance.creation_time")
+        )
+    );
+    assert_eq!(message("r1", "eip-named-after-account"), "EIP 200");
+    assert_eq!(
+        message("r2", "eip-named-after-account"),
+        format!("EIP (none){}", unknown("instance.eip_address"))
+    );
+    assert!(
+        denials
+            .iter()
+            .all(|r| !(r[0] == "r2" && r[4] == "created-before-as-of"))
+    );
+    assert_eq!(
+        message("r3", "created-before-as-of"),
+        "Instance created 2026-12-31T00:00:00Z"
+    );
+    assert_eq!(message("r3", "eip-named-after-account"), "EIP 300");
+}

@@ -144,14 +144,17 @@ pub fn identity_key(code: &str) -> String {
 pub fn identity_key_into(code: &str, key: &mut String) {
     key.clear();
     if code.is_ascii() {
-        // The common case, byte by byte: the same mapping as below, without decoding chars.
-        for b in code.bytes().filter(|b| !matches!(b, b'-' | b' ')) {
-            key.push(match b.to_ascii_uppercase() {
-                b'I' | b'L' => '1',
-                b'O' => '0',
-                c => char::from(c),
-            });
-        }
+        // The common case, byte by byte into the buffer's bytes: the same mapping as below,
+        // without decoding or encoding chars.
+        let mut bytes = std::mem::take(key).into_bytes();
+        bytes.extend(code.bytes().filter(|b| !matches!(b, b'-' | b' ')).map(|b| {
+            match b.to_ascii_uppercase() {
+                b'I' | b'L' => b'1',
+                b'O' => b'0',
+                c => c,
+            }
+        }));
+        *key = String::from_utf8(bytes).expect("ASCII in, ASCII out");
         return;
     }
     key.extend(code.chars().filter(|c| !matches!(c, '-' | ' ')).map(

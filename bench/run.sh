@@ -18,6 +18,8 @@
 #      icp-audit's outcome and reasons equal the baseline's for every request (both sorted by
 #      request_id), printing how many differ and the first few differences;
 #   4. checks that decisions.csv is the same for every --jobs (ignoring the random codes).
+# Before the sizes it prints what touching 1 GiB of new memory costs here (see the README's
+# Performance section: on this virtual machine it is much of what grows faster than the rows).
 #
 # The release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).
 # Measurements use `/usr/bin/time -f '%e %M'` when present, else a small python3 wrapper around
@@ -69,6 +71,26 @@ if [[ $HAVE_DUCKDB == 1 && ! -f $BASELINE ]]; then
     echo "note: $BASELINE not found: no baseline, ratio targets skipped"
     HAVE_DUCKDB=0
 fi
+
+# What touching new memory costs on this machine: on a virtual machine whose host hands out
+# memory lazily (and takes freed memory back), every page touched for the first time is a fault
+# in the host as well, and both tools pay it for every page they allocate or write to the page
+# cache. Printed for reading the figures; not a target.
+python3 - <<'EOF'
+import mmap, time
+n = 1 << 30
+m = mmap.mmap(-1, n)
+start = time.monotonic()
+for off in range(0, n, 4096):
+    m[off] = 1
+first = time.monotonic() - start
+start = time.monotonic()
+for off in range(0, n, 4096):
+    m[off] = 2
+again = time.monotonic() - start
+print(f"memory: 1 GiB touched for the first time in {first:.2f} s ({1 / first:.2f} GiB/s), "
+      f"touched again in {again:.2f} s")
+EOF
 
 # The fallback timer: wall seconds and the children's peak RSS (KiB), like `time -f '%e %M'`.
 cat >"$SCRATCH/timeit.py" <<'EOF'

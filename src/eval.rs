@@ -9,7 +9,7 @@ mod quota;
 
 pub use explain::{Reason, Remedy, Scratch, each_reason, reasons, rule_ids};
 
-use crate::input::{InstanceIndex, Ledger, RequestIndex, Table};
+use crate::input::{InstanceIndex, Ledger, Repeats, Table};
 use crate::policy::waivers::Waivers;
 use crate::policy::{Field, Kind, Piece, Policy, Refusal, Rule, Template};
 use crate::progress::Progress;
@@ -133,7 +133,8 @@ pub struct World<'a> {
     pub requests: &'a Table,
     pub ledger: &'a Ledger,
     pub by_instance: &'a InstanceIndex<'a>,
-    pub by_request: &'a RequestIndex<'a>,
+    /// The request rows whose id an earlier row carried.
+    pub repeats: &'a Repeats,
     pub waivers: &'a Waivers,
     pub as_of: Time,
 }
@@ -265,7 +266,7 @@ fn decide_one(
     if req.fault(row).is_some() {
         return Decision::invalid(Builtin::MalformedRequest);
     }
-    if w.by_request.repeat_of(row).is_some() {
+    if w.repeats.of(row).is_some() {
         return Decision::invalid(Builtin::DuplicateRequest);
     }
     if let Some(hit) = w.ledger.hits.get(&(row as u32)) {

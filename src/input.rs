@@ -8,7 +8,7 @@ mod index;
 pub mod ledger;
 mod table;
 
-pub use index::{BATCH, InstanceIndex, RequestIndex};
+pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex};
 pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 

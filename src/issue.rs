@@ -6,7 +6,6 @@ use crate::code::{self, Format};
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{Decision, Outcome};
-use crate::input::Ledger;
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -24,12 +23,13 @@ impl Issued {
     }
 }
 
-/// Gives every eligible request a new code, in input order. In a dry run nothing is issued and
-/// the decisions stay `eligible`.
+/// Gives every eligible request a new code, in input order, unique among `existing` (the
+/// ledger's code fingerprints, sorted) and the batch. In a dry run nothing is issued and the
+/// decisions stay `eligible`.
 pub fn assign(
     decisions: &mut [Decision],
     format: &Format,
-    ledger: &Ledger,
+    existing: &[u128],
     fingerprints: &Fingerprinter,
     dry_run: bool,
     max_issue: Option<u64>,
@@ -66,7 +66,7 @@ pub fn assign(
         .par_iter()
         .enumerate()
         .filter(|(n, (fp, _))| {
-            ledger.codes.binary_search(fp).is_ok() || (*n > 0 && keys[n - 1].0 == *fp)
+            existing.binary_search(fp).is_ok() || (*n > 0 && keys[n - 1].0 == *fp)
         })
         .map(|(_, (_, i))| *i)
         .collect();
@@ -76,7 +76,7 @@ pub fn assign(
             loop {
                 let c = format.generate().map_err(Error::failed)?;
                 let fp = key(&c);
-                if ledger.codes.binary_search(&fp).is_err() && taken.insert(fp) {
+                if existing.binary_search(&fp).is_err() && taken.insert(fp) {
                     codes[i] = c;
                     break;
                 }

@@ -57,7 +57,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || RequestIndex::new(&requests),
     );
     phases.mark("index");
-    let ledger = input::ledger::scan(
+    let mut ledger = input::ledger::scan(
         &cfg.ledger,
         &shown(&cfg.ledger),
         &fingerprints,
@@ -66,13 +66,18 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     )?;
     spin.finish();
     phases.mark("scan");
+    // What is needed only up to issuing is freed as soon as it is done with, so that it is not
+    // held while the reports are written (the run's peak): the request id lookups after the scan,
+    // the ledger's code fingerprints after issuing.
+    let repeats = by_request.into_repeats();
+    let existing_codes = std::mem::take(&mut ledger.codes);
     let world = World {
         policy: &policy,
         instances: &instances,
         requests: &requests,
         ledger: &ledger,
         by_instance: &by_instance,
-        by_request: &by_request,
+        repeats: &repeats,
         waivers: &waivers,
         as_of: cfg.as_of,
     };
@@ -85,11 +90,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let issued = issue::assign(
         &mut decisions,
         &policy.code,
-        &ledger,
+        &existing_codes,
         &fingerprints,
         cfg.dry_run,
         max_issue,
     )?;
+    drop(existing_codes);
     prepare_out(&cfg.out)?;
     phases.mark("issue");
 

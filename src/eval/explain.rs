@@ -186,7 +186,7 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
     match b {
         Builtin::MalformedRequest => req.fault(row).map(|p| p.describe()).unwrap_or_default(),
         Builtin::DuplicateRequest => {
-            let first = w.by_request.repeat_of(row).unwrap_or(row);
+            let first = w.repeats.of(row).unwrap_or(row);
             format!(
                 "{here}: column `request_id`: `{id}` already appeared on line {}",
                 req.line(first)

@@ -233,12 +233,15 @@ impl<'t> InstanceIndex<'t> {
 }
 
 /// Request id → the first row carrying it (empty ids are not indexed), and the rows whose id
-/// an earlier row already carried.
+/// an earlier row already carried. Only the ledger scan looks ids up; what the later stages
+/// need is kept by `into_repeats`, and the lookup table is freed.
 pub struct RequestIndex<'t> {
     first: FirstRows<'t>,
-    /// Row → the first row with the same id, for repeated ids only.
-    repeats: HashMap<u32, u32>,
+    repeats: Repeats,
 }
+
+/// Row → the first row with the same request id, for the rows whose id an earlier row carried.
+pub struct Repeats(HashMap<u32, u32>);
 
 impl<'t> RequestIndex<'t> {
     pub fn new(requests: &'t Table) -> Self {
@@ -246,7 +249,10 @@ impl<'t> RequestIndex<'t> {
         let first = FirstRows::build(requests, col::REQUEST_ID, Default::default(), |row, at| {
             repeats.insert(row, at);
         });
-        RequestIndex { first, repeats }
+        RequestIndex {
+            first,
+            repeats: Repeats(repeats),
+        }
     }
 
     /// The first row carrying `request_id`.
@@ -262,12 +268,19 @@ impl<'t> RequestIndex<'t> {
         self.first.get_batch(ids, out);
     }
 
+    /// The repeated rows, without the lookup table.
+    pub fn into_repeats(self) -> Repeats {
+        self.repeats
+    }
+}
+
+impl Repeats {
     /// For a row whose id an earlier row carried, that earlier row.
-    pub fn repeat_of(&self, row: usize) -> Option<usize> {
-        if self.repeats.is_empty() {
+    pub fn of(&self, row: usize) -> Option<usize> {
+        if self.0.is_empty() {
             return None;
         }
-        self.repeats.get(&(row as u32)).map(|r| *r as usize)
+        self.0.get(&(row as u32)).map(|r| *r as usize)
     }
 }
 

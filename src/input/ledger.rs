@@ -33,7 +33,8 @@ pub struct Ledger {
     pub exists: bool,
     /// The header as written, used to order the columns of appended rows.
     pub header: Vec<String>,
-    /// Fingerprints of every code's identity key, sorted.
+    /// Fingerprints of every code's identity key, sorted (`run` takes them out for issuing,
+    /// and frees them after).
     pub codes: Vec<u128>,
     /// Codes held per instance key, by status.
     pub held: Vec<[u32; 3]>,

@@ -94,6 +94,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
     let by_instance = InstanceIndex::new(&instances);
     let by_request = RequestIndex::new(&requests);
     let ledger = input::ledger::scan(led, "ledger.csv", &fingerprints, &by_instance, &by_request)?;
+    let repeats = by_request.into_repeats();
     let no_waivers = Waivers::default();
     let world = World {
         policy,
@@ -101,7 +102,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
         requests: &requests,
         ledger: &ledger,
         by_instance: &by_instance,
-        by_request: &by_request,
+        repeats: &repeats,
         waivers: &no_waivers,
         as_of: case.as_of,
     };
@@ -111,7 +112,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
     issue::assign(
         &mut decisions,
         &policy.code,
-        &ledger,
+        &ledger.codes,
         &fingerprints,
         true,
         None,

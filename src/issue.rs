@@ -6,6 +6,7 @@ use crate::code::{self, Format};
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{Decision, Outcome};
+use crate::input::ledger::Codes;
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -24,12 +25,12 @@ impl Issued {
 }
 
 /// Gives every eligible request a new code, in input order, unique among `existing` (the
-/// ledger's code fingerprints, sorted) and the batch. In a dry run nothing is issued and the
+/// ledger's codes) and the batch. In a dry run nothing is issued and the
 /// decisions stay `eligible`.
 pub fn assign(
     decisions: &mut [Decision],
     format: &Format,
-    existing: &[u128],
+    existing: &Codes,
     fingerprints: &Fingerprinter,
     dry_run: bool,
     max_issue: Option<u64>,
@@ -65,9 +66,7 @@ pub fn assign(
     let clashes: Vec<usize> = keys
         .par_iter()
         .enumerate()
-        .filter(|(n, (fp, _))| {
-            existing.binary_search(fp).is_ok() || (*n > 0 && keys[n - 1].0 == *fp)
-        })
+        .filter(|(n, (fp, _))| existing.contains(*fp) || (*n > 0 && keys[n - 1].0 == *fp))
         .map(|(_, (_, i))| *i)
         .collect();
     if !clashes.is_empty() {
@@ -76,7 +75,7 @@ pub fn assign(
             loop {
                 let c = format.generate().map_err(Error::failed)?;
                 let fp = key(&c);
-                if existing.binary_search(&fp).is_err() && taken.insert(fp) {
+                if !existing.contains(fp) && taken.insert(fp) {
                     codes[i] = c;
                     break;
                 }

@@ -93,13 +93,12 @@ pub fn ledger(data: &[u8]) {
     );
     match scanned {
         Ok(ledger) => {
-            let mut codes = ledger.codes.clone();
-            codes.dedup();
-            assert_eq!(codes.len(), ledger.codes.len(), "codes are unique");
+            let codes: Vec<u128> = ledger.codes.fingerprints().collect();
             assert!(
-                ledger.codes.windows(2).all(|w| w[0] < w[1]),
-                "codes are sorted"
+                codes.windows(2).all(|w| w[0] < w[1]),
+                "codes are sorted and unique"
             );
+            assert!(codes.iter().all(|fp| ledger.codes.contains(*fp)));
         }
         Err(e) => {
             assert!(

@@ -51,7 +51,7 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
 
 /// The first quota rule that one more code for this instance would exceed.
 fn over_quota(w: &World<'_>, key: u32, granted: u32) -> Option<Why> {
-    let held = w.ledger.held[key as usize];
+    let held = w.ledger.held(key);
     w.policy.quotas.iter().enumerate().find_map(|(i, q)| {
         let from_ledger: u32 = Status::ALL
             .into_iter()

@@ -21,11 +21,9 @@ pub const MAX_LINE: usize = 64 << 20;
 /// The most a file with quotes may hold: from its first quote on it is read whole.
 pub const MAX_QUOTED: usize = 1 << 30;
 
-/// What streaming a file gave: the header's context, the parsed pieces in file order, and the
-/// file's SHA-256.
-pub struct Streamed<C, T> {
+/// What streaming a file gave, besides the pieces: the header's context and the file's SHA-256.
+pub struct Streamed<C> {
     pub context: C,
-    pub parts: Vec<T>,
     pub sha256: String,
 }
 
@@ -38,13 +36,16 @@ pub fn open(path: &Path, shown: &str) -> Result<std::fs::File> {
 }
 
 /// Streams CSV from `input`: `prepare` reads the header record and returns what every piece
-/// needs; `parse` reads one piece of the body.
+/// needs; `parse` reads one piece of the body; `take` is handed each parsed piece, in file
+/// order, a block at a time: what it keeps of a piece is merged while the file is read, so the
+/// pieces of the whole file are never held at once beside their merged form.
 pub fn stream<C: Sync, T: Send>(
     mut input: impl Read,
     shown: &str,
     prepare: impl FnOnce(&csv::ByteRecord) -> Result<C>,
     parse: impl Fn(&C, &Piece) -> T + Sync,
-) -> Result<Streamed<C, T>> {
+    mut take: impl FnMut(T),
+) -> Result<Streamed<C>> {
     let mut hasher = Sha256::new();
     // `carry[..hashed]` has gone into the hash; the rest is hashed while its records are parsed.
     let mut hashed = 0;
@@ -78,7 +79,6 @@ pub fn stream<C: Sync, T: Send>(
     let context = prepare(&record)?;
     hasher.update(&carry[..start]);
     carry.drain(..start);
-    let mut parts = Vec::new();
     let mut want = BLOCK;
     loop {
         while !eof && carry.len() < want {
@@ -133,7 +133,7 @@ pub fn stream<C: Sync, T: Send>(
                     .collect::<Vec<T>>()
             },
         );
-        parts.extend(parsed);
+        parsed.into_iter().for_each(&mut take);
         line += lines.unwrap_or_else(|| line_ends(body, 0, body.len()));
         hashed = carry.len() - cut;
         carry.drain(..cut);
@@ -144,7 +144,6 @@ pub fn stream<C: Sync, T: Send>(
     }
     Ok(Streamed {
         context,
-        parts,
         sha256: hex(&hasher.finalize()),
     })
 }

@@ -14,6 +14,7 @@ use crate::schema::{LEDGER_COLUMNS, Status, fold};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How many corruption problems a refusal lists before it says how many more there are.
 const MAX_LISTED: usize = 20;
@@ -33,15 +34,42 @@ pub struct Ledger {
     pub exists: bool,
     /// The header as written, used to order the columns of appended rows.
     pub header: Vec<String>,
-    /// Fingerprints of every code's identity key, sorted (`run` takes them out for issuing,
-    /// and frees them after).
-    pub codes: Vec<u128>,
-    /// Codes held per instance key, by status.
-    pub held: Vec<[u32; 3]>,
+    /// Fingerprints of every code's identity key (`run` takes them out for issuing, and frees
+    /// them after).
+    pub codes: Codes,
+    /// Codes held per instance key, by status (counted by the pieces of the file side by side).
+    held: Vec<[AtomicU32; 3]>,
     /// By request row: the ledger row that already answers it.
     pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
     pub problems: Vec<Problem>,
+}
+
+/// The fingerprints of the ledger's codes, sorted (each with the line it was read on).
+#[derive(Default)]
+pub struct Codes(Vec<Seen>);
+
+impl Codes {
+    /// Whether a code's identity key has this fingerprint.
+    pub fn contains(&self, fingerprint: u128) -> bool {
+        self.0
+            .binary_search_by(|s| s.fingerprint().cmp(&fingerprint))
+            .is_ok()
+    }
+
+    /// The fingerprints, ascending.
+    pub fn fingerprints(&self) -> impl Iterator<Item = u128> + '_ {
+        self.0.iter().map(Seen::fingerprint)
+    }
+}
+
+impl Ledger {
+    /// How many codes the instance of `key` holds, by status.
+    pub fn held(&self, key: u32) -> [u32; 3] {
+        self.held[key as usize]
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed))
+    }
 }
 
 /// The positions of the ledger's columns in its header.
@@ -61,7 +89,6 @@ struct Part {
     rows: u64,
     codes: Vec<Seen>,
     request_ids: Vec<Seen>,
-    held: Vec<(u32, Status)>,
     hits: Vec<(u32, LedgerHit)>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
@@ -113,8 +140,10 @@ pub fn scan(
         },
         exists: path.exists(),
         header: Vec::new(),
-        codes: Vec::new(),
-        held: vec![[0; 3]; by_instance.key_space()],
+        codes: Codes::default(),
+        held: (0..by_instance.key_space())
+            .map(|_| Default::default())
+            .collect(),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
@@ -125,6 +154,16 @@ pub fn scan(
         let header = header_names(record, shown)?;
         let pos = positions(&header, shown)?;
         Ok((header, pos))
+    };
+    let mut corrupt = Vec::new();
+    let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
+    let take = |part: Part| {
+        ledger.info.rows += part.rows;
+        codes.extend(part.codes);
+        request_ids.extend(part.request_ids);
+        ledger.hits.extend(part.hits);
+        ledger.problems.extend(part.findings);
+        corrupt.extend(part.corrupt);
     };
     let streamed = chunks::stream(
         chunks::open(path, shown)?,
@@ -138,29 +177,15 @@ pub fn scan(
                 fingerprints,
                 by_instance,
                 by_request,
+                held: &ledger.held,
             };
             ctx.read_piece(piece)
         },
+        take,
     )?;
     let (header, _) = streamed.context;
     ledger.header = header;
-    let (sha256, parts) = (streamed.sha256, streamed.parts);
-    ledger.info.sha256 = sha256;
-    let mut corrupt = Vec::new();
-    // Sized once, so that joining the pieces never holds two growing copies.
-    let rows: usize = parts.iter().map(|p| p.codes.len()).sum();
-    let (mut codes, mut request_ids) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-    for part in parts {
-        ledger.info.rows += part.rows;
-        codes.extend(part.codes);
-        request_ids.extend(part.request_ids);
-        for (key, status) in part.held {
-            ledger.held[key as usize][status as usize] += 1;
-        }
-        ledger.hits.extend(part.hits);
-        ledger.problems.extend(part.findings);
-        corrupt.extend(part.corrupt);
-    }
+    ledger.info.sha256 = streamed.sha256;
     let at = |line| format!("{shown}:{line}");
     for (line, first) in duplicates(&mut codes) {
         let msg = format!("column `code`: this code already appears on line {first}");
@@ -170,13 +195,14 @@ pub fn scan(
         let msg = format!("column `request_id`: this request id already appears on line {first}");
         corrupt.push((line, format!("{}: {msg}", at(line))));
     }
+    drop(request_ids);
     if !corrupt.is_empty() {
         corrupt.sort();
         return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
     }
-    // Sorted already: `duplicates` sorted them by fingerprint.
-    ledger.codes = codes.iter().map(Seen::fingerprint).collect();
-    debug_assert!(ledger.codes.is_sorted());
+    // Sorted already: `duplicates` sorted them by fingerprint. They are kept as they are (with
+    // their lines) rather than copied into fingerprints alone.
+    ledger.codes = Codes(codes);
     Ok(ledger)
 }
 
@@ -233,6 +259,7 @@ struct Context<'a> {
     fingerprints: &'a Fingerprinter,
     by_instance: &'a InstanceIndex<'a>,
     by_request: &'a RequestIndex<'a>,
+    held: &'a [[AtomicU32; 3]],
 }
 
 impl Context<'_> {
@@ -334,9 +361,15 @@ impl Context<'_> {
         let (mut keys, mut answered) = ([None; BATCH], [None; BATCH]);
         self.by_instance.keys(&instances[..n], &mut keys);
         self.by_request.first_rows(&requests[..n], &mut answered);
+        // The instances' counters, fetched together before they are counted up (an atomic
+        // addition waits for its cache line; plain loads overlap).
+        let sink = keys[..n].iter().flatten().fold(0, |acc, k| {
+            acc ^ self.held[*k as usize][0].load(Ordering::Relaxed)
+        });
+        std::hint::black_box(sink);
         for (i, w) in waiting.rows.iter().enumerate() {
             if let Some(k) = keys[i] {
-                part.held.push((k, w.status));
+                self.held[k as usize][w.status as usize].fetch_add(1, Ordering::Relaxed);
             }
             if let Some(r) = answered[i] {
                 let [instance, _, code, account] = waiting.cells(w);

@@ -283,7 +283,11 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
         let header = header_names(record, shown)?;
         Ok((header.len(), locate_columns(&header, schema, shown)?))
     };
-    let streamed = chunks::stream(input, shown, prepare, |(width, positions), piece| {
+    // The first piece that failed, in file order; pieces after it are not kept.
+    let mut failed = None;
+    let mut table = Table::empty(shown, schema);
+    table.cells.texts.clear();
+    let parse = |(width, positions): &(usize, Vec<Option<usize>>), piece: &chunks::Piece| {
         let mut part = Table::empty(shown, schema);
         part.reserve(piece.bytes);
         let last = chunks::read_records(piece, |cells, line| {
@@ -300,9 +304,21 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
             )));
         }
         Ok(part)
-    })?;
-    let parts = streamed.parts.into_iter().collect::<Result<Vec<Table>>>()?;
-    let mut table = merge(Table::empty(shown, schema), parts);
+    };
+    let take = |part: Result<Table>| match part {
+        Ok(part) if failed.is_none() => append(&mut table, part),
+        Ok(_) => {}
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    };
+    let streamed = chunks::stream(input, shown, prepare, parse, take)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if table.cells.texts.is_empty() {
+        table.cells.texts.push(String::new());
+    }
     table.info.rows = table.lines.len() as u64;
     table.info.sha256 = streamed.sha256;
     Ok(table)
@@ -315,44 +331,34 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
     ))
 }
 
-/// Joins the pieces: their texts are moved, not copied; the per-row bounds are appended, each
-/// piece dropped as soon as it is copied.
-fn merge(mut table: Table, parts: Vec<Table>) -> Table {
-    let rows: usize = parts.iter().map(Table::len).sum();
+/// Appends a piece to the table: its texts are moved, not copied; its per-row bounds are
+/// appended, and the piece is dropped.
+fn append(table: &mut Table, part: Table) {
     let stride = table.stride();
-    let cells = &mut table.cells;
-    cells.texts.clear();
-    cells.bounds.reserve_exact(rows * stride);
-    table.lines.reserve_exact(rows);
-    for part in parts {
-        let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
-        let piece = table.cells.texts.len() as u32;
-        let Cells {
-            texts,
-            bounds,
-            wide,
-            ..
-        } = part.cells;
-        table.cells.texts.extend(texts);
-        for row in bounds.chunks_exact(stride) {
-            let [lo, hi] = split16(join16(row[0], row[1]) + piece);
-            table.cells.bounds.extend([lo, hi]);
-            table.cells.bounds.extend_from_slice(&row[2..]);
-        }
-        let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
-        table.cells.wide.extend(wide);
-        table.lines.extend(part.lines);
-        table.faults.extend(
-            part.faults
-                .into_iter()
-                .map(|(r, p)| (r + rows, p + problems)),
-        );
-        table.problems.extend(part.problems);
+    let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
+    let piece = table.cells.texts.len() as u32;
+    let Cells {
+        texts,
+        bounds,
+        wide,
+        ..
+    } = part.cells;
+    table.cells.texts.extend(texts);
+    table.cells.bounds.reserve(bounds.len());
+    for row in bounds.chunks_exact(stride) {
+        let [lo, hi] = split16(join16(row[0], row[1]) + piece);
+        table.cells.bounds.extend([lo, hi]);
+        table.cells.bounds.extend_from_slice(&row[2..]);
     }
-    if table.cells.texts.is_empty() {
-        table.cells.texts.push(String::new());
-    }
-    table
+    let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
+    table.cells.wide.extend(wide);
+    table.lines.extend(part.lines);
+    table.faults.extend(
+        part.faults
+            .into_iter()
+            .map(|(r, p)| (r + rows, p + problems)),
+    );
+    table.problems.extend(part.problems);
 }
 
 /// The header cells as text, without a leading byte-order mark.

@@ -164,8 +164,12 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
         .collect();
     let mut decisions: Vec<Decision> = pool.install(|| {
         let verdicts = per_instance(world);
-        let mut decisions =
-            vec![Decision::new(Outcome::Invalid, Why::Nothing); world.requests.len()];
+        // Filled on every thread rather than by `vec!` on one: the first write to each page of
+        // new memory is a page fault (on a virtual machine, the host's too), a quarter of a
+        // gigabyte at 10M requests.
+        let mut decisions = Vec::new();
+        let blank = Decision::new(Outcome::Invalid, Why::Nothing);
+        decisions.par_extend((0..world.requests.len()).into_par_iter().map(|_| blank));
         decisions
             .par_chunks_mut(CHUNK)
             .enumerate()

@@ -36,7 +36,7 @@ pub fn open(path: &Path, shown: &str) -> Result<std::fs::File> {
 }
 
 /// Streams CSV from `input`: `prepare` reads the header record and returns what every piece
-/// needs; `parse` reads one piece of the body; `take` is handed each parsed piece, in file
+/// needs; `parse` reads one piece of the body; `keep` is handed each parsed piece, in file
 /// order, a block at a time: what it keeps of a piece is merged while the file is read, so the
 /// pieces of the whole file are never held at once beside their merged form.
 pub fn stream<C: Sync, T: Send>(
@@ -44,7 +44,7 @@ pub fn stream<C: Sync, T: Send>(
     shown: &str,
     prepare: impl FnOnce(&csv::ByteRecord) -> Result<C>,
     parse: impl Fn(&C, &Piece) -> T + Sync,
-    mut take: impl FnMut(T),
+    mut keep: impl FnMut(T),
 ) -> Result<Streamed<C>> {
     let mut hasher = Sha256::new();
     // `carry[..hashed]` has gone into the hash; the rest is hashed while its records are parsed.
@@ -133,7 +133,7 @@ pub fn stream<C: Sync, T: Send>(
                     .collect::<Vec<T>>()
             },
         );
-        parsed.into_iter().for_each(&mut take);
+        parsed.into_iter().for_each(&mut keep);
         line += lines.unwrap_or_else(|| line_ends(body, 0, body.len()));
         hashed = carry.len() - cut;
         carry.drain(..cut);

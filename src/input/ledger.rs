@@ -157,7 +157,7 @@ pub fn scan(
     };
     let mut corrupt = Vec::new();
     let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
-    let take = |part: Part| {
+    let keep = |part: Part| {
         ledger.info.rows += part.rows;
         codes.extend(part.codes);
         request_ids.extend(part.request_ids);
@@ -181,7 +181,7 @@ pub fn scan(
             };
             ctx.read_piece(piece)
         },
-        take,
+        keep,
     )?;
     let (header, _) = streamed.context;
     ledger.header = header;

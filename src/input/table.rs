@@ -305,14 +305,14 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
         }
         Ok(part)
     };
-    let take = |part: Result<Table>| match part {
+    let keep = |part: Result<Table>| match part {
         Ok(part) if failed.is_none() => append(&mut table, part),
         Ok(_) => {}
         Err(e) => {
             failed.get_or_insert(e);
         }
     };
-    let streamed = chunks::stream(input, shown, prepare, parse, take)?;
+    let streamed = chunks::stream(input, shown, prepare, parse, keep)?;
     if let Some(e) = failed {
         return Err(e);
     }

@@ -330,11 +330,27 @@ fn append(
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
+    /// A fresh folder of the test's own, removed when the test ends (passed or failed).
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let d = std::env::temp_dir().join(format!("icp-ledger-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
-        d
+        Scratch(d)
     }
 
     fn row() -> NewRow<'static> {
@@ -389,7 +405,7 @@ mod tests {
         let p = d.join("ledger.csv");
         fs::write(&p, "code,instance_id,status\nOLD,i-0,spent\n").unwrap();
         let names = || -> Vec<String> {
-            let mut n: Vec<String> = fs::read_dir(&d)
+            let mut n: Vec<String> = fs::read_dir(&*d)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();

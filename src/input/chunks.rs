@@ -113,17 +113,17 @@ pub fn stream<C: Sync, T: Send>(
             }
         };
         let body = &carry[..cut];
-        let (pieces, lines) = if quoted {
-            let whole = Piece {
+        let pieces = if quoted {
+            vec![Piece {
                 bytes: body,
                 first_line: line,
-            };
-            (vec![whole], None)
+                lines: line_ends(body, 0, body.len()),
+            }]
         } else {
             // No quote in the block (checked above): it splits at any line end.
-            let (pieces, lines) = split_plain(body, line, rayon::current_num_threads() * 4);
-            (pieces, Some(lines))
+            split_plain(body, line, rayon::current_num_threads() * 4)
         };
+        line += pieces.iter().map(|p| p.lines).sum::<u64>();
         let (_, parsed) = rayon::join(
             || hasher.update(&carry[hashed..]),
             || {
@@ -134,7 +134,6 @@ pub fn stream<C: Sync, T: Send>(
             },
         );
         parsed.into_iter().for_each(&mut keep);
-        line += lines.unwrap_or_else(|| line_ends(body, 0, body.len()));
         hashed = carry.len() - cut;
         carry.drain(..cut);
         want = BLOCK;
@@ -259,10 +258,12 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
 }
 
-/// A piece of the body: its bytes and the line its first byte is on.
+/// A piece of the body: its bytes, the line its first byte is on, and how many line ends it
+/// holds (counted once, when the block is split).
 pub struct Piece<'a> {
     pub bytes: &'a [u8],
     pub first_line: u64,
+    pub lines: u64,
 }
 
 /// Splits `body` into about `want` pieces at line ends, each with the line it starts on; a body
@@ -274,14 +275,15 @@ fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
         return vec![Piece {
             bytes: body,
             first_line,
+            lines: line_ends(body, 0, body.len()),
         }];
     }
-    split_plain(body, first_line, want).0
+    split_plain(body, first_line, want)
 }
 
-/// `split` for a body without quotes; also returns how many line ends the body has. The pieces'
-/// line ends are counted side by side, not one piece after another.
-fn split_plain(body: &[u8], first_line: u64, want: usize) -> (Vec<Piece<'_>>, u64) {
+/// `split` for a body without quotes. The pieces' line ends are counted side by side, not one
+/// piece after another.
+fn split_plain(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
     let want = want.min(body.len() / MIN_PIECE).max(1);
     let mut ranges = Vec::with_capacity(want);
     let mut start = 0;
@@ -305,19 +307,19 @@ fn split_plain(body: &[u8], first_line: u64, want: usize) -> (Vec<Piece<'_>>, u6
         .map(|r| line_ends(&body[r.clone()], 0, r.len()))
         .collect();
     let mut line = first_line;
-    let pieces = ranges
+    ranges
         .into_iter()
         .zip(counts)
-        .map(|(r, n)| {
+        .map(|(r, lines)| {
             let piece = Piece {
                 bytes: &body[r],
                 first_line: line,
+                lines,
             };
-            line += n;
+            line += lines;
             piece
         })
-        .collect();
-    (pieces, line - first_line)
+        .collect()
 }
 
 /// Line numbers of records, from their byte offsets (the csv reader's own line count drifts on
@@ -413,7 +415,7 @@ mod tests {
         assert_eq!(whole[0].0, 2);
         assert_eq!(whole[1].0, 4, "a blank line is a line too");
         assert_eq!(whole.last().unwrap().0, 200_000 + 200 + 1);
-        let (_, lines) = split_plain(body, line, 4);
+        let lines: u64 = pieces.iter().map(|p| p.lines).sum();
         assert_eq!(
             lines,
             line_ends(body, 0, body.len()),
@@ -457,6 +459,7 @@ mod tests {
             let piece = Piece {
                 bytes: text.as_bytes(),
                 first_line: rng.u64(1..5),
+                lines: line_ends(text.as_bytes(), 0, text.len()),
             };
             assert_eq!(read(&piece, true), read(&piece, false), "{text:?}");
         }

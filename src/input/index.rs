@@ -95,31 +95,27 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         }
         let mut at = self.home(hash);
         loop {
-            let slot = self.slots[at];
-            if slot == 0 {
-                self.slots[at] = hash & TAG | (u64::from(row) + 1);
-                return row;
-            }
-            if slot & TAG == hash & TAG {
-                let other = slot as u32 - 1;
-                if self.text(other) == text {
-                    return other;
+            match self.probe(hash, at) {
+                Ok((other, _)) if self.text(other) == text => return other,
+                Ok((_, found)) => at = (found + 1) & self.mask,
+                Err(empty) => {
+                    self.slots[empty] = hash & TAG | (u64::from(row) + 1);
+                    return row;
                 }
             }
-            at = (at + 1) & self.mask;
         }
     }
 
     /// From slot `at` on: the first slot whose tag is `hash`'s, as (its row, where it is), or
-    /// `None` at the first empty slot.
-    fn candidate(&self, hash: u64, mut at: usize) -> Option<(u32, usize)> {
+    /// `Err` with the first empty slot.
+    fn probe(&self, hash: u64, mut at: usize) -> Result<(u32, usize), usize> {
         loop {
             let slot = self.slots[at];
             if slot == 0 {
-                return None;
+                return Err(at);
             }
             if slot & TAG == hash & TAG {
-                return Some((slot as u32 - 1, at));
+                return Ok((slot as u32 - 1, at));
             }
             at = (at + 1) & self.mask;
         }
@@ -127,7 +123,7 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
 
     /// The row carrying `text`, probing from slot `at` on.
     fn find_from(&self, text: &str, hash: u64, mut at: usize) -> Option<u32> {
-        while let Some((row, found)) = self.candidate(hash, at) {
+        while let Ok((row, found)) = self.probe(hash, at) {
             if self.text(row) == text {
                 return Some(row);
             }
@@ -158,7 +154,7 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         let mut found = [None; BATCH];
         let mut sink = 0u64;
         for (f, h) in found.iter_mut().zip(&hashes[..n]) {
-            *f = self.candidate(*h, self.home(*h));
+            *f = self.probe(*h, self.home(*h)).ok();
             if let Some((row, _)) = f {
                 sink ^= self.table.touch_row(*row as usize);
             }

@@ -131,12 +131,12 @@ impl Table {
         }
     }
 
-    /// Makes room for the rows of `bytes` at once, so that no buffer is copied as it grows: a
-    /// cell's text is never longer than its CSV form, and rows are about as many as line feeds
-    /// (a hint only: lone carriage returns end rows too).
-    fn reserve(&mut self, bytes: &[u8]) {
-        let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
-        self.cells.texts[0].reserve_exact(bytes.len());
+    /// Makes room for the rows of `piece` at once, so that no buffer is copied as it grows: a
+    /// cell's text is never longer than its CSV form, and rows are at most as many as line ends
+    /// plus one.
+    fn reserve(&mut self, piece: &chunks::Piece) {
+        let rows = piece.lines as usize + 1;
+        self.cells.texts[0].reserve_exact(piece.bytes.len());
         self.cells.bounds.reserve_exact(rows * self.stride());
         self.lines.reserve_exact(rows);
     }
@@ -289,7 +289,7 @@ pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<
     table.cells.texts.clear();
     let parse = |(width, positions): &(usize, Vec<Option<usize>>), piece: &chunks::Piece| {
         let mut part = Table::empty(shown, schema);
-        part.reserve(piece.bytes);
+        part.reserve(piece);
         let last = chunks::read_records(piece, |cells, line| {
             part.push_row(cells, line, *width, positions, schema);
         })

@@ -144,46 +144,45 @@ pub fn write_denials<'p>(
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
             let mut tally = Tally::default();
             let mut scratch = Scratch::default();
-            let mut warmed = rows.start;
             let mut inventory = Vec::with_capacity(WARM);
-            for row in rows.clone() {
-                if row == warmed {
-                    // The inventory rows the next messages will read, fetched together: a few
-                    // at a time, so that they are still in cache when they are read.
-                    warmed = (row + WARM).min(rows.end);
-                    inventory.clear();
-                    inventory.extend(
-                        decisions[row..warmed]
-                            .iter()
-                            .filter(|d| matches!(d.outcome, Outcome::Denied | Outcome::NotRequired))
-                            .filter_map(Decision::instance_row),
-                    );
-                    w.instances.warm(&inventory);
+            for start in rows.clone().step_by(WARM) {
+                let few = start..(start + WARM).min(rows.end);
+                // The inventory rows these messages will read, fetched together just before:
+                // a few at a time, so that they are still in cache when they are read.
+                inventory.clear();
+                inventory.extend(
+                    decisions[few.clone()]
+                        .iter()
+                        .filter(|d| matches!(d.outcome, Outcome::Denied | Outcome::NotRequired))
+                        .filter_map(Decision::instance_row),
+                );
+                w.instances.warm(&inventory);
+                for row in few {
+                    let d = &decisions[row];
+                    if !matches!(
+                        d.outcome,
+                        Outcome::Denied | Outcome::NotRequired | Outcome::Invalid
+                    ) {
+                        continue;
+                    }
+                    let [id, instance, account] = ids(w.requests, row);
+                    each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
+                        csv_row(
+                            buf,
+                            &[
+                                &id,
+                                &instance,
+                                &account,
+                                d.outcome.name(),
+                                rule,
+                                &neutralise(message),
+                                &neutralise(remedy.text()),
+                            ],
+                        );
+                        tally.add(rule, remedy);
+                        Ok(())
+                    })?;
                 }
-                let d = &decisions[row];
-                if !matches!(
-                    d.outcome,
-                    Outcome::Denied | Outcome::NotRequired | Outcome::Invalid
-                ) {
-                    continue;
-                }
-                let [id, instance, account] = ids(w.requests, row);
-                each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
-                    csv_row(
-                        buf,
-                        &[
-                            &id,
-                            &instance,
-                            &account,
-                            d.outcome.name(),
-                            rule,
-                            &neutralise(message),
-                            &neutralise(remedy.text()),
-                        ],
-                    );
-                    tally.add(rule, remedy);
-                    Ok(())
-                })?;
             }
             Ok(tally)
         })?;

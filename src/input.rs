@@ -35,6 +35,17 @@ impl Problem {
     }
 }
 
+/// `n` copies of `value`, written into the vector one by one. `vec![0; n]` asks the allocator
+/// for zeroed memory, which a large vector gets as pages mapped to the shared zero page: a
+/// table that is read before it is written (a hash table's probe, a counter's `+= 1`) then
+/// faults twice per page, the second time also flushing the other cores' TLBs. Measured at 1M
+/// on the id tables: the index phase 0.155 → 0.075 s.
+pub fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, value);
+    v
+}
+
 /// What the summary says about an input file.
 #[derive(Debug, Clone, Default)]
 pub struct FileInfo {

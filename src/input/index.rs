@@ -44,7 +44,8 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
             table,
             col,
             hasher,
-            slots: vec![0; size],
+            // Probed before it is written: see `filled`.
+            slots: super::filled(size, 0),
             mask: size - 1,
         };
         let mut hashes = [0u64; BATCH];

@@ -138,7 +138,8 @@ impl<'w, 'a> Pass<'w, 'a> {
             rules: vec![0; policy.rules.len()],
             quotas: vec![0; policy.quotas.len()],
             builtins: BTreeMap::new(),
-            by_row: vec![[0; 2]; world.instances.len()],
+            // Counted up in place: see `filled`.
+            by_row: crate::input::filled(world.instances.len(), [0; 2]),
             no_row: [0; 2],
             remedies: Remedies::new(policy),
         }

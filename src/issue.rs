@@ -36,7 +36,7 @@ pub fn assign(
     max_issue: Option<u64>,
 ) -> Result<Issued> {
     let rows: Vec<usize> = decisions
-        .iter()
+        .par_iter()
         .enumerate()
         .filter(|(_, d)| d.outcome == Outcome::Eligible)
         .map(|(i, _)| i)
@@ -82,8 +82,9 @@ pub fn assign(
             }
         }
     }
-    for &row in &rows {
-        decisions[row].outcome = Outcome::Issued;
-    }
+    decisions
+        .par_iter_mut()
+        .filter(|d| d.outcome == Outcome::Eligible)
+        .for_each(|d| d.outcome = Outcome::Issued);
     Ok(Issued { rows, codes })
 }

@@ -145,21 +145,43 @@ pub fn identity_key(code: &str) -> String {
     key
 }
 
+/// The longest code `identity_key_into` keys on the stack (codes are ~24 bytes).
+const SHORT: usize = 64;
+
+/// In `KEY_BYTES`, a byte left out of the key (never ASCII, so never a mapped byte).
+const DROPPED: u8 = 0xFF;
+
+/// Per ASCII byte, what it is in an identity key, or `DROPPED` (hyphen, space).
+const KEY_BYTES: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = match (b as u8).to_ascii_uppercase() {
+            b'-' | b' ' => DROPPED,
+            b'I' | b'L' => b'1',
+            b'O' => b'0',
+            c => c,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// `identity_key` into a buffer the caller reuses (cleared first).
 pub fn identity_key_into(code: &str, key: &mut String) {
     key.clear();
-    if code.is_ascii() {
-        // The common case, byte by byte into the buffer's bytes: the same mapping as below,
-        // without decoding or encoding chars.
-        let mut bytes = std::mem::take(key).into_bytes();
-        bytes.extend(code.bytes().filter(|b| !matches!(b, b'-' | b' ')).map(|b| {
-            match b.to_ascii_uppercase() {
-                b'I' | b'L' => b'1',
-                b'O' => b'0',
-                c => c,
-            }
-        }));
-        *key = String::from_utf8(bytes).expect("ASCII in, ASCII out");
+    if code.is_ascii() && code.len() <= SHORT {
+        // The common case, byte by byte through a table into a buffer on the stack (every
+        // byte is written; a dropped one is overwritten by the next): the same mapping as
+        // below, without decoding chars or a branch per byte.
+        let mut buf = [0u8; SHORT];
+        let mut n = 0;
+        for b in code.bytes() {
+            let mapped = KEY_BYTES[usize::from(b)];
+            buf[n] = mapped;
+            n += usize::from(mapped != DROPPED);
+        }
+        key.push_str(std::str::from_utf8(&buf[..n]).expect("ASCII in, ASCII out"));
         return;
     }
     key.extend(code.chars().filter(|c| !matches!(c, '-' | ' ')).map(
@@ -315,6 +337,8 @@ mod tests {
                 })
                 .collect()
         };
+        let every_ascii: String = (0u8..128).map(char::from).collect();
+        let long = "abcd-".repeat(20);
         for code in [
             "ab-cd ef",
             "iLlo-O0",
@@ -323,6 +347,10 @@ mod tests {
             "-- ",
             "",
             "Ünïcode-l",
+            "nul\0-in\0side",
+            &every_ascii,
+            &every_ascii[..SHORT],
+            &long,
         ] {
             assert_eq!(identity_key(code), by_chars(code), "{code:?}");
         }

@@ -4,10 +4,11 @@
 //! renamed over the old one, and the folder synced: a crash at any instant leaves the old or the
 //! new ledger, never a torn one.
 
+use crate::direct::DirectWriter;
 use crate::error::{Error, Result};
 use crate::schema::{LEDGER_COLUMNS, fold};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -76,8 +77,8 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
 }
 
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
-/// copies the old ledger's bytes and syncs them, while the run reads and decides; `commit` then
-/// appends the new rows, syncs, and renames it over `out`. Dropped uncommitted (the run was
+/// copies the old ledger's bytes (past the page cache: `DirectWriter`), while the run reads and
+/// decides; `commit` then appends the new rows, syncs, and renames it over `out`. Dropped uncommitted (the run was
 /// refused or failed), it waits for the copy and removes the temporary file, so a refused run
 /// leaves nothing behind.
 pub struct Draft {
@@ -85,7 +86,7 @@ pub struct Draft {
     old: PathBuf,
     out: PathBuf,
     old_exists: bool,
-    copy: Option<JoinHandle<io::Result<(File, Ending)>>>,
+    copy: Option<JoinHandle<io::Result<(DirectWriter, Ending)>>>,
     /// Renamed into place: no temporary file is left to remove.
     committed: bool,
 }
@@ -105,13 +106,9 @@ pub fn draft(old: &Path, out: &Path) -> Draft {
         let (old, out, tmp) = (old.to_path_buf(), out.to_path_buf(), tmp.clone());
         std::thread::Builder::new()
             .name("ledger-copy".into())
-            .spawn(move || -> io::Result<(File, Ending)> {
-                let (file, ending) = copy_into(&tmp, &old, &out, old_exists)?;
-                // The old bytes go to disk now, beside the run's other work, so that the
-                // commit's sync has only the new rows left to wait for.
-                file.sync_data()?;
-                Ok((file, ending))
-            })
+            // The old bytes go to disk now, beside the run's other work (whole blocks are
+            // written as they are copied), so that the commit's sync has little left to wait for.
+            .spawn(move || copy_into(&tmp, &old, &out, old_exists))
     };
     Draft {
         tmp,
@@ -138,8 +135,7 @@ impl Draft {
                 .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked"))),
             None => copy_into(&self.tmp, &self.old, &self.out, self.old_exists),
         };
-        let (file, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let (mut w, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
         let header = if self.old_exists {
             header
@@ -148,9 +144,7 @@ impl Draft {
         };
         append(&mut w, !self.old_exists, header, rows, ending)
             .map_err(|e| fail("cannot write", e))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| fail("cannot write", e.into_error()))?;
+        let file = w.finish().map_err(|e| fail("cannot write", e))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
         self.committed = true;
@@ -159,13 +153,18 @@ impl Draft {
 }
 
 /// Creates `tmp` (with `out`'s permissions) and copies the old ledger into it when there is one.
-fn copy_into(tmp: &Path, old: &Path, out: &Path, old_exists: bool) -> io::Result<(File, Ending)> {
-    let mut file = create_like(tmp, out)?;
+fn copy_into(
+    tmp: &Path,
+    old: &Path,
+    out: &Path,
+    old_exists: bool,
+) -> io::Result<(DirectWriter, Ending)> {
+    let mut w = DirectWriter::new(create_like(tmp, out)?, tmp);
     let ending = match old_exists {
-        true => copy_old(old, &mut file)?,
+        true => copy_old(old, &mut w)?,
         false => Ending::Lf,
     };
-    Ok((file, ending))
+    Ok((w, ending))
 }
 
 impl Drop for Draft {
@@ -247,10 +246,9 @@ enum Ending {
     Crlf,
 }
 
-/// Copies the old ledger to the end of `out` (the kernel copies, where it can, without the bytes
-/// passing through this process) and ends it with a line end; returns the line ending its header
-/// uses.
-fn copy_old(old: &Path, out: &mut File) -> io::Result<Ending> {
+/// Copies the old ledger into `out` and ends it with a line end; returns the line ending its
+/// header uses.
+fn copy_old(old: &Path, out: &mut DirectWriter) -> io::Result<Ending> {
     let mut r = File::open(old)?;
     let mut ending = Ending::Lf;
     let mut buf = vec![0u8; 64 << 10];
@@ -269,7 +267,7 @@ fn copy_old(old: &Path, out: &mut File) -> io::Result<Ending> {
         }
     }
     r.seek(SeekFrom::Start(0))?;
-    let copied = io::copy(&mut r, out)?;
+    let copied = out.copy_from(&mut r)?;
     if copied > 0 {
         r.seek(SeekFrom::Start(copied - 1))?;
         let mut byte = [0u8];

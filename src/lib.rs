@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod code;
 pub mod digest;
+pub mod direct;
 pub mod error;
 pub mod eval;
 pub mod generate;

@@ -12,6 +12,7 @@ mod svg;
 mod tables;
 pub mod terminal;
 
+use crate::direct::DirectWriter;
 use crate::error::{Error, Result};
 use crate::eval::{Decision, World};
 use crate::input::{FileInfo, Problem};
@@ -171,6 +172,32 @@ pub fn stage(
     durable: Durable,
     fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
 ) -> Result<Staged> {
+    // Small: the large tables come in pieces bigger than this, which then go to the file
+    // without a copy through the buffer.
+    let open = |file, _: &Path| BufWriter::with_capacity(64 << 10, file);
+    let close = |w: BufWriter<fs::File>| w.into_inner().map_err(|e| e.into_error());
+    stage_through(path, durable, open, close, fill)
+}
+
+/// `stage` for the large tables: written in whole blocks past the page cache (`DirectWriter`),
+/// where new page cache is what costs most on this kind of machine.
+pub fn stage_large(
+    path: &Path,
+    durable: Durable,
+    fill: impl FnOnce(&mut DirectWriter) -> std::io::Result<()>,
+) -> Result<Staged> {
+    stage_through(path, durable, DirectWriter::new, DirectWriter::finish, fill)
+}
+
+/// `stage` through the writer that `open` makes of the new file (and `close` turns back into
+/// the file).
+fn stage_through<W>(
+    path: &Path,
+    durable: Durable,
+    open: impl FnOnce(fs::File, &Path) -> W,
+    close: impl FnOnce(W) -> std::io::Result<fs::File>,
+    fill: impl FnOnce(&mut W) -> std::io::Result<()>,
+) -> Result<Staged> {
     let fail = |e: std::io::Error| Error::failed(format!("{}: cannot write: {e}", path.display()));
     let dir = crate::ledger::parent(path);
     let staged = Staged {
@@ -184,11 +211,9 @@ pub fn stage(
         published: false,
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
-    // Small: the large tables come in pieces bigger than this, which then go to the file
-    // without a copy through the buffer.
-    let mut w = BufWriter::with_capacity(64 << 10, file);
+    let mut w = open(file, &staged.tmp);
     fill(&mut w).map_err(fail)?;
-    let file = w.into_inner().map_err(|e| fail(e.into_error()))?;
+    let file = close(w).map_err(fail)?;
     if durable == Durable::Synced {
         file.sync_all().map_err(fail)?;
     }

@@ -1,7 +1,7 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
 use super::csvrow::row as csv_row;
-use super::{Durable, Staged, neutralise, stage, write_in_pieces};
+use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
@@ -104,7 +104,7 @@ pub fn write_decisions(
     decisions: &[Decision],
     issued: &Issued,
 ) -> Result<Staged> {
-    stage(&out.join("decisions.csv"), Durable::Renamed, |file| {
+    stage_large(&out.join("decisions.csv"), Durable::Renamed, |file| {
         let header = "request_id,instance_id,account_id,outcome,code,reasons\n";
         file.write_all(header.as_bytes())?;
         write_in_pieces(file, decisions.len(), |rows, buf| {
@@ -138,7 +138,7 @@ pub fn write_denials<'p>(
     decisions: &[Decision],
 ) -> Result<(Staged, Remedies<'p>)> {
     let mut remedies = Remedies::new();
-    let staged = stage(&out.join("denials.csv"), Durable::Renamed, |file| {
+    let staged = stage_large(&out.join("denials.csv"), Durable::Renamed, |file| {
         let header = "request_id,instance_id,account_id,outcome,rule_id,message,remedy\n";
         file.write_all(header.as_bytes())?;
         let tallies = write_in_pieces(file, decisions.len(), |rows, buf| {
@@ -201,7 +201,7 @@ pub fn write_issued(
     issued: &Issued,
     issued_at: &str,
 ) -> Result<Staged> {
-    stage(&out.join("issued.csv"), Durable::Synced, |w| {
+    stage_large(&out.join("issued.csv"), Durable::Synced, |w| {
         let mut buf = Vec::with_capacity(SPILL);
         csv_row(
             &mut buf,

@@ -187,6 +187,12 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
                 }
                 let mut keys = [None; CHUNK];
                 world.by_instance.keys(&ids[..chunk.len()], &mut keys);
+                // Then each found row's verdict, fetched together for the same reason.
+                let sink = keys[..chunk.len()]
+                    .iter()
+                    .flatten()
+                    .fold(0, |acc, k| acc ^ verdicts.touch(*k as usize));
+                std::hint::black_box(sink);
                 for (i, d) in chunk.iter_mut().enumerate() {
                     *d = decide_one(world, &verdicts, &waived, first + i, keys[i]);
                 }
@@ -218,6 +224,13 @@ struct Verdicts {
 }
 
 impl Verdicts {
+    /// Reads a row's verdict and returns a word of it, to be discarded: a batch about to read
+    /// many rows' verdicts calls this for each first, so that their cache misses overlap.
+    fn touch(&self, row: usize) -> u64 {
+        self.refused.get(row).copied().unwrap_or(0)
+            ^ u64::from(self.unknown.get(row).copied().unwrap_or(false))
+    }
+
     fn of(&self, row: usize) -> Verdict {
         Verdict {
             refused: self.refused[row],

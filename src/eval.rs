@@ -11,7 +11,7 @@ pub use explain::{Reason, Remedy, Scratch, each_reason, reasons, rule_ids};
 
 use crate::input::{InstanceIndex, Ledger, Repeats, Table};
 use crate::policy::waivers::Waivers;
-use crate::policy::{Field, Kind, Piece, Policy, Refusal, Rule, Template};
+use crate::policy::{Cond, Field, Kind, Piece, Policy, Refusal, Rule, Template};
 use crate::progress::Progress;
 use crate::schema::{Value, col};
 use crate::time::{self, Time};
@@ -242,12 +242,13 @@ impl Verdicts {
 /// For each inventory row, the verdict of the rules that read only the instance: decided once
 /// per row, in file order, instead of once per request.
 fn per_instance(w: &World<'_>) -> Verdicts {
-    let rules: Vec<(usize, &Rule)> = w
+    let rules: Vec<(usize, Cond)> = w
         .policy
         .rules
         .iter()
         .enumerate()
         .filter(|(_, r)| r.per_instance)
+        .map(|(i, r)| (i, cond::with_as_of(&r.require, w.as_of)))
         .collect();
     let (refused, unknown) = (0..w.instances.len())
         .into_par_iter()
@@ -258,8 +259,8 @@ fn per_instance(w: &World<'_>) -> Verdicts {
                 refused: 0,
                 unknown: false,
             };
-            for (i, rule) in &rules {
-                match cond::eval(&rule.require, &env) {
+            for (i, require) in &rules {
+                match cond::eval(require, &env) {
                     Truth::True => {}
                     Truth::False => verdict.refused |= 1 << i,
                     Truth::Unknown(_) => {

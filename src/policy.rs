@@ -122,7 +122,7 @@ pub enum Operand {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Cond {
     All(Vec<Cond>),
     Any(Vec<Cond>),

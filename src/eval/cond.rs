@@ -4,7 +4,7 @@
 
 use crate::policy::{CmpOp, Cond, Field, Operand};
 use crate::schema::Value;
-use crate::time;
+use crate::time::{self, Time};
 use std::cmp::Ordering;
 
 /// The outcome of a condition; `Unknown` names the first value that was missing.
@@ -54,6 +54,35 @@ pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
             Some(Value::Str(list)) => truth(list.split(';').any(|item| item.trim() == value)),
             _ => Truth::Unknown(*field),
         },
+    }
+}
+
+/// `cond` with each comparison against `as_of` plus some months turned into a comparison with
+/// that instant, computed once for the run instead of once per row. It evaluates exactly as
+/// `cond` does (a shift past the calendar's end is left as it was, to be unknown as before).
+pub fn with_as_of(cond: &Cond, as_of: Time) -> Cond {
+    let each = |parts: &[Cond]| parts.iter().map(|c| with_as_of(c, as_of)).collect();
+    match cond {
+        Cond::All(parts) => Cond::All(each(parts)),
+        Cond::Any(parts) => Cond::Any(each(parts)),
+        Cond::Not(inner) => Cond::Not(Box::new(with_as_of(inner, as_of))),
+        Cond::Compare {
+            field,
+            op,
+            right:
+                Operand::Field {
+                    field: Field::AsOf,
+                    months,
+                },
+        } => match time::add_months(as_of, *months) {
+            Some(t) => Cond::Compare {
+                field: *field,
+                op: *op,
+                right: Operand::Time(t),
+            },
+            None => cond.clone(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -260,6 +289,62 @@ mod tests {
             ),
             Truth::Unknown(Field::Instance(4))
         );
+    }
+
+    /// Binding `as_of` changes no outcome: every comparison against `as_of` shifted by some
+    /// months (none, back, forward, past the calendar's end), under `not` and `all`, on rows
+    /// around the shifted instants and on a row without the value.
+    #[test]
+    fn binding_as_of_evaluates_as_the_condition_did() {
+        let as_of = parse("2026-11-30").unwrap();
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ];
+        let expiries = [
+            "2026-10-30",
+            "2026-11-30",
+            "2027-02-28",
+            "2027-03-01",
+            "9999-12-31",
+        ];
+        let mut rows: Vec<Row> = expiries
+            .iter()
+            .map(|e| {
+                let mut r = row();
+                r.0.as_mut().unwrap()[2] = Value::Time(parse(e).unwrap());
+                r
+            })
+            .collect();
+        rows.push(Row(Some(vec![Value::Missing; 5])));
+        rows.push(Row(None));
+        let mut bound = 0;
+        for months in [0, -1, 3, 12 * 300_000] {
+            for op in ops {
+                let compare = Cond::Compare {
+                    field: Field::Instance(2),
+                    op,
+                    right: Operand::Field {
+                        field: Field::AsOf,
+                        months,
+                    },
+                };
+                let nested = Cond::Not(Box::new(Cond::All(vec![compare.clone(), T])));
+                for cond in [compare, nested] {
+                    let with = with_as_of(&cond, as_of);
+                    bound += usize::from(format!("{with:?}").contains("Time("));
+                    for r in &rows {
+                        assert_eq!(eval(&with, r), eval(&cond, r), "{cond:?} months {months}");
+                    }
+                }
+            }
+        }
+        // Every shift but the one past the calendar's end was bound to an instant.
+        assert_eq!(bound, 3 * ops.len() * 2);
     }
 
     #[test]

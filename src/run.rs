@@ -141,20 +141,25 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // The ledger is committed (written, synced, renamed) while the outputs are written under
     // temporary names; they are put in place only once the ledger holds every code they name,
     // `issued.csv` first, so no output ever hands over a code the ledger could lose.
-    let (committed, written) = rayon::join(
-        || match draft {
+    let (committed, (handoff, written)) = std::thread::scope(|s| {
+        // The commit mostly waits for the disk (its sync): on a thread of its own it keeps
+        // neither of rayon's threads from rendering meanwhile.
+        let commit = s.spawn(|| match draft {
             None => Ok(()),
             Some(draft) => draft.commit(&ledger.header, &rows),
-        },
-        || -> Result<_> {
-            let handoff = report::write_issued(&cfg.out, &requests, &issued, &issued_at)?;
-            let (summary, others) =
-                report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts)?;
-            Ok((summary, handoff, others))
-        },
-    );
+        });
+        let outputs = rayon::join(
+            || report::write_issued(&cfg.out, &requests, &issued, &issued_at),
+            || report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts),
+        );
+        let committed = commit
+            .join()
+            .unwrap_or_else(|_| Err(Error::failed("the ledger commit stopped unexpectedly")));
+        (committed, outputs)
+    });
     committed?;
-    let (summary, handoff, others) = written?;
+    let handoff = handoff?;
+    let (summary, others) = written?;
     handoff.publish()?;
     for output in others {
         output.publish()?;

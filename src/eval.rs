@@ -466,4 +466,12 @@ impl Lookup for Env<'_, '_> {
             Field::QuotaMax => Some(Value::Int(self.quota.1)),
         }
     }
+
+    fn micros(&self, field: Field) -> Option<Option<i64>> {
+        match field {
+            Field::Instance(c) => self.w.instances.micros(c, self.instance?),
+            Field::Request(c) => self.w.requests.micros(c, self.request?),
+            _ => None,
+        }
+    }
 }

@@ -20,6 +20,13 @@ pub trait Lookup {
     /// `None` when there is no row to read at all (no inventory row); `Some(Missing)` for an
     /// empty cell.
     fn get(&self, field: Field) -> Option<Value<'_>>;
+
+    /// A time field as the microseconds since 1970 it is kept as (`Some(None)`: missing), so
+    /// that comparing it with an instant needs no calendar; `None` (the default) where the
+    /// lookup would rather be asked with `get`.
+    fn micros(&self, _field: Field) -> Option<Option<i64>> {
+        None
+    }
 }
 
 pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
@@ -121,6 +128,18 @@ fn any(parts: impl Iterator<Item = Truth>) -> Truth {
 }
 
 fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth {
+    if let Operand::Time(t) = right
+        && let Some(left) = env.micros(field)
+    {
+        // Exactly as the instants compare: in nanoseconds, which an instant may carry.
+        let Some(us) = left else {
+            return Truth::Unknown(field);
+        };
+        let nanos = |t: &Time| {
+            i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+        };
+        return ordered(op, (i128::from(us) * 1000).cmp(&nanos(t)));
+    }
     let left = match env.get(field) {
         Some(v) if v != Value::Missing => v,
         _ => return Truth::Unknown(field),
@@ -145,6 +164,10 @@ fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth
         // INVARIANT: the compiler checked that both sides have one type.
         _ => return Truth::Unknown(field),
     };
+    ordered(op, ord)
+}
+
+fn ordered(op: CmpOp, ord: Ordering) -> Truth {
     truth(match op {
         CmpOp::Eq => ord == Ordering::Equal,
         CmpOp::Ne => ord != Ordering::Equal,
@@ -182,6 +205,15 @@ mod tests {
             Value::Missing,
         ]))
     }
+
+    const OPS: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
 
     const T: Cond = Cond::Exists(Field::AsOf);
     const F: Cond = Cond::Empty(Field::AsOf);
@@ -297,14 +329,6 @@ mod tests {
     #[test]
     fn binding_as_of_evaluates_as_the_condition_did() {
         let as_of = parse("2026-11-30").unwrap();
-        let ops = [
-            CmpOp::Eq,
-            CmpOp::Ne,
-            CmpOp::Lt,
-            CmpOp::Le,
-            CmpOp::Gt,
-            CmpOp::Ge,
-        ];
         let expiries = [
             "2026-10-30",
             "2026-11-30",
@@ -324,7 +348,7 @@ mod tests {
         rows.push(Row(None));
         let mut bound = 0;
         for months in [0, -1, 3, 12 * 300_000] {
-            for op in ops {
+            for op in OPS {
                 let compare = Cond::Compare {
                     field: Field::Instance(2),
                     op,
@@ -344,7 +368,56 @@ mod tests {
             }
         }
         // Every shift but the one past the calendar's end was bound to an instant.
-        assert_eq!(bound, 3 * ops.len() * 2);
+        assert_eq!(bound, 3 * OPS.len() * 2);
+    }
+
+    /// `Row` that also answers `micros`, from the same values.
+    struct InMicros(Row);
+
+    impl Lookup for InMicros {
+        fn get(&self, field: Field) -> Option<Value<'_>> {
+            self.0.get(field)
+        }
+
+        fn micros(&self, field: Field) -> Option<Option<i64>> {
+            match self.0.get(field)? {
+                Value::Time(t) => Some(Some(t.timestamp_micros())),
+                Value::Missing => Some(None),
+                _ => None,
+            }
+        }
+    }
+
+    /// Comparing a time kept in microseconds with an instant decides as comparing the two
+    /// instants: at the instant, a nanosecond and a microsecond either side, for a missing
+    /// value and a missing row.
+    #[test]
+    fn times_compared_in_microseconds_decide_as_instants() {
+        let expiry = parse("2027-02-28").unwrap();
+        let steps = [0, 1, 999, 1000, 1001].into_iter().flat_map(|n| [n, -n]);
+        let rights: Vec<Time> = steps
+            .map(|n| expiry + chrono::TimeDelta::nanoseconds(n))
+            .collect();
+        let mut answered = 0;
+        for field in [Field::Instance(2), Field::Instance(4)] {
+            for op in OPS {
+                for right in &rights {
+                    let cond = Cond::Compare {
+                        field,
+                        op,
+                        right: Operand::Time(*right),
+                    };
+                    for r in [row(), Row(None)] {
+                        let want = eval(&cond, &r);
+                        let micros = InMicros(r);
+                        answered += usize::from(micros.micros(field).is_some());
+                        assert_eq!(eval(&cond, &micros), want, "{cond:?}");
+                    }
+                }
+            }
+        }
+        // The present and the missing value went through `micros` (the missing row did not).
+        assert_eq!(answered, 2 * OPS.len() * rights.len());
     }
 
     #[test]

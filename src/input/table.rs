@@ -253,6 +253,20 @@ impl Table {
         (hi << 32 | lo) as i64
     }
 
+    /// A time cell as the microseconds since 1970 it is kept as (`Some(None)` when missing);
+    /// `None` for a column of another type. `value` gives the same instant.
+    pub fn micros(&self, col: usize, row: usize) -> Option<Option<i64>> {
+        match self.slots[col] {
+            Slot::Time(k) => Some(match self.number(k, row) {
+                MISSING => None,
+                // INVARIANT: a time cell holds `MISSING` or an instant's microseconds
+                // (`push_time`), which `value` turns back into that instant.
+                us => Some(us),
+            }),
+            _ => None,
+        }
+    }
+
     pub fn value(&self, col: usize, row: usize) -> Value<'_> {
         match self.slots[col] {
             Slot::Text(_) => match self.text(col, row) {

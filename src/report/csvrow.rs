@@ -14,6 +14,15 @@ pub fn row(buf: &mut Vec<u8>, cells: &[&str]) {
     buf.push(b'\n');
 }
 
+/// Appends `cells`, each followed by a comma: the first cells of rows that share them, to be
+/// copied before each row's own cells (`row`) as they are.
+pub fn prefix(buf: &mut Vec<u8>, cells: &[&str]) {
+    for cell in cells {
+        push_cell(buf, cell.as_bytes());
+        buf.push(b',');
+    }
+}
+
 fn push_cell(buf: &mut Vec<u8>, cell: &[u8]) {
     if !needs_quotes(cell) {
         buf.extend_from_slice(cell);
@@ -73,6 +82,19 @@ mod tests {
                 String::from_utf8_lossy(&by_csv_crate(&cells)),
                 "cells {cells:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_prefix_and_a_row_are_the_row_of_all_their_cells() {
+        let cells = ["R-1", "a,b", "", "say \"hi\"", "x", "two\nlines"];
+        for split in 0..cells.len() {
+            let mut joined = Vec::new();
+            prefix(&mut joined, &cells[..split]);
+            row(&mut joined, &cells[split..]);
+            let mut whole = Vec::new();
+            row(&mut whole, &cells);
+            assert_eq!(joined, whole, "split at {split}");
         }
     }
 

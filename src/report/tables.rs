@@ -1,6 +1,6 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::csvrow::row as csv_row;
+use super::csvrow::{prefix as csv_prefix, row as csv_row};
 use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
@@ -145,6 +145,7 @@ pub fn write_denials<'p>(
             let mut tally = Tally::default();
             let mut scratch = Scratch::default();
             let mut inventory = Vec::with_capacity(WARM);
+            let mut shared = Vec::new();
             for start in rows.clone().step_by(WARM) {
                 let few = start..(start + WARM).min(rows.end);
                 // The inventory rows these messages will read, fetched together just before:
@@ -165,19 +166,15 @@ pub fn write_denials<'p>(
                     ) {
                         continue;
                     }
+                    // The cells every reason row of the request starts with, written once.
                     let [id, instance, account] = ids(w.requests, row);
+                    shared.clear();
+                    csv_prefix(&mut shared, &[&id, &instance, &account, d.outcome.name()]);
                     each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
+                        buf.extend_from_slice(&shared);
                         csv_row(
                             buf,
-                            &[
-                                &id,
-                                &instance,
-                                &account,
-                                d.outcome.name(),
-                                rule,
-                                &neutralise(message),
-                                &neutralise(remedy.text()),
-                            ],
+                            &[rule, &neutralise(message), &neutralise(remedy.text())],
                         );
                         tally.add(rule, remedy);
                         Ok(())

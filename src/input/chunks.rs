@@ -15,7 +15,7 @@ use std::path::Path;
 /// The smallest piece worth a thread of its own.
 const MIN_PIECE: usize = 1 << 20;
 /// How much of a file is read before its records are parsed.
-const BLOCK: usize = 16 << 20;
+const BLOCK: usize = 8 << 20;
 /// The longest line a file may have; a longer one refuses the file rather than fill memory.
 pub const MAX_LINE: usize = 64 << 20;
 /// The most a file with quotes may hold: from its first quote on it is read whole.
@@ -40,7 +40,7 @@ pub fn open(path: &Path, shown: &str) -> Result<std::fs::File> {
 /// order, a block at a time: what it keeps of a piece is merged while the file is read, so the
 /// pieces of the whole file are never held at once beside their merged form.
 pub fn stream<C: Sync, T: Send>(
-    mut input: impl Read,
+    mut input: impl Read + Send,
     shown: &str,
     prepare: impl FnOnce(&csv::ByteRecord) -> Result<C>,
     parse: impl Fn(&C, &Piece) -> T + Sync,
@@ -52,6 +52,9 @@ pub fn stream<C: Sync, T: Send>(
     let mut carry: Vec<u8> = Vec::new();
     let mut fill = |carry: &mut Vec<u8>, upto: usize| -> Result<bool> {
         let before = carry.len();
+        // Room for a block made at once, so that reading does not grow the buffer past it by
+        // doubling (a larger read, of a quoted file, grows as it goes).
+        carry.reserve_exact(upto.saturating_sub(before).min(BLOCK));
         let got = (&mut input)
             .take((upto.saturating_sub(before)) as u64)
             .read_to_end(carry)
@@ -80,6 +83,8 @@ pub fn stream<C: Sync, T: Send>(
     hasher.update(&carry[..start]);
     carry.drain(..start);
     let mut want = BLOCK;
+    // The next block is read into `next` while this one is parsed, then the two are swapped.
+    let mut next: Vec<u8> = Vec::new();
     loop {
         while !eof && carry.len() < want {
             eof = fill(&mut carry, want)?;
@@ -124,8 +129,17 @@ pub fn stream<C: Sync, T: Send>(
             split_plain(body, line, rayon::current_num_threads() * 4)
         };
         line += pieces.iter().map(|p| p.lines).sum::<u64>();
-        let (_, parsed) = rayon::join(
-            || hasher.update(&carry[hashed..]),
+        let (ahead, parsed) = rayon::join(
+            || -> Result<bool> {
+                hasher.update(&carry[hashed..]);
+                if eof {
+                    return Ok(true);
+                }
+                // What follows the cut starts the next block.
+                next.clear();
+                next.extend_from_slice(&carry[cut..]);
+                fill(&mut next, BLOCK)
+            },
             || {
                 pieces
                     .par_iter()
@@ -134,12 +148,14 @@ pub fn stream<C: Sync, T: Send>(
             },
         );
         parsed.into_iter().for_each(&mut keep);
-        hashed = carry.len() - cut;
-        carry.drain(..cut);
-        want = BLOCK;
         if eof {
             break;
         }
+        eof = ahead?;
+        // What followed the cut has gone into the hash already.
+        hashed = carry.len() - cut;
+        std::mem::swap(&mut carry, &mut next);
+        want = BLOCK;
     }
     Ok(Streamed {
         context,

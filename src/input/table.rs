@@ -292,7 +292,7 @@ pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
 }
 
 /// Parses CSV by `schema`, a block at a time, the pieces of each block in parallel.
-pub fn parse(input: impl std::io::Read, shown: &str, schema: &Schema) -> Result<Table> {
+pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> Result<Table> {
     let prepare = |record: &csv::ByteRecord| {
         let header = header_names(record, shown)?;
         Ok((header.len(), locate_columns(&header, schema, shown)?))

@@ -63,10 +63,11 @@ pub fn assign(
         .map(|(i, c)| (key(c), i))
         .collect();
     keys.par_sort_unstable();
+    let in_ledger = existing.contains_sorted(&keys, |k| k.0);
     let clashes: Vec<usize> = keys
         .par_iter()
         .enumerate()
-        .filter(|(n, (fp, _))| existing.contains(*fp) || (*n > 0 && keys[n - 1].0 == *fp))
+        .filter(|(n, (fp, _))| in_ledger[*n] || (*n > 0 && keys[n - 1].0 == *fp))
         .map(|(_, (_, i))| *i)
         .collect();
     if !clashes.is_empty() {

@@ -61,6 +61,36 @@ impl Codes {
     pub fn fingerprints(&self) -> impl Iterator<Item = u128> + '_ {
         self.0.iter().map(Seen::fingerprint)
     }
+
+    /// For items in ascending order of `fingerprint`, whether each is a code's: `contains` for
+    /// each, found by walking forward through the codes (galloping, then a binary search
+    /// within the step) rather than by a binary search of them all, whose first steps miss
+    /// the cache for every item when the codes are many. Runs of items are walked in parallel.
+    pub fn contains_sorted<T: Sync>(
+        &self,
+        items: &[T],
+        fingerprint: impl Fn(&T) -> u128 + Sync,
+    ) -> Vec<bool> {
+        const RUN: usize = 4096;
+        let (codes, fingerprint) = (&self.0, &fingerprint);
+        items
+            .par_chunks(RUN)
+            .flat_map_iter(|run| {
+                let mut at = 0;
+                run.iter().map(move |item| {
+                    let fp = fingerprint(item);
+                    let rest = &codes[at..];
+                    let mut bound = 1;
+                    while bound < rest.len() && rest[bound - 1].fingerprint() < fp {
+                        bound *= 2;
+                    }
+                    let bound = bound.min(rest.len());
+                    at += rest[..bound].partition_point(|s| s.fingerprint() < fp);
+                    codes.get(at).is_some_and(|s| s.fingerprint() == fp)
+                })
+            })
+            .collect()
+    }
 }
 
 impl Ledger {
@@ -482,5 +512,39 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
         && let Err(e) = crate::time::parse(at)
     {
         finding("issued_at", e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_sorted_answers_as_contains_does() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for (codes, items) in [
+            (0, 5),
+            (5, 0),
+            (1, 1),
+            (300, 10),
+            (10, 20_000),
+            (50_000, 9_000),
+        ] {
+            // Few distinct fingerprints, so that items often hit codes; some items repeat.
+            let space = 4 * (codes as u32).max(1);
+            let mut seen: Vec<Seen> = (0..codes)
+                .map(|line| Seen::new(u128::from(rng.u32(..space)) << 64, line))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup_by_key(|s| s.words);
+            let codes = Codes(seen);
+            let mut items: Vec<u128> = (0..items)
+                .map(|_| u128::from(rng.u32(..space)) << 64)
+                .collect();
+            items.sort_unstable();
+            let want: Vec<bool> = items.iter().map(|fp| codes.contains(*fp)).collect();
+            assert!(want.iter().any(|b| *b) || codes.0.is_empty() || items.len() < 20);
+            assert_eq!(codes.contains_sorted(&items, |fp| *fp), want);
+        }
     }
 }

@@ -6,9 +6,11 @@
 # For each size N it:
 #   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
 #      scratch folder under ${TMPDIR:-/tmp};
-#   2. times a full run (wall seconds and peak RSS; --timings prints each phase's wall time and
-#      peak RSS: read, index, scan (the ledger), evaluate, issue, write (the ledger commit runs
-#      beside the reports)):
+#   2. times a full run (wall seconds and peak RSS; --timings prints each phase's wall time,
+#      CPU seconds, peak RSS and page faults: read, index, scan (the ledger), evaluate, issue,
+#      write (the ledger commit runs beside the reports)), alternating with the baseline of
+#      step 3 for ROUNDS rounds (default 3 at N <= 1000000, 1 above): the machine's speed
+#      drifts, so each tool's median wall time and peak RSS are compared:
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
 #                      --as-of 2026-11-27T00:00:00Z --quiet --timings
 #      and the same with --jobs 1 and --jobs 2;
@@ -34,6 +36,7 @@
 #   - outcomes/reasons differ from the baseline, or between --jobs values;
 #   - a command fails.
 # Environment: KEEP=1 keeps the scratch folder (its path is printed); SEED=S changes the seed;
+# ROUNDS=K sets the rounds of step 2 at every size;
 # BENCH_TIMER=python forces the python3 timer.
 
 set -euo pipefail
@@ -166,6 +169,8 @@ row() { # row LABEL WALL RSS_KIB
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+# The median of some numbers (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Decisions without the code column (codes are random), for comparing --jobs runs.
 strip_codes() { cut -d, -f1-4,6 "$1"; }
@@ -193,15 +198,36 @@ for N in "${SIZES[@]}"; do
     }
     # The evaluate phase's seconds from a run's --timings line.
     eval_secs() { grep -o 'evaluate [0-9.]*s' "$1" | grep -o '[0-9.]*' | head -1; }
-    if run_icp out; then
-        row "icp-audit run" "$WALL" "$RSS"
-        IW=$WALL IR=$RSS
-        ICP_WALL[$N]=$WALL
-        ICP_RSS[$N]=$RSS
-        if [[ -s $D/out.err ]]; then sed 's/^/    | /' "$D/out.err"; fi
-    else
-        miss "icp-audit run failed at N=$N"
-        ok=0
+    # icp-audit and the baseline alternate for ROUNDS rounds (default 3 up to 1M, 1 above):
+    # the machine's speed drifts, so each tool's median is compared with the other's.
+    rounds=${ROUNDS:-$((N <= 1000000 ? 3 : 1))}
+    IWS=() IRS=() DWS=() DRS=()
+    for ((k = 1; k <= rounds; k++)); do
+        [[ $rounds == 1 ]] || echo "  round $k of $rounds"
+        if run_icp out; then
+            row "icp-audit run" "$WALL" "$RSS"
+            IWS+=("$WALL") IRS+=("$RSS")
+            if [[ -s $D/out.err ]]; then sed 's/^/    | /' "$D/out.err"; fi
+        else
+            miss "icp-audit run failed at N=$N"
+            ok=0
+            break
+        fi
+        if [[ $HAVE_DUCKDB == 1 ]]; then
+            if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
+                row "duckdb baseline (2 threads)" "$WALL" "$RSS"
+                DWS+=("$WALL") DRS+=("$RSS")
+            else
+                miss "duckdb baseline failed at N=$N"
+                                break
+            fi
+        fi
+    done
+    if [[ $ok == 1 ]]; then
+        IW=$(median "${IWS[@]}") IR=$(median "${IRS[@]}")
+        ICP_WALL[$N]=$IW
+        ICP_RSS[$N]=$IR
+        [[ $rounds == 1 ]] || row "icp-audit run, median" "$IW" "$IR"
     fi
     declare -A EVAL
     for j in 1 2; do
@@ -225,24 +251,21 @@ for N in "${SIZES[@]}"; do
         le 1.6 "$sp" || miss "--jobs 2 evaluates only $sp x faster than --jobs 1 at N=$N"
     fi
 
-    if [[ $HAVE_DUCKDB == 1 ]]; then
-        if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
-            row "duckdb baseline (2 threads)" "$WALL" "$RSS"
-            if [[ $ok == 1 ]]; then
-                rw=$(ratio "$IW" "$WALL")
-                rr=$(ratio "$IR" "$RSS")
-                echo "  ratio wall icp/duckdb: $rw   ratio peak RSS icp/duckdb: $rr"
-                if [[ $N == 1000000 ]]; then
-                    le "$rw" 0.5 || miss "1M wall ratio $rw > 0.5"
-                    le "$rr" 0.6 || miss "1M RSS ratio $rr > 0.6"
-                fi
-                python3 "$SCRATCH/compare.py" "$D/out/decisions.csv" "$D/duckdb.csv" ||
-                    miss "outcomes differ from the baseline at N=$N"
+    if [[ $HAVE_DUCKDB == 1 && ${#DWS[@]} == "$rounds" ]]; then
+        DW=$(median "${DWS[@]}") DR=$(median "${DRS[@]}")
+        [[ $rounds == 1 ]] || row "duckdb baseline, median" "$DW" "$DR"
+        if [[ $ok == 1 ]]; then
+            rw=$(ratio "$IW" "$DW")
+            rr=$(ratio "$IR" "$DR")
+            echo "  ratio wall icp/duckdb: $rw   ratio peak RSS icp/duckdb: $rr"
+            if [[ $N == 1000000 ]]; then
+                le "$rw" 0.5 || miss "1M wall ratio $rw > 0.5"
+                le "$rr" 0.6 || miss "1M RSS ratio $rr > 0.6"
             fi
-        else
-            miss "duckdb baseline failed at N=$N"
+            python3 "$SCRATCH/compare.py" "$D/out/decisions.csv" "$D/duckdb.csv" ||
+                miss "outcomes differ from the baseline at N=$N"
         fi
-    elif [[ $N == 1000000 ]]; then
+    elif [[ $HAVE_DUCKDB != 1 && $N == 1000000 ]]; then
         echo "  note: no duckdb: the 1M ratio targets are skipped"
     fi
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$D"

@@ -117,9 +117,9 @@ struct RunArgs {
     /// Refuse the run (exit 2, nothing written) when it would issue more than N codes.
     #[arg(long, value_name = "N")]
     max_issue: Option<u64>,
-    /// Print the wall time, peak memory and minor page faults (pages touched for the first
-    /// time) of each phase to stderr: read (the inventory and the requests), index, scan (the
-    /// ledger), evaluate, issue, write (the outputs, while the ledger is committed).
+    /// Print the wall time, CPU seconds, peak memory and minor page faults (pages touched for
+    /// the first time) of each phase to stderr: read (the inventory and the requests), index,
+    /// scan (the ledger), evaluate, issue, write (the outputs, while the ledger is committed).
     #[arg(long)]
     timings: bool,
 }

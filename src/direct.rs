@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -72,14 +71,15 @@ pub struct DirectWriter {
 }
 
 impl DirectWriter {
-    /// Writes into `file`, newly created and empty, at `path`.
-    pub fn new(file: File, path: &Path) -> DirectWriter {
-        DirectWriter::with(file, open_direct(path))
+    /// Writes into `file`, newly created and empty.
+    pub fn new(file: File) -> DirectWriter {
+        let direct = open_direct(&file);
+        DirectWriter::with(file, direct)
     }
 
     /// A writer that never uses `O_DIRECT`, as on a file system that refuses it (for tests).
     #[cfg(test)]
-    fn buffered(file: File, _: &Path) -> DirectWriter {
+    fn buffered(file: File) -> DirectWriter {
         DirectWriter::with(file, None)
     }
 
@@ -240,19 +240,23 @@ const EINVAL: i32 = libc::EINVAL;
 #[cfg(not(target_os = "linux"))]
 const EINVAL: i32 = 22;
 
-/// `path` opened again for writing with `O_DIRECT`, when the file system allows it.
+/// The file opened again for writing with `O_DIRECT`, when the file system allows it: through
+/// `/proc/self/fd`, so that it is the same file even if its name were replaced meanwhile (a
+/// second descriptor is needed: the flag belongs to the open file, and the tail is written
+/// without it).
 #[cfg(target_os = "linux")]
-fn open_direct(path: &Path) -> Option<File> {
+fn open_direct(file: &File) -> Option<File> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_DIRECT)
-        .open(path)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_direct(_: &Path) -> Option<File> {
+fn open_direct(_: &File) -> Option<File> {
     None
 }
 
@@ -270,8 +274,9 @@ fn write_all_at(mut file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
 
-    type Make = fn(File, &Path) -> DirectWriter;
+    type Make = fn(File) -> DirectWriter;
 
     /// Writes `bytes` into a new file in `dir` through a writer from `make` (in uneven slices,
     /// or with `copy_from` when `copy`), appends a few bytes to the file `finish` returns and
@@ -281,7 +286,7 @@ mod tests {
         let path = dir.join(format!("direct-{}-{copy}", bytes.len()));
         let _ = std::fs::remove_file(&path);
         let file = File::create_new(&path).unwrap();
-        let mut w = make(file, &path);
+        let mut w = make(file);
         if copy {
             w.write_all(b"head,").unwrap();
             assert_eq!(w.copy_from(&mut &bytes[..]).unwrap(), bytes.len() as u64);
@@ -334,7 +339,7 @@ mod tests {
         used_direct
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
+    fn scratch(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("icp-audit-{name}-{}", std::process::id()))
     }
 

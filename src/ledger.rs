@@ -159,7 +159,7 @@ fn copy_into(
     out: &Path,
     old_exists: bool,
 ) -> io::Result<(DirectWriter, Ending)> {
-    let mut w = DirectWriter::new(create_like(tmp, out)?, tmp);
+    let mut w = DirectWriter::new(create_like(tmp, out)?);
     let ending = match old_exists {
         true => copy_old(old, &mut w)?,
         false => Ending::Lf,

@@ -174,7 +174,7 @@ pub fn stage(
 ) -> Result<Staged> {
     // Small: the large tables come in pieces bigger than this, which then go to the file
     // without a copy through the buffer.
-    let open = |file, _: &Path| BufWriter::with_capacity(64 << 10, file);
+    let open = |file| BufWriter::with_capacity(64 << 10, file);
     let close = |w: BufWriter<fs::File>| w.into_inner().map_err(|e| e.into_error());
     stage_through(path, durable, open, close, fill)
 }
@@ -194,7 +194,7 @@ pub fn stage_large(
 fn stage_through<W>(
     path: &Path,
     durable: Durable,
-    open: impl FnOnce(fs::File, &Path) -> W,
+    open: impl FnOnce(fs::File) -> W,
     close: impl FnOnce(W) -> std::io::Result<fs::File>,
     fill: impl FnOnce(&mut W) -> std::io::Result<()>,
 ) -> Result<Staged> {
@@ -211,7 +211,7 @@ fn stage_through<W>(
         published: false,
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
-    let mut w = open(file, &staged.tmp);
+    let mut w = open(file);
     fill(&mut w).map_err(fail)?;
     let file = close(w).map_err(fail)?;
     if durable == Durable::Synced {

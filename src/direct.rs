@@ -119,11 +119,17 @@ impl DirectWriter {
                 Err(e) => return Err(e),
             };
             copied += n as u64;
-            self.block.len += n;
-            if self.block.len == BLOCK {
-                self.send()?;
-            }
+            self.gathered(n)?;
         }
+    }
+
+    /// Counts `n` more bytes into the block, and hands the block over once it is full.
+    fn gathered(&mut self, n: usize) -> io::Result<()> {
+        self.block.len += n;
+        if self.block.len == BLOCK {
+            self.send()?;
+        }
+        Ok(())
     }
 
     /// Writes everything gathered and returns the file, positioned at its end, and whether
@@ -193,10 +199,7 @@ impl Write for DirectWriter {
         let room = self.block.room();
         let n = data.len().min(room.len());
         room[..n].copy_from_slice(&data[..n]);
-        self.block.len += n;
-        if self.block.len == BLOCK {
-            self.send()?;
-        }
+        self.gathered(n)?;
         Ok(n)
     }
 
@@ -221,8 +224,9 @@ fn write_blocks(
                 Ok(()) => {}
                 // A file system that opened the file with O_DIRECT may still refuse the write
                 // (or a short write left the rest unaligned): the block is written again, whole,
-                // through the page cache, and so is every block after it.
-                Err(e) if e.raw_os_error() == Some(EINVAL) => {
+                // through the page cache, and so is every block after it. (EINVAL is the
+                // kind `InvalidInput`.)
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     direct = None;
                     write_all_at(&plain, bytes, at)?;
                 }
@@ -234,11 +238,6 @@ fn write_blocks(
     }
     Ok(direct.is_some())
 }
-
-#[cfg(target_os = "linux")]
-const EINVAL: i32 = libc::EINVAL;
-#[cfg(not(target_os = "linux"))]
-const EINVAL: i32 = 22;
 
 /// The file opened again for writing with `O_DIRECT`, when the file system allows it: through
 /// `/proc/self/fd`, so that it is the same file even if its name were replaced meanwhile (a

@@ -255,24 +255,25 @@ fn per_instance(w: &World<'_>) -> Verdicts {
         .with_min_len(4096)
         .map(|inst| {
             let env = Env::for_instance(w, inst);
-            let mut verdict = Verdict {
-                refused: 0,
-                unknown: false,
-            };
+            let (mut refused, mut unknown) = (0, false);
             for (i, require) in &rules {
-                match cond::eval(require, &env) {
-                    Truth::True => {}
-                    Truth::False => verdict.refused |= 1 << i,
-                    Truth::Unknown(_) => {
-                        verdict.refused |= 1 << i;
-                        verdict.unknown = true;
-                    }
+                if !passes(cond::eval(require, &env), &mut unknown) {
+                    refused |= 1 << i;
                 }
             }
-            (verdict.refused, verdict.unknown)
+            (refused, unknown)
         })
         .unzip();
     Verdicts { refused, unknown }
+}
+
+/// Whether a condition's truth lets the request pass: only `True` does; an unknown one refuses
+/// and sets `unknown`.
+fn passes(truth: Truth, unknown: &mut bool) -> bool {
+    if let Truth::Unknown(_) = truth {
+        *unknown = true;
+    }
+    truth == Truth::True
 }
 
 /// SPEC §3 for one row: the first step that applies decides.
@@ -347,14 +348,7 @@ fn apply_policy(
     for (i, rule) in w.policy.rules.iter().enumerate() {
         let passes = match known {
             Some(v) if rule.per_instance => v.refused & (1 << i) == 0,
-            _ => match cond::eval(&rule.require, &env) {
-                Truth::True => true,
-                Truth::False => false,
-                Truth::Unknown(_) => {
-                    unknown = true;
-                    false
-                }
-            },
+            _ => passes(cond::eval(&rule.require, &env), &mut unknown),
         };
         if passes {
             continue;

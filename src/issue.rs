@@ -83,9 +83,8 @@ pub fn assign(
             }
         }
     }
-    decisions
-        .par_iter_mut()
-        .filter(|d| d.outcome == Outcome::Eligible)
-        .for_each(|d| d.outcome = Outcome::Issued);
+    for &row in &rows {
+        decisions[row].outcome = Outcome::Issued;
+    }
     Ok(Issued { rows, codes })
 }

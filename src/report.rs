@@ -172,8 +172,7 @@ pub fn stage(
     durable: Durable,
     fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
 ) -> Result<Staged> {
-    // Small: the large tables come in pieces bigger than this, which then go to the file
-    // without a copy through the buffer.
+    // Small: only small files come this way (the large tables go through `stage_large`).
     let open = |file| BufWriter::with_capacity(64 << 10, file);
     let close = |w: BufWriter<fs::File>| w.into_inner().map_err(|e| e.into_error());
     stage_through(path, durable, open, close, fill)

@@ -5,7 +5,7 @@
 //! and written in order.
 
 mod counts;
-mod csvrow;
+pub(crate) mod csvrow;
 mod html;
 mod summary;
 mod svg;

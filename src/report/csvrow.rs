@@ -5,13 +5,19 @@
 
 /// Appends one row of `cells` to `buf`.
 pub fn row(buf: &mut Vec<u8>, cells: &[&str]) {
-    for (i, cell) in cells.iter().enumerate() {
+    record(buf, cells.iter().copied(), b"\n");
+}
+
+/// Appends one row of `cells` ending in `end` (a line feed, or the CRLF of a ledger written
+/// that way) to `buf`.
+pub fn record<'a>(buf: &mut Vec<u8>, cells: impl IntoIterator<Item = &'a str>, end: &[u8]) {
+    for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
         push_cell(buf, cell.as_bytes());
     }
-    buf.push(b'\n');
+    buf.extend_from_slice(end);
 }
 
 /// Appends `cells`, each followed by a comma: the first cells of rows that share them, to be
@@ -53,8 +59,12 @@ mod tests {
 
     /// What the `csv` crate writes for the same cells, with the reports' line feed ending.
     fn by_csv_crate(cells: &[&str]) -> Vec<u8> {
+        by_csv_crate_ending(cells, csv::Terminator::Any(b'\n'))
+    }
+
+    fn by_csv_crate_ending(cells: &[&str], end: csv::Terminator) -> Vec<u8> {
         let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
+            .terminator(end)
             .from_writer(Vec::new());
         w.write_record(cells).unwrap();
         w.into_inner().unwrap()
@@ -81,6 +91,14 @@ mod tests {
                 String::from_utf8_lossy(&mine),
                 String::from_utf8_lossy(&by_csv_crate(&cells)),
                 "cells {cells:?}"
+            );
+            // The ledger's rows, which may end in CRLF.
+            let mut crlf = Vec::new();
+            record(&mut crlf, cells.iter().copied(), b"\r\n");
+            assert_eq!(
+                String::from_utf8_lossy(&crlf),
+                String::from_utf8_lossy(&by_csv_crate_ending(&cells, csv::Terminator::CRLF)),
+                "cells {cells:?}, CRLF"
             );
         }
     }

@@ -155,10 +155,26 @@ const CHUNK: usize = crate::input::BATCH;
 /// Decides every request row, on `jobs` threads (0: one per core). Eligible requests come back
 /// `Eligible`; issuing codes is the next stage's work.
 pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Evaluation, String> {
-    let pool = rayon::ThreadPoolBuilder::new()
+    let pool = pool(jobs)?;
+    let verdicts = pool.install(|| verdicts(world.policy, world.instances, world.as_of));
+    decide_with(world, &verdicts, &pool, progress)
+}
+
+/// The evaluation's threads: `jobs` of them (0: one per core).
+pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, String> {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| format!("cannot start {jobs} evaluation threads: {e}"))?;
+        .map_err(|e| format!("cannot start {jobs} evaluation threads: {e}"))
+}
+
+/// `decide`, with the per-instance rules' verdicts already made (`verdicts`), on `pool`.
+pub fn decide_with(
+    world: &World<'_>,
+    verdicts: &Verdicts,
+    pool: &rayon::ThreadPool,
+    progress: &Progress,
+) -> Result<Evaluation, String> {
     let waived: Vec<AtomicU64> = world
         .waivers
         .list
@@ -166,7 +182,6 @@ pub fn decide(world: &World<'_>, jobs: usize, progress: &Progress) -> Result<Eva
         .map(|_| AtomicU64::new(0))
         .collect();
     let mut decisions: Vec<Decision> = pool.install(|| {
-        let verdicts = per_instance(world);
         // Filled on every thread rather than by `vec!` on one: the first write to each page of
         // new memory is a page fault (on a virtual machine, the host's too), a quarter of a
         // gigabyte at 10M requests.
@@ -218,7 +233,7 @@ struct Verdict {
 
 /// The verdicts of every inventory row, kept as two arrays (9 bytes a row where a `Verdict`
 /// takes 16).
-struct Verdicts {
+pub struct Verdicts {
     refused: Vec<u64>,
     unknown: Vec<bool>,
 }
@@ -240,21 +255,21 @@ impl Verdicts {
 }
 
 /// For each inventory row, the verdict of the rules that read only the instance: decided once
-/// per row, in file order, instead of once per request.
-fn per_instance(w: &World<'_>) -> Verdicts {
-    let rules: Vec<(usize, Cond)> = w
-        .policy
+/// per row, in file order, instead of once per request. They read neither the requests nor the
+/// ledger, so a run decides them while the ledger is read (on the current rayon pool).
+pub fn verdicts(policy: &Policy, instances: &Table, as_of: Time) -> Verdicts {
+    let rules: Vec<(usize, Cond)> = policy
         .rules
         .iter()
         .enumerate()
         .filter(|(_, r)| r.per_instance)
-        .map(|(i, r)| (i, cond::with_as_of(&r.require, w.as_of)))
+        .map(|(i, r)| (i, cond::with_as_of(&r.require, as_of)))
         .collect();
-    let (refused, unknown) = (0..w.instances.len())
+    let (refused, unknown) = (0..instances.len())
         .into_par_iter()
         .with_min_len(4096)
         .map(|inst| {
-            let env = Env::for_instance(w, inst);
+            let env = Env::for_instance(instances, as_of, inst);
             let (mut refused, mut unknown) = (0, false);
             for (i, require) in &rules {
                 if !passes(cond::eval(require, &env), &mut unknown) {
@@ -422,40 +437,44 @@ fn render(t: &Template, env: &Env, out: &mut String) {
 
 /// The values one request sees: its row, at most one inventory row, the run's as-of time and,
 /// for quota messages, the counts.
-struct Env<'w, 'a> {
-    w: &'w World<'a>,
-    /// `None` while deciding per-instance rules, which read no request.
-    request: Option<usize>,
+struct Env<'a> {
+    instances: &'a Table,
+    /// The requests and the request's row; `None` while deciding per-instance rules, which
+    /// read no request.
+    request: Option<(&'a Table, usize)>,
     instance: Option<usize>,
+    as_of: Time,
     quota: (i64, i64),
 }
 
-impl<'w, 'a> Env<'w, 'a> {
-    fn new(w: &'w World<'a>, request: usize, instance: Option<usize>) -> Self {
+impl<'a> Env<'a> {
+    fn new(w: &World<'a>, request: usize, instance: Option<usize>) -> Self {
         Env {
-            w,
-            request: Some(request),
+            instances: w.instances,
+            request: Some((w.requests, request)),
             instance,
+            as_of: w.as_of,
             quota: (0, 0),
         }
     }
 
-    fn for_instance(w: &'w World<'a>, instance: usize) -> Self {
+    fn for_instance(instances: &'a Table, as_of: Time, instance: usize) -> Self {
         Env {
-            w,
+            instances,
             request: None,
             instance: Some(instance),
+            as_of,
             quota: (0, 0),
         }
     }
 }
 
-impl Lookup for Env<'_, '_> {
+impl Lookup for Env<'_> {
     fn get(&self, field: Field) -> Option<Value<'_>> {
         match field {
-            Field::Instance(c) => self.instance.map(|r| self.w.instances.value(c, r)),
-            Field::Request(c) => self.request.map(|r| self.w.requests.value(c, r)),
-            Field::AsOf => Some(Value::Time(self.w.as_of)),
+            Field::Instance(c) => self.instance.map(|r| self.instances.value(c, r)),
+            Field::Request(c) => self.request.map(|(t, r)| t.value(c, r)),
+            Field::AsOf => Some(Value::Time(self.as_of)),
             Field::QuotaUsed => Some(Value::Int(self.quota.0)),
             Field::QuotaMax => Some(Value::Int(self.quota.1)),
         }
@@ -463,8 +482,11 @@ impl Lookup for Env<'_, '_> {
 
     fn micros(&self, field: Field) -> Option<Option<i64>> {
         match field {
-            Field::Instance(c) => self.w.instances.micros(c, self.instance?),
-            Field::Request(c) => self.w.requests.micros(c, self.request?),
+            Field::Instance(c) => self.instances.micros(c, self.instance?),
+            Field::Request(c) => {
+                let (t, r) = self.request?;
+                t.micros(c, r)
+            }
             _ => None,
         }
     }

@@ -63,13 +63,22 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || RequestIndex::new(&requests),
     );
     phases.mark("index");
-    let mut ledger = input::ledger::scan(
-        &cfg.ledger,
-        &shown(&cfg.ledger),
-        &fingerprints,
-        &by_instance,
-        &by_request,
-    )?;
+    let pool = eval::pool(cfg.jobs).map_err(Error::failed)?;
+    // The rules that read only the instance are decided while the ledger is read: the scan's
+    // serial steps (reading a block, merging its pieces) leave a core idle that they fill.
+    let (ledger, verdicts) = rayon::join(
+        || {
+            input::ledger::scan(
+                &cfg.ledger,
+                &shown(&cfg.ledger),
+                &fingerprints,
+                &by_instance,
+                &by_request,
+            )
+        },
+        || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
+    );
+    let mut ledger = ledger?;
     spin.finish();
     phases.mark("scan");
     // What is needed only up to issuing is freed as soon as it is done with, so that it is not
@@ -88,7 +97,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         as_of: cfg.as_of,
     };
     let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
-    let evaluation = eval::decide(&world, cfg.jobs, &progress).map_err(Error::failed)?;
+    let evaluation =
+        eval::decide_with(&world, &verdicts, &pool, &progress).map_err(Error::failed)?;
+    drop(verdicts);
     let mut decisions = evaluation.decisions;
     progress.finish();
     phases.mark("evaluate");

@@ -119,7 +119,8 @@ struct RunArgs {
     max_issue: Option<u64>,
     /// Print the wall time, CPU seconds, peak memory and minor page faults (pages touched for
     /// the first time) of each phase to stderr: read (the inventory and the requests), index,
-    /// scan (the ledger), evaluate, issue, write (the outputs, while the ledger is committed).
+    /// scan (the ledger, while the rules that read only the instance are decided), evaluate,
+    /// issue, write (the outputs, while the ledger is committed).
     #[arg(long)]
     timings: bool,
 }

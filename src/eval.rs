@@ -209,7 +209,7 @@ pub fn decide_with(
                     .fold(0, |acc, k| acc ^ verdicts.touch(*k as usize));
                 std::hint::black_box(sink);
                 for (i, d) in chunk.iter_mut().enumerate() {
-                    *d = decide_one(world, &verdicts, &waived, first + i, keys[i]);
+                    *d = decide_one(world, verdicts, &waived, first + i, keys[i]);
                 }
                 progress.add(chunk.len() as u64);
             });

@@ -33,19 +33,23 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
             .cmp(&(b.0, b.1))
             .then_with(|| id(a.2).cmp(id(b.2)))
     });
-    let mut granted = 0u32;
-    for (i, &(key, _, row)) in waiting.iter().enumerate() {
-        let row = row as usize;
-        if i == 0 || waiting[i - 1].0 != key {
-            granted = 0;
-        }
-        match over_quota(w, key, granted) {
-            Some(why) => {
-                let d = &mut decisions[row];
-                *d = Decision::new(Outcome::Denied, why).on(d.instance_row());
-            }
-            None => granted += 1,
-        }
+    // Each instance's requests are served in turn; instances side by side.
+    let refused: Vec<(u32, Why)> = waiting
+        .par_chunk_by(|a, b| a.0 == b.0)
+        .flat_map_iter(|requests| {
+            let mut granted = 0u32;
+            requests.iter().filter_map(move |&(key, _, row)| {
+                let why = over_quota(w, key, granted);
+                if why.is_none() {
+                    granted += 1;
+                }
+                why.map(|why| (row, why))
+            })
+        })
+        .collect();
+    for (row, why) in refused {
+        let d = &mut decisions[row as usize];
+        *d = Decision::new(Outcome::Denied, why).on(d.instance_row());
     }
 }
 

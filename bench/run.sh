@@ -7,8 +7,9 @@
 #   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
 #      scratch folder under ${TMPDIR:-/tmp};
 #   2. times a full run (wall seconds and peak RSS; --timings prints each phase's wall time,
-#      CPU seconds, peak RSS and page faults: read, index, scan (the ledger), evaluate, issue,
-#      write (the ledger commit runs beside the reports)), alternating with the baseline of
+#      CPU seconds, peak RSS and page faults: read, index, scan (the ledger, and beside it the
+#      rules that read only the instance), evaluate, issue, write (the ledger commit runs
+#      beside the reports)), alternating with the baseline of
 #      step 3 for ROUNDS rounds (default 3 at N <= 1000000, 1 above): the machine's speed
 #      drifts, so each tool's median wall time and peak RSS are compared:
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \

@@ -80,9 +80,8 @@ pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Res
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
 /// copies the old ledger's bytes (past the page cache: `DirectWriter`), while the run reads and
 /// decides; `commit` then appends the new rows, syncs, and renames it over `out`. Dropped
-/// uncommitted (the run was
-/// refused or failed), it waits for the copy and removes the temporary file, so a refused run
-/// leaves nothing behind.
+/// uncommitted (the run was refused or failed), it waits for the copy and removes the temporary
+/// file, so a refused run leaves nothing behind.
 pub struct Draft {
     tmp: PathBuf,
     old: PathBuf,

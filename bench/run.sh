@@ -10,7 +10,7 @@
 #      CPU seconds, peak RSS and page faults: read, index, scan (the ledger, and beside it the
 #      rules that read only the instance), evaluate, issue, write (the ledger commit runs
 #      beside the reports)), alternating with the baseline of
-#      step 3 for ROUNDS rounds (default 3 at N <= 1000000, 1 above): the machine's speed
+#      step 3 for ROUNDS rounds (default 3 at every size): the machine's speed
 #      drifts, so each tool's median wall time and peak RSS are compared:
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
 #                      --as-of 2026-11-27T00:00:00Z --quiet --timings
@@ -200,9 +200,11 @@ for N in "${SIZES[@]}"; do
     }
     # The evaluate phase's seconds from a run's --timings line.
     eval_secs() { grep -o 'evaluate [0-9.]*s' "$1" | grep -o '[0-9.]*' | head -1; }
-    # icp-audit and the baseline alternate for ROUNDS rounds (default 3 up to 1M, 1 above):
-    # the machine's speed drifts, so each tool's median is compared with the other's.
-    rounds=${ROUNDS:-$((N <= 1000000 ? 3 : 1))}
+    # icp-audit and the baseline alternate for ROUNDS rounds (default 3): the machine's speed
+    # drifts, so each tool's median is compared with the other's, and the 10M median with the
+    # 1M one (a single 10M run once took 30.9 s where two later runs of the same command took
+    # 23.0 and 24.6 s).
+    rounds=${ROUNDS:-3}
     IWS=() IRS=() DWS=() DRS=()
     for ((k = 1; k <= rounds; k++)); do
         [[ $rounds == 1 ]] || echo "  round $k of $rounds"

@@ -25,6 +25,9 @@ enum Slot {
     Dropped,
     /// The k-th text cell of a row.
     Text(usize),
+    /// The k-th word of a row: a cell whose every value is one of a fixed list of words (the
+    /// API's charge types and statuses), kept as its place in the list, not as text.
+    Word(usize, &'static [&'static str]),
     /// The k-th number of a row, an integer.
     Int(usize),
     /// The k-th number of a row, a time in microseconds since 1970 (UTC).
@@ -38,16 +41,18 @@ enum Slot {
 struct Cells {
     /// Text of the rows, in pieces as they were parsed (never copied into one buffer).
     texts: Vec<String>,
-    /// Per row, `HEAD + text columns + 4 × number columns` 16-bit words: the piece its text is
-    /// in and where its text starts (two words each, low first), then where each of its text
-    /// cells ends, counted from the row's start, then its numbers (four words each, low first;
-    /// `MISSING` when empty or unparsable), so that a random row's cells other than its text
-    /// sit in one place. A row whose text is longer than 16 bits can count is marked `WIDE` in
+    /// Per row, `HEAD + text columns + word columns + 4 × number columns` 16-bit words: the
+    /// piece its text is in and where its text starts (two words each, low first), then where
+    /// each of its text cells ends, counted from the row's start, then its words (each its
+    /// place in its list plus one, 0 when missing), then its numbers (four words each, low
+    /// first; `MISSING` when empty or unparsable), so that a random row's cells other than its
+    /// text sit in one place. A row whose text is longer than 16 bits can count is marked `WIDE` in
     /// its piece number and has its ends in `wide`.
     bounds: Vec<u16>,
     /// The ends (offsets into the piece's text) of the cells of the `WIDE` rows, by row.
     wide: Vec<(u32, Vec<u32>)>,
-    /// The numbers of the row being read.
+    /// The words and the numbers of the row being read.
+    row_words: Vec<u16>,
     row_numbers: Vec<i64>,
     /// The ends of the cells of the row being read.
     row_ends: Vec<u32>,
@@ -78,12 +83,20 @@ fn split16(n: u32) -> [u16; 2] {
     [n as u16, (n >> 16) as u16]
 }
 
+/// How many cells of each kind a table keeps per row.
+#[derive(Clone, Copy)]
+struct Widths {
+    texts: usize,
+    words: usize,
+    numbers: usize,
+}
+
 /// A parsed input table.
 pub struct Table {
     pub info: FileInfo,
     slots: Vec<Slot>,
-    /// Text and number cells kept per row.
-    widths: (usize, usize),
+    /// Text, word and number cells kept per row.
+    widths: Widths,
     cells: Cells,
     lines: Vec<u32>,
     /// The malformed rows, ascending, each with the index in `problems` of its first problem.
@@ -94,21 +107,25 @@ pub struct Table {
 
 impl Table {
     fn empty(shown: &str, schema: &Schema) -> Table {
-        let (mut texts, mut numbers) = (0, 0);
+        let (mut texts, mut words, mut numbers) = (0, 0, 0);
         let slots = schema
             .columns
             .iter()
-            .map(|col| match (col.keep, col.ty) {
-                (false, _) => Slot::Dropped,
-                (true, Type::String | Type::List) => {
+            .map(|col| match (col.keep, col.ty, vocabulary(col)) {
+                (false, ..) => Slot::Dropped,
+                (true, Type::String, Some(list)) => {
+                    words += 1;
+                    Slot::Word(words - 1, list)
+                }
+                (true, Type::String | Type::List, _) => {
                     texts += 1;
                     Slot::Text(texts - 1)
                 }
-                (true, Type::Integer) => {
+                (true, Type::Integer, _) => {
                     numbers += 1;
                     Slot::Int(numbers - 1)
                 }
-                (true, Type::Time) => {
+                (true, Type::Time, _) => {
                     numbers += 1;
                     Slot::Time(numbers - 1)
                 }
@@ -120,7 +137,11 @@ impl Table {
                 ..FileInfo::default()
             },
             slots,
-            widths: (texts, numbers),
+            widths: Widths {
+                texts,
+                words,
+                numbers,
+            },
             cells: Cells {
                 texts: vec![String::new()],
                 ..Cells::default()
@@ -143,7 +164,8 @@ impl Table {
 
     /// The 16-bit words of a row in `Cells::bounds`.
     fn stride(&self) -> usize {
-        HEAD + self.widths.0 + 4 * self.widths.1
+        let w = self.widths;
+        HEAD + w.texts + w.words + 4 * w.numbers
     }
 
     pub fn len(&self) -> usize {
@@ -184,8 +206,15 @@ impl Table {
                 };
                 &self.cells.texts[piece][from..to]
             }
+            Slot::Word(k, list) => self.word(k, row).map_or("", |i| list[i]),
             _ => "",
         }
+    }
+
+    /// The place in its list of a row's k-th word, `None` when the cell is missing.
+    fn word(&self, k: usize, row: usize) -> Option<usize> {
+        let at = row * self.stride() + HEAD + self.widths.texts + k;
+        usize::from(self.cells.bounds[at]).checked_sub(1)
     }
 
     /// A row's bounds, decoded.
@@ -194,7 +223,7 @@ impl Table {
         let b = &self.cells.bounds[row * stride..(row + 1) * stride];
         let piece = join16(b[0], b[1]);
         Bounds {
-            ends: &b[HEAD..HEAD + self.widths.0],
+            ends: &b[HEAD..HEAD + self.widths.texts],
             piece: (piece & !WIDE) as usize,
             wide: piece & WIDE != 0,
             start: join16(b[2], b[3]) as usize,
@@ -246,7 +275,7 @@ impl Table {
     }
 
     fn number(&self, k: usize, row: usize) -> i64 {
-        let at = row * self.stride() + HEAD + self.widths.0 + 4 * k;
+        let at = row * self.stride() + HEAD + self.widths.texts + self.widths.words + 4 * k;
         let w = &self.cells.bounds[at..at + 4];
         let lo = u64::from(join16(w[0], w[1]));
         let hi = u64::from(join16(w[2], w[3]));
@@ -269,7 +298,7 @@ impl Table {
 
     pub fn value(&self, col: usize, row: usize) -> Value<'_> {
         match self.slots[col] {
-            Slot::Text(_) => match self.text(col, row) {
+            Slot::Text(_) | Slot::Word(..) => match self.text(col, row) {
                 "" => Value::Missing,
                 s => Value::Str(s),
             },
@@ -462,7 +491,8 @@ impl Table {
             }
         }
         // INVARIANT: every number column pushed one number (a missing one too).
-        debug_assert_eq!(self.cells.row_numbers.len(), self.widths.1);
+        debug_assert_eq!(self.cells.row_numbers.len(), self.widths.numbers);
+        debug_assert_eq!(self.cells.row_words.len(), self.widths.words);
         self.cells.end_row(start, self.lines.len() as u32);
         if self.problems.len() > first_problem {
             self.faults
@@ -580,17 +610,32 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     }
 }
 
+/// The API's charge types, as the inventory keeps them.
+const CHARGE_TYPES: [&str; 2] = ["PrePaid", "PostPaid"];
+/// The API's instance statuses.
+const STATUSES: [&str; 5] = ["Pending", "Running", "Starting", "Stopping", "Stopped"];
+
+/// The words every cell of a column is normalised to, for a column kept as words.
+fn vocabulary(col: &Column) -> Option<&'static [&'static str]> {
+    match col.domain {
+        Some(Domain::ChargeType) => Some(&CHARGE_TYPES),
+        Some(Domain::InstanceStatus) => Some(&STATUSES),
+        _ => None,
+    }
+}
+
 /// `PrePaid`/`Subscription` and `PostPaid`/`PayAsYouGo`, any case, normalised to the API's words.
 fn charge_type(text: &str) -> std::result::Result<&'static str, String> {
     // The API's own words, the common case, before any folding.
+    let [prepaid, postpaid] = CHARGE_TYPES;
     match text {
-        "PrePaid" => return Ok("PrePaid"),
-        "PostPaid" => return Ok("PostPaid"),
+        "PrePaid" => return Ok(prepaid),
+        "PostPaid" => return Ok(postpaid),
         _ => {}
     }
     match trim(text).to_ascii_lowercase().as_str() {
-        "prepaid" | "subscription" => Ok("PrePaid"),
-        "postpaid" | "payasyougo" => Ok("PostPaid"),
+        "prepaid" | "subscription" => Ok(prepaid),
+        "postpaid" | "payasyougo" => Ok(postpaid),
         _ => Err(format!(
             "unknown charge type `{text}` (expected PrePaid, PostPaid, Subscription or PayAsYouGo)"
         )),
@@ -598,7 +643,6 @@ fn charge_type(text: &str) -> std::result::Result<&'static str, String> {
 }
 
 fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
-    const STATUSES: [&str; 5] = ["Pending", "Running", "Starting", "Stopping", "Stopped"];
     STATUSES
         .into_iter()
         .find(|s| s.eq_ignore_ascii_case(trim(text)))
@@ -624,6 +668,7 @@ impl Cells {
         } else {
             self.bounds.extend(relative);
         }
+        self.bounds.append(&mut self.row_words);
         for n in self.row_numbers.drain(..) {
             let n = n as u64;
             self.bounds.extend(split16(n as u32));
@@ -646,6 +691,7 @@ impl Store<'_> {
                 let end = self.cells.texts[0].len() as u32;
                 self.cells.row_ends.push(end);
             }
+            Slot::Word(..) => self.cells.row_words.push(0),
             Slot::Int(_) | Slot::Time(_) => self.cells.row_numbers.push(MISSING),
         }
     }
@@ -666,12 +712,23 @@ fn is_plain_edge(b: u8) -> bool {
 }
 
 fn push_text(store: &mut Store, s: &str) {
-    if let Slot::Text(_) = store.slot {
-        let text = &mut store.cells.texts[0];
-        text.push_str(s);
-        // INVARIANT: `parse` refuses a piece over `MAX_PIECE_TEXT`; until then a wrapped
-        // offset is never read.
-        store.cells.row_ends.push(text.len() as u32);
+    match store.slot {
+        Slot::Text(_) => {
+            let text = &mut store.cells.texts[0];
+            text.push_str(s);
+            // INVARIANT: `parse` refuses a piece over `MAX_PIECE_TEXT`; until then a wrapped
+            // offset is never read.
+            store.cells.row_ends.push(text.len() as u32);
+        }
+        Slot::Word(_, list) => {
+            // INVARIANT: a word column's cells are parsed into one of its list's words
+            // (`charge_type`, `instance_status`) or are stored as missing: a cell never
+            // reaches here with another text.
+            debug_assert!(list.contains(&s), "{s:?} is not one of {list:?}");
+            let place = list.iter().position(|w| *w == s).map_or(0, |i| i + 1);
+            store.cells.row_words.push(place as u16);
+        }
+        _ => {}
     }
 }
 
@@ -744,9 +801,10 @@ mod tests {
                 (i % 100).to_string()
             };
             text.push_str(&format!(
-                "i-{i:08},1{i:015},CN-Beijing,{},2027-01-{:02}T00:00Z,2020-01-01T00:00Z,Running,{bw},{ip},{}\n",
+                "i-{i:08},1{i:015},CN-Beijing,{},2027-01-{:02}T00:00Z,2020-01-01T00:00Z,{},{bw},{ip},{}\n",
                 if i % 2 == 0 { "PrePaid" } else { "payasyougo" },
                 1 + i % 28,
+                ["Running", " stopped", "", "Paused", "PENDING", "Starting", "Stopping"][i % 7],
                 if i == wide {
                     long('f')
                 } else if i % 11 == 0 {
@@ -765,7 +823,8 @@ mod tests {
         assert_eq!(t.text(at("operation_locks"), wide), long('f'));
         assert_eq!(t.text(at("instance_id"), wide), format!("i-{wide:08}"));
         assert!(!t.cells.wide.is_empty());
-        for row in [0, 1, 2, 5, 11, n / 3, n / 2, n / 2 + 2, n - 2, n - 1] {
+        let late = [n / 3, n / 2, n / 2 + 2, n - 2, n - 1];
+        for row in [0, 1, 2, 3, 5, 6, 11, 13].into_iter().chain(late) {
             assert_eq!(t.text(at("instance_id"), row), format!("i-{row:08}"));
             assert_eq!(t.text(at("account_id"), row), format!("1{row:015}"));
             assert_eq!(t.text(at("region_id"), row), "cn-beijing");
@@ -774,6 +833,18 @@ mod tests {
             let ip = t.text(at("public_ip"), row);
             assert_eq!(ip.is_empty(), row % 3 == 0, "row {row}: {ip}");
             assert_eq!(t.text(at("operation_locks"), row).is_empty(), row % 11 != 0);
+            // Kept as words: the API's own, whatever case the file used; none when missing
+            // or not a status (`Paused`, a problem of its row).
+            let status = [
+                "Running", "Stopped", "", "", "Pending", "Starting", "Stopping",
+            ][row % 7];
+            assert_eq!(t.text(at("status"), row), status, "row {row}");
+            let want = if status.is_empty() {
+                Value::Missing
+            } else {
+                Value::Str(status)
+            };
+            assert_eq!(t.value(at("status"), row), want, "row {row}");
             let bw = t.value(at("internet_max_bandwidth_out"), row);
             if row % 5 == 0 {
                 assert_eq!(bw, Value::Missing);
@@ -783,8 +854,12 @@ mod tests {
                 );
             } else {
                 assert_eq!(bw, Value::Int((row % 100) as i64));
-                assert!(t.fault(row).is_none());
             }
+            assert_eq!(
+                t.fault(row).is_some(),
+                row % 5 == 0 || row % 7 == 3,
+                "row {row}"
+            );
             let Value::Time(expires) = t.value(at("expired_time"), row) else {
                 panic!("row {row}: no expiry");
             };

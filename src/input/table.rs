@@ -98,7 +98,12 @@ pub struct Table {
     /// Text, word and number cells kept per row.
     widths: Widths,
     cells: Cells,
-    lines: Vec<u32>,
+    /// How many rows the table holds.
+    rows: usize,
+    /// The lines rows start on, as runs of rows on consecutive lines: each run's first row and
+    /// its line, rows ascending (a file without blank lines or line ends inside quotes is one
+    /// run a piece), so that no number is kept per row for the rare message that names one.
+    lines: Vec<(u32, u64)>,
     /// The malformed rows, ascending, each with the index in `problems` of its first problem.
     faults: Vec<(u32, u32)>,
     /// Every problem found, in file order.
@@ -146,6 +151,7 @@ impl Table {
                 texts: vec![String::new()],
                 ..Cells::default()
             },
+            rows: 0,
             lines: Vec::new(),
             faults: Vec::new(),
             problems: Vec::new(),
@@ -159,7 +165,6 @@ impl Table {
         let rows = piece.lines as usize + 1;
         self.cells.texts[0].reserve_exact(piece.bytes.len());
         self.cells.bounds.reserve_exact(rows * self.stride());
-        self.lines.reserve_exact(rows);
     }
 
     /// The 16-bit words of a row in `Cells::bounds`.
@@ -169,7 +174,7 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
@@ -178,7 +183,12 @@ impl Table {
 
     /// The line the row starts on (the header is line 1).
     pub fn line(&self, row: usize) -> u64 {
-        u64::from(self.lines[row])
+        let run = self
+            .lines
+            .partition_point(|(first, _)| *first as usize <= row);
+        // INVARIANT: the first row starts a run, so any row has one at or before it.
+        let (first, line) = self.lines[run - 1];
+        line + (row - first as usize) as u64
     }
 
     /// The row's first problem, when it is malformed.
@@ -362,7 +372,7 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
     if table.cells.texts.is_empty() {
         table.cells.texts.push(String::new());
     }
-    table.info.rows = table.lines.len() as u64;
+    table.info.rows = table.rows as u64;
     table.info.sha256 = streamed.sha256;
     Ok(table)
 }
@@ -378,7 +388,7 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
 /// appended, and the piece is dropped.
 fn append(table: &mut Table, part: Table) {
     let stride = table.stride();
-    let (rows, problems) = (table.lines.len() as u32, table.problems.len() as u32);
+    let (rows, problems) = (table.rows as u32, table.problems.len() as u32);
     let piece = table.cells.texts.len() as u32;
     let Cells {
         texts,
@@ -395,7 +405,10 @@ fn append(table: &mut Table, part: Table) {
     }
     let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
     table.cells.wide.extend(wide);
-    table.lines.extend(part.lines);
+    for (first, line) in part.lines {
+        table.push_line(first + rows, line);
+    }
+    table.rows += part.rows;
     table.faults.extend(
         part.faults
             .into_iter()
@@ -493,12 +506,22 @@ impl Table {
         // INVARIANT: every number column pushed one number (a missing one too).
         debug_assert_eq!(self.cells.row_numbers.len(), self.widths.numbers);
         debug_assert_eq!(self.cells.row_words.len(), self.widths.words);
-        self.cells.end_row(start, self.lines.len() as u32);
+        self.cells.end_row(start, self.rows as u32);
         if self.problems.len() > first_problem {
-            self.faults
-                .push((self.lines.len() as u32, first_problem as u32));
+            self.faults.push((self.rows as u32, first_problem as u32));
         }
-        self.lines.push(line.min(u64::from(u32::MAX)) as u32);
+        self.push_line(self.rows as u32, line);
+        self.rows += 1;
+    }
+
+    /// Records that `row` (the next row, or a run's first row being merged) starts on `line`:
+    /// a new run unless it is the line after the previous row's.
+    fn push_line(&mut self, row: u32, line: u64) {
+        let follows =
+            (self.lines.last()).is_some_and(|(first, at)| at + u64::from(row - first) == line);
+        if !follows {
+            self.lines.push((row, line));
+        }
     }
 
     fn problem(&mut self, line: u64, column: &str, message: String) {
@@ -775,6 +798,41 @@ mod tests {
         ] {
             assert_eq!(trim(s), s.trim(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn every_row_knows_its_line() {
+        // Blank lines here and there in a file long enough for several blocks and pieces, and at
+        // its end quoted cells with line ends inside (from the first quote on, one piece).
+        let n = 300_000;
+        let mut text = String::from("request_id,account_id,instance_id,requested_at\n");
+        let (mut want, mut line) = (Vec::new(), 2u64);
+        for i in 0..n {
+            let blank = match i {
+                _ if i % 50_000 == 3 => 2,
+                _ if i % 1000 == 7 => 1,
+                _ => 0,
+            };
+            text.push_str(&"\n".repeat(blank));
+            line += blank as u64;
+            want.push(line);
+            if i >= n - 10 {
+                text.push_str(&format!("\"R-{i}\nx\",1,i-1,2026-11-01T00:00Z\n"));
+                line += 2;
+            } else {
+                text.push_str(&format!("R-{i},1,i-1,2026-11-01T00:00Z\n"));
+                line += 1;
+            }
+        }
+        let t = parse(text.as_bytes(), "r.csv", &Schema::requests()).unwrap();
+        assert_eq!(t.len(), n);
+        assert!(t.cells.texts.len() > 4, "the rows came from several pieces");
+        for (row, line) in want.iter().enumerate() {
+            assert_eq!(t.line(row), *line, "row {row}");
+        }
+        // A run per break in the numbering, none per row or piece: the first, one after each
+        // of the 306 runs of blank lines, one after each two-line row but the last.
+        assert_eq!(t.lines.len(), 1 + 306 + 9, "{:?}", &t.lines[..8]);
     }
 
     #[test]

@@ -51,19 +51,21 @@ impl Format {
 
     /// A fresh code from the operating system's CSPRNG, in canonical form.
     pub fn generate(&self) -> Result<String, String> {
-        Ok(self.generate_many(1)?.pop().unwrap_or_default())
+        Ok(self.generate_many(1)?.get(0).to_string())
     }
 
     /// `n` fresh codes from one read of the operating system's CSPRNG, in canonical form
     /// (written out side by side: a run issues up to millions).
-    pub fn generate_many(&self, n: usize) -> Result<Vec<String>, String> {
+    pub fn generate_many(&self, n: usize) -> Result<CodeList, String> {
         use rayon::prelude::*;
         let mut bytes = vec![0u8; n * self.random_symbols];
         getrandom::fill(&mut bytes)
             .map_err(|e| format!("the operating system's random source failed: {e}"))?;
-        let codes = bytes
-            .par_chunks_exact(self.random_symbols)
-            .map(|chunk| {
+        let width = self.width();
+        let mut text = vec![0u8; n * width];
+        text.par_chunks_exact_mut(width)
+            .zip(bytes.par_chunks_exact(self.random_symbols))
+            .for_each(|(out, chunk)| {
                 // INVARIANT: 256 is a multiple of 32, so the low five bits of a uniform byte
                 // are uniform.
                 let mut values = [0u8; MAX_SYMBOLS];
@@ -72,10 +74,22 @@ impl Format {
                     *v = b & 31;
                 }
                 values[chunk.len()] = check_value(&values[..chunk.len()]);
-                self.render(values)
-            })
-            .collect();
-        Ok(codes)
+                self.render_into(values, out);
+            });
+        let text = String::from_utf8(text)
+            .map_err(|_| "a rendered code is not ASCII (a bug in the renderer)".to_string())?;
+        Ok(CodeList { text, width })
+    }
+
+    /// The length of every code of this format, in bytes: the prefix and its hyphen, the
+    /// symbols, a hyphen between groups.
+    fn width(&self) -> usize {
+        let symbols = self.random_symbols + 1;
+        let prefix = match self.prefix.len() {
+            0 => 0,
+            n => n + 1,
+        };
+        prefix + symbols + (symbols - 1) / self.group
     }
 
     /// Checks a code as a person may type it (any case, any hyphens, I and L read as 1, O as 0)
@@ -103,18 +117,64 @@ impl Format {
     }
 
     fn render(&self, values: &[u8]) -> String {
-        let mut out = String::with_capacity(self.prefix.len() + values.len() * 2);
+        let mut out = vec![0u8; self.width()];
+        self.render_into(values, &mut out);
+        // INVARIANT: the prefix is ASCII (`new`), and so are the alphabet and the hyphens.
+        out.into_iter().map(char::from).collect()
+    }
+
+    /// Writes the code of `values` (the random symbols and the check symbol) into `out`, which
+    /// is `width()` bytes long.
+    fn render_into(&self, values: &[u8], out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |b: u8| {
+            out[at] = b;
+            at += 1;
+        };
         if !self.prefix.is_empty() {
-            out.push_str(&self.prefix);
-            out.push('-');
+            self.prefix.bytes().for_each(&mut put);
+            put(b'-');
         }
         for (i, v) in values.iter().enumerate() {
             if i > 0 && i % self.group == 0 {
-                out.push('-');
+                put(b'-');
             }
-            out.push(ALPHABET[*v as usize] as char);
+            put(ALPHABET[*v as usize]);
         }
-        out
+    }
+}
+
+/// Codes of one format, all of one length, kept side by side in one buffer rather than as a
+/// string each (a run issues up to millions; a `String` apiece is a heap block apiece).
+#[derive(Debug, Default)]
+pub struct CodeList {
+    text: String,
+    width: usize,
+}
+
+impl CodeList {
+    pub fn len(&self) -> usize {
+        self.text.len().checked_div(self.width).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The i-th code.
+    pub fn get(&self, i: usize) -> &str {
+        &self.text[i * self.width..(i + 1) * self.width]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Puts `code`, a code of the same format, in the i-th place.
+    pub fn set(&mut self, i: usize, code: &str) {
+        assert_eq!(code.len(), self.width, "a code of another format");
+        self.text
+            .replace_range(i * self.width..(i + 1) * self.width, code);
     }
 }
 
@@ -309,6 +369,35 @@ mod tests {
             let sloppy = code.replace('-', "").to_lowercase();
             assert_eq!(f.verify(&sloppy).unwrap(), code);
         }
+    }
+
+    #[test]
+    fn a_batch_of_codes_is_one_buffer_of_whole_canonical_codes() {
+        for (prefix, symbols, group) in [("icp", 19, 4), ("", 18, 5), ("X", 30, 1), ("AB", 20, 30)]
+        {
+            let f = Format::new(prefix, symbols, group).unwrap();
+            let mut codes = f.generate_many(500).unwrap();
+            assert_eq!(codes.len(), 500);
+            let all: Vec<String> = codes.iter().map(str::to_string).collect();
+            for code in &all {
+                assert_eq!(code.len(), f.width());
+                assert_eq!(f.verify(code).unwrap(), *code, "{prefix} {symbols} {group}");
+            }
+            let distinct: std::collections::HashSet<&String> = all.iter().collect();
+            assert_eq!(distinct.len(), all.len());
+            // Replacing one code leaves its neighbours as they were.
+            let other = f.generate().unwrap();
+            codes.set(7, &other);
+            assert_eq!(codes.get(7), other);
+            assert_eq!((codes.get(6), codes.get(8)), (&*all[6], &*all[8]));
+        }
+        assert!(
+            Format::new("icp", 19, 4)
+                .unwrap()
+                .generate_many(0)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! dry run), after checking the safety cap. Codes come from the OS CSPRNG and are unique across
 //! the ledger and the batch.
 
-use crate::code::{self, Format};
+use crate::code::{self, CodeList, Format};
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{Decision, Outcome};
@@ -14,13 +14,13 @@ use std::collections::HashSet;
 #[derive(Debug, Default)]
 pub struct Issued {
     pub rows: Vec<usize>,
-    pub codes: Vec<String>,
+    pub codes: CodeList,
 }
 
 impl Issued {
     pub fn code(&self, row: usize) -> Option<&str> {
         let i = self.rows.binary_search(&row).ok()?;
-        Some(&self.codes[i])
+        Some(self.codes.get(i))
     }
 }
 
@@ -57,10 +57,9 @@ pub fn assign(
     // A clash with the ledger or within the batch is about 2⁻⁹⁵ likely per code; such a code is
     // drawn again, so uniqueness never rests on luck. The keys are checked in parallel; only a
     // clash (in practice, never) is handled one by one.
-    let mut keys: Vec<(u128, usize)> = codes
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| (key(c), i))
+    let mut keys: Vec<(u128, usize)> = (0..codes.len())
+        .into_par_iter()
+        .map(|i| (key(codes.get(i)), i))
         .collect();
     keys.par_sort_unstable();
     let in_ledger = existing.contains_sorted(&keys, |k| k.0);
@@ -77,7 +76,7 @@ pub fn assign(
                 let c = format.generate().map_err(Error::failed)?;
                 let fp = key(&c);
                 if !existing.contains(fp) && taken.insert(fp) {
-                    codes[i] = c;
+                    codes.set(i, &c);
                     break;
                 }
             }

@@ -73,7 +73,12 @@ pub struct NewRow<'a> {
 
 /// Writes `old` (when it exists) followed by `rows` to `out`, atomically. `header` is the old
 /// ledger's header (empty for a new ledger, which gets the standard header).
-pub fn commit(old: &Path, out: &Path, header: &[String], rows: &[NewRow]) -> Result<()> {
+pub fn commit<'r>(
+    old: &Path,
+    out: &Path,
+    header: &[String],
+    rows: impl IntoIterator<Item = NewRow<'r>>,
+) -> Result<()> {
     draft(old, out).commit(header, rows)
 }
 
@@ -126,7 +131,12 @@ impl Draft {
     /// Appends `rows` after the old ledger's bytes and puts the new ledger in place: synced,
     /// renamed over `out`, the folder synced. `header` is the old ledger's header (empty for a
     /// new ledger, which gets the standard header).
-    pub fn commit(mut self, header: &[String], rows: &[NewRow]) -> Result<()> {
+    /// The rows are made as they are written, not gathered first.
+    pub fn commit<'r>(
+        mut self,
+        header: &[String],
+        rows: impl IntoIterator<Item = NewRow<'r>>,
+    ) -> Result<()> {
         let out = self.out.clone();
         let fail =
             |what: &str, e: io::Error| Error::failed(format!("{}: {what}: {e}", out.display()));
@@ -284,11 +294,11 @@ fn copy_old(old: &Path, out: &mut DirectWriter) -> io::Result<Ending> {
     Ok(ending)
 }
 
-fn append(
+fn append<'r>(
     w: &mut impl Write,
     write_header: bool,
     header: &[String],
-    rows: &[NewRow],
+    rows: impl IntoIterator<Item = NewRow<'r>>,
     ending: Ending,
 ) -> io::Result<()> {
     let end: &[u8] = match ending {
@@ -382,7 +392,7 @@ mod tests {
         let header: Vec<String> = ["status", "code", "instance_id", "extra"]
             .map(String::from)
             .to_vec();
-        commit(&p, &p, &header, &[row()]).unwrap();
+        commit(&p, &p, &header, [row()]).unwrap();
         let got = fs::read_to_string(&p).unwrap();
         assert_eq!(
             got,
@@ -394,7 +404,7 @@ mod tests {
     fn a_new_ledger_gets_the_standard_header_and_owner_only_mode() {
         let d = scratch("new");
         let p = d.join("ledger.csv");
-        commit(&p, &p, &[], &[row()]).unwrap();
+        commit(&p, &p, &[], [row()]).unwrap();
         let got = fs::read_to_string(&p).unwrap();
         assert_eq!(
             got,

@@ -210,7 +210,7 @@ pub fn write_issued(
                 "issued_at",
             ],
         );
-        for (row, code) in issued.rows.iter().zip(&issued.codes) {
+        for (row, code) in issued.rows.iter().zip(issued.codes.iter()) {
             let [id, instance, account] = ids(requests, *row);
             csv_row(
                 &mut buf,

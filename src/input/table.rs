@@ -46,13 +46,14 @@ struct Cells {
     /// each of its text cells ends, counted from the row's start, then its words (each its
     /// place in its list plus one, 0 when missing), then its numbers (four words each, low
     /// first; `MISSING` when empty or unparsable), so that a random row's cells other than its
-    /// text sit in one place. A row whose text is longer than 16 bits can count is marked `WIDE` in
-    /// its piece number and has its ends in `wide`.
+    /// text sit in one place. A row whose text is longer than 16 bits can count is marked
+    /// `WIDE` in its piece number and has its ends in `wide`.
     bounds: Vec<u16>,
     /// The ends (offsets into the piece's text) of the cells of the `WIDE` rows, by row.
     wide: Vec<(u32, Vec<u32>)>,
-    /// The words and the numbers of the row being read.
+    /// The words of the row being read.
     row_words: Vec<u16>,
+    /// The numbers of the row being read.
     row_numbers: Vec<i64>,
     /// The ends of the cells of the row being read.
     row_ends: Vec<u32>,

@@ -22,6 +22,11 @@ impl Issued {
         let i = self.rows.binary_search(&row).ok()?;
         Some(self.codes.get(i))
     }
+
+    /// Each issued code with its request row, rows ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.rows.iter().copied().zip(self.codes.iter())
+    }
 }
 
 /// Gives every eligible request a new code, in input order, unique among `existing` (the

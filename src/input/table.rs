@@ -103,7 +103,8 @@ pub struct Table {
     rows: usize,
     /// The lines rows start on, as runs of rows on consecutive lines: each run's first row and
     /// its line, rows ascending (a file without blank lines or line ends inside quotes is one
-    /// run a piece), so that no number is kept per row for the rare message that names one.
+    /// run: each piece's runs continue the one before), so that no number is kept per row for
+    /// the rare message that names one.
     lines: Vec<(u32, u64)>,
     /// The malformed rows, ascending, each with the index in `problems` of its first problem.
     faults: Vec<(u32, u32)>,
@@ -748,9 +749,12 @@ fn push_text(store: &mut Store, s: &str) {
             // INVARIANT: a word column's cells are parsed into one of its list's words
             // (`charge_type`, `instance_status`) or are stored as missing: a cell never
             // reaches here with another text.
-            debug_assert!(list.contains(&s), "{s:?} is not one of {list:?}");
-            let place = list.iter().position(|w| *w == s).map_or(0, |i| i + 1);
-            store.cells.row_words.push(place as u16);
+            let place = list.iter().position(|w| *w == s);
+            debug_assert!(place.is_some(), "{s:?} is not one of {list:?}");
+            store
+                .cells
+                .row_words
+                .push(place.map_or(0, |i| i + 1) as u16);
         }
         _ => {}
     }

@@ -210,8 +210,8 @@ pub fn write_issued(
                 "issued_at",
             ],
         );
-        for (row, code) in issued.rows.iter().zip(issued.codes.iter()) {
-            let [id, instance, account] = ids(requests, *row);
+        for (row, code) in issued.iter() {
+            let [id, instance, account] = ids(requests, row);
             csv_row(
                 &mut buf,
                 &[&id, &instance, &account, &neutralise(code), issued_at],

@@ -6,8 +6,11 @@
 mod cond;
 mod explain;
 mod quota;
+mod verdict;
 
 pub use explain::{Reason, Remedy, Scratch, each_reason, reasons, rule_ids};
+use verdict::Verdict;
+pub use verdict::Verdicts;
 
 use crate::input::{InstanceIndex, Ledger, Repeats, Table};
 use crate::policy::waivers::Waivers;
@@ -222,38 +225,6 @@ pub fn decide_with(
     })
 }
 
-/// What the rules that read only the instance say of one inventory row.
-#[derive(Clone, Copy)]
-struct Verdict {
-    /// The rules that refuse it: bit `i` for `policy.rules[i]`.
-    refused: u64,
-    /// Whether one of them could not be decided (a value was missing).
-    unknown: bool,
-}
-
-/// The verdicts of every inventory row, kept as two arrays (9 bytes a row where a `Verdict`
-/// takes 16).
-pub struct Verdicts {
-    refused: Vec<u64>,
-    unknown: Vec<bool>,
-}
-
-impl Verdicts {
-    /// Reads a row's verdict and returns a word of it, to be discarded: a batch about to read
-    /// many rows' verdicts calls this for each first, so that their cache misses overlap.
-    fn touch(&self, row: usize) -> u64 {
-        self.refused.get(row).copied().unwrap_or(0)
-            ^ u64::from(self.unknown.get(row).copied().unwrap_or(false))
-    }
-
-    fn of(&self, row: usize) -> Verdict {
-        Verdict {
-            refused: self.refused[row],
-            unknown: self.unknown[row],
-        }
-    }
-}
-
 /// For each inventory row, the verdict of the rules that read only the instance: decided once
 /// per row, in file order, instead of once per request. They read neither the requests nor the
 /// ledger, so a run decides them while the ledger is read (on the current rayon pool).
@@ -265,21 +236,17 @@ pub fn verdicts(policy: &Policy, instances: &Table, as_of: Time) -> Verdicts {
         .filter(|(_, r)| r.per_instance)
         .map(|(i, r)| (i, cond::with_as_of(&r.require, as_of)))
         .collect();
-    let (refused, unknown) = (0..instances.len())
-        .into_par_iter()
-        .with_min_len(4096)
-        .map(|inst| {
-            let env = Env::for_instance(instances, as_of, inst);
-            let (mut refused, mut unknown) = (0, false);
-            for (i, require) in &rules {
-                if !passes(cond::eval(require, &env), &mut unknown) {
-                    refused |= 1 << i;
-                }
+    let places: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
+    Verdicts::decide(&places, instances.len(), |inst| {
+        let env = Env::for_instance(instances, as_of, inst);
+        let (mut refused, mut unknown) = (0, false);
+        for (j, (_, require)) in rules.iter().enumerate() {
+            if !passes(cond::eval(require, &env), &mut unknown) {
+                refused |= 1 << j;
             }
-            (refused, unknown)
-        })
-        .unzip();
-    Verdicts { refused, unknown }
+        }
+        (refused, unknown)
+    })
 }
 
 /// Whether a condition's truth lets the request pass: only `True` does; an unknown one refuses

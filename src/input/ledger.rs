@@ -14,7 +14,8 @@ use crate::schema::{LEDGER_COLUMNS, Status, fold};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 /// How many corruption problems a refusal lists before it says how many more there are.
 const MAX_LISTED: usize = 20;
@@ -38,7 +39,7 @@ pub struct Ledger {
     /// them after).
     pub codes: Codes,
     /// Codes held per instance key, by status (counted by the pieces of the file side by side).
-    held: Vec<[AtomicU32; 3]>,
+    held: Held,
     /// By request row: the ledger row that already answers it.
     pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
@@ -96,9 +97,65 @@ impl Codes {
 impl Ledger {
     /// How many codes the instance of `key` holds, by status.
     pub fn held(&self, key: u32) -> [u32; 3] {
-        self.held[key as usize]
+        self.held.get(key)
+    }
+}
+
+/// How many codes each instance key holds, by status, counted by many threads at once. The
+/// scan adds to the counters at random, so they are 16 bits (6 bytes a key, where 32-bit ones
+/// took 12); a counter that passes 65,535 wraps to 0 and its wrap is kept aside, so the counts
+/// stay exact.
+struct Held {
+    counts: Vec<[AtomicU16; 3]>,
+    /// Per (key, status): how many times its counter wrapped.
+    wraps: Mutex<HashMap<(u32, usize), u32>>,
+    /// Whether `wraps` holds anything (so that reading a count need not lock it).
+    wrapped: AtomicBool,
+}
+
+impl Held {
+    /// Zero codes for each of `keys` keys, filled on every thread (the first write to each page
+    /// of new memory is a page fault).
+    fn new(keys: usize) -> Held {
+        let mut counts = Vec::new();
+        counts.par_extend((0..keys).into_par_iter().map(|_| Default::default()));
+        Held {
+            counts,
+            wraps: Mutex::default(),
+            wrapped: AtomicBool::new(false),
+        }
+    }
+
+    fn add(&self, key: u32, status: usize) {
+        let before = self.counts[key as usize][status].fetch_add(1, Ordering::Relaxed);
+        if before == u16::MAX {
+            // INVARIANT: exactly one addition sees the counter at its top, so each wrap is
+            // recorded once.
+            let mut wraps = self.wraps.lock().unwrap_or_else(|e| e.into_inner());
+            *wraps.entry((key, status)).or_default() += 1;
+            self.wrapped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads a key's counters and returns them, to be discarded: a batch about to add to many
+    /// keys' counters calls this for each first, so that their cache misses overlap.
+    fn touch(&self, key: u32) -> u16 {
+        self.counts[key as usize][0].load(Ordering::Relaxed)
+    }
+
+    /// The counts of `key`, once every addition is done.
+    fn get(&self, key: u32) -> [u32; 3] {
+        let mut counts = self.counts[key as usize]
             .each_ref()
-            .map(|n| n.load(Ordering::Relaxed))
+            .map(|n| u32::from(n.load(Ordering::Relaxed)));
+        if self.wrapped.load(Ordering::Relaxed) {
+            let wraps = self.wraps.lock().unwrap_or_else(|e| e.into_inner());
+            for (status, n) in counts.iter_mut().enumerate() {
+                let times = wraps.get(&(key, status)).copied().unwrap_or(0);
+                *n = n.saturating_add(times.saturating_mul(1 << 16));
+            }
+        }
+        counts
     }
 }
 
@@ -171,9 +228,7 @@ pub fn scan(
         exists: path.exists(),
         header: Vec::new(),
         codes: Codes::default(),
-        held: (0..by_instance.key_space())
-            .map(|_| Default::default())
-            .collect(),
+        held: Held::new(by_instance.key_space()),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
@@ -292,7 +347,7 @@ struct Context<'a> {
     fingerprints: &'a Fingerprinter,
     by_instance: &'a InstanceIndex<'a>,
     by_request: &'a RequestIndex<'a>,
-    held: &'a [[AtomicU32; 3]],
+    held: &'a Held,
 }
 
 impl Context<'_> {
@@ -396,13 +451,14 @@ impl Context<'_> {
         self.by_request.first_rows(&requests[..n], &mut answered);
         // The instances' counters, fetched together before they are counted up (an atomic
         // addition waits for its cache line; plain loads overlap).
-        let sink = keys[..n].iter().flatten().fold(0, |acc, k| {
-            acc ^ self.held[*k as usize][0].load(Ordering::Relaxed)
-        });
+        let sink = keys[..n]
+            .iter()
+            .flatten()
+            .fold(0, |acc, k| acc ^ self.held.touch(*k));
         std::hint::black_box(sink);
         for (i, w) in waiting.rows.iter().enumerate() {
             if let Some(k) = keys[i] {
-                self.held[k as usize][w.status as usize].fetch_add(1, Ordering::Relaxed);
+                self.held.add(k, w.status as usize);
             }
             if let Some(r) = answered[i] {
                 let [instance, _, code, account] = waiting.cells(w);
@@ -518,6 +574,31 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counters added to from many threads at once stay exact past their 16 bits.
+    #[test]
+    fn held_counts_stay_exact_past_sixteen_bits() {
+        let held = Held::new(4);
+        // Key 1, status 2: 200,000 additions (three wraps); key 3, status 0: 65,536 (one wrap,
+        // ending at 0); key 0, status 1: 5.
+        let adds: Vec<(u32, usize)> = std::iter::repeat_n((1, 2), 200_000)
+            .chain(std::iter::repeat_n((3, 0), 65_536))
+            .chain(std::iter::repeat_n((0, 1), 5))
+            .collect();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| {
+                adds.par_iter()
+                    .with_max_len(1_000)
+                    .for_each(|(key, status)| held.add(*key, *status))
+            });
+        assert_eq!(held.get(0), [0, 5, 0]);
+        assert_eq!(held.get(1), [0, 0, 200_000]);
+        assert_eq!(held.get(2), [0, 0, 0]);
+        assert_eq!(held.get(3), [65_536, 0, 0]);
+    }
 
     #[test]
     fn contains_sorted_answers_as_contains_does() {

@@ -46,21 +46,19 @@ pub struct Ledger {
     pub problems: Vec<Problem>,
 }
 
-/// The fingerprints of the ledger's codes, sorted (each with the line it was read on).
+/// The fingerprints of the ledger's codes, sorted.
 #[derive(Default)]
-pub struct Codes(Vec<Seen>);
+pub struct Codes(Vec<u128>);
 
 impl Codes {
     /// Whether a code's identity key has this fingerprint.
     pub fn contains(&self, fingerprint: u128) -> bool {
-        self.0
-            .binary_search_by(|s| s.fingerprint().cmp(&fingerprint))
-            .is_ok()
+        self.0.binary_search(&fingerprint).is_ok()
     }
 
     /// The fingerprints, ascending.
     pub fn fingerprints(&self) -> impl Iterator<Item = u128> + '_ {
-        self.0.iter().map(Seen::fingerprint)
+        self.0.iter().copied()
     }
 
     /// For items in ascending order of `fingerprint`, whether each is a code's: `contains` for
@@ -82,12 +80,12 @@ impl Codes {
                     let fp = fingerprint(item);
                     let rest = &codes[at..];
                     let mut bound = 1;
-                    while bound < rest.len() && rest[bound - 1].fingerprint() < fp {
+                    while bound < rest.len() && rest[bound - 1] < fp {
                         bound *= 2;
                     }
                     let bound = bound.min(rest.len());
-                    at += rest[..bound].partition_point(|s| s.fingerprint() < fp);
-                    codes.get(at).is_some_and(|s| s.fingerprint() == fp)
+                    at += rest[..bound].partition_point(|s| *s < fp);
+                    codes.get(at) == Some(&fp)
                 })
             })
             .collect()
@@ -174,8 +172,8 @@ struct Positions {
 #[derive(Default)]
 struct Part {
     rows: u64,
-    codes: Vec<Seen>,
-    request_ids: Vec<Seen>,
+    codes: Vec<u128>,
+    request_ids: Vec<u128>,
     hits: Vec<(u32, LedgerHit)>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
@@ -212,7 +210,9 @@ impl Waiting {
 /// Reads the ledger. `by_instance` maps an instance id to its key, `by_request` a request id to
 /// the first batch row that carries it. The pieces of the file are read in
 /// parallel; duplicates are found afterwards by sorting fingerprints, and reported at the later
-/// of the two lines, as a reader going top to bottom would.
+/// of the two lines, as a reader going top to bottom would. The fingerprints are kept without
+/// their lines (a million ledger rows keep two each while the ledger is checked): when one
+/// repeats, the run refuses, and the file is read again for the lines (`repeat_lines`).
 pub fn scan(
     path: &Path,
     shown: &str,
@@ -275,6 +275,11 @@ pub fn scan(
     // Both sorted at once: each sort leaves a core idle at its start and end.
     let (code_repeats, request_repeats) =
         rayon::join(|| duplicates(&mut codes), || duplicates(&mut request_ids));
+    let [code_repeats, request_repeats] = if code_repeats.is_empty() && request_repeats.is_empty() {
+        [Vec::new(), Vec::new()]
+    } else {
+        repeat_lines(path, shown, fingerprints, [&code_repeats, &request_repeats])?
+    };
     for (line, first) in code_repeats {
         let msg = format!("column `code`: this code already appears on line {first}");
         corrupt.push((line, format!("{}: {msg}", at(line))));
@@ -288,55 +293,139 @@ pub fn scan(
         corrupt.sort();
         return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
     }
-    // Sorted already: `duplicates` sorted them by fingerprint. They are kept as they are (with
-    // their lines) rather than copied into fingerprints alone.
+    // Sorted already, by `duplicates`.
     ledger.codes = Codes(codes);
     Ok(ledger)
 }
 
-/// A fingerprint and the line it was seen on, in 20 bytes (a `(u128, u64)` pair takes 32): a
-/// million ledger rows keep two of these each while the ledger is checked. They sort by
-/// fingerprint as a number (its words, most significant first, compare in that order), then by
-/// line.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Seen {
-    /// The fingerprint's 32-bit words, most significant first.
-    words: [u32; 4],
-    line: u32,
-}
-
-impl Seen {
-    fn new(fingerprint: u128, line: u64) -> Self {
-        Seen {
-            words: [96, 64, 32, 0].map(|shift| (fingerprint >> shift) as u32),
-            line: line.min(u64::from(u32::MAX)) as u32,
-        }
-    }
-
-    fn fingerprint(&self) -> u128 {
-        self.words
-            .iter()
-            .fold(0u128, |acc, w| acc << 32 | u128::from(*w))
-    }
-}
-
-/// Sorts what was seen and returns each repeat as (its line, the first line).
-fn duplicates(items: &mut [Seen]) -> Vec<(u64, u64)> {
+/// Sorts the fingerprints and returns those that repeat, ascending, each once.
+fn duplicates(items: &mut [u128]) -> Vec<u128> {
     items.par_sort_unstable();
-    let mut out = Vec::new();
-    for i in 1..items.len() {
-        let fp = items[i].words;
-        if fp == items[i - 1].words {
-            let first = items[..i]
-                .iter()
-                .rev()
-                .take_while(|x| x.words == fp)
-                .last()
-                .map_or(items[i - 1].line, |x| x.line);
-            out.push((u64::from(items[i].line), u64::from(first)));
+    let mut out: Vec<u128> = Vec::new();
+    for pair in items.windows(2) {
+        if pair[0] == pair[1] && out.last() != Some(&pair[0]) {
+            out.push(pair[0]);
         }
     }
     out
+}
+
+/// Reads the ledger again for the lines of the rows whose code's or request id's fingerprint
+/// is in `repeated` (codes, then request ids; each ascending): for each row after the first
+/// with the same fingerprint, (its line, the first's line). A row counts only where the scan
+/// took its fingerprint (`sound`). Only a ledger with repeats is read twice, and that run
+/// refuses.
+fn repeat_lines(
+    path: &Path,
+    shown: &str,
+    fingerprints: &Fingerprinter,
+    repeated: [&[u128]; 2],
+) -> Result<[Vec<(u64, u64)>; 2]> {
+    let prepare = |record: &csv::ByteRecord| {
+        let header = header_names(record, shown)?;
+        Ok((header.len(), positions(&header, shown)?))
+    };
+    let mut seen: [Vec<(u128, u64)>; 2] = Default::default();
+    chunks::stream(
+        chunks::open(path, shown)?,
+        shown,
+        prepare,
+        |(width, pos), piece| {
+            let mut found: [Vec<(u128, u64)>; 2] = Default::default();
+            let mut key = String::new();
+            // A piece that cannot be read was refused by the scan already.
+            let _ = chunks::read_records(piece, |cells, line| {
+                let row = Row { cells, line, shown };
+                let Ok(cells) = sound(&row, *width, pos) else {
+                    return;
+                };
+                code::identity_key_into(cells.code, &mut key);
+                let fps = [
+                    Some(fingerprints.of(&key)),
+                    cells.request_fingerprint(fingerprints),
+                ];
+                for ((fp, repeated), found) in fps.iter().zip(repeated).zip(&mut found) {
+                    if let Some(fp) = fp
+                        && repeated.binary_search(fp).is_ok()
+                    {
+                        found.push((*fp, line));
+                    }
+                }
+            });
+            found
+        },
+        |found| {
+            for (all, mine) in seen.iter_mut().zip(found) {
+                all.extend(mine);
+            }
+        },
+    )?;
+    Ok(seen.map(|mut seen| {
+        seen.sort_unstable();
+        seen.chunk_by(|a, b| a.0 == b.0)
+            .flat_map(|rows| rows[1..].iter().map(|(_, line)| (*line, rows[0].1)))
+            .collect()
+    }))
+}
+
+/// The cells of a sound ledger row that the scan reads.
+struct Sound<'r> {
+    code: &'r str,
+    instance: &'r str,
+    request: &'r str,
+    account: &'r str,
+    status: Status,
+}
+
+impl Sound<'_> {
+    /// The request id's fingerprint, when the row has one.
+    fn request_fingerprint(&self, fingerprints: &Fingerprinter) -> Option<u128> {
+        (!self.request.is_empty()).then(|| fingerprints.of(self.request))
+    }
+}
+
+/// A ledger row's cells, when the row is sound; `Err` is a corruption that refuses the run.
+fn sound<'r>(
+    row: &'r Row<'_>,
+    width: usize,
+    pos: &Positions,
+) -> std::result::Result<Sound<'r>, String> {
+    if row.cells.len() != width {
+        return Err(format!(
+            "{}:{}: the row has {} fields, the header has {width}",
+            row.shown,
+            row.line,
+            row.cells.len(),
+        ));
+    }
+    let code = row.cell(Some(pos.code), "code")?;
+    let instance = row.cell(Some(pos.instance), "instance_id")?;
+    let status_text = row.cell(Some(pos.status), "status")?;
+    let request = row.cell(pos.request, "request_id")?;
+    let account = row.cell(pos.account, "account_id")?;
+    for (value, name) in [
+        (code, "code"),
+        (instance, "instance_id"),
+        (status_text, "status"),
+    ] {
+        if value.trim().is_empty() {
+            return Err(row.at(name, "a required value is missing"));
+        }
+    }
+    // No ledger cell is repeated in a message: a code may sit in the wrong column.
+    let status = Status::parse(status_text).ok_or_else(|| {
+        row.at(
+            "status",
+            "unknown status (expected issued, in_use or spent)",
+        )
+    })?;
+    Ok(Sound {
+        code,
+        instance,
+        request,
+        account,
+        status,
+    })
 }
 
 /// What every piece's reader shares.
@@ -387,45 +476,19 @@ impl Context<'_> {
 
     /// Takes in one ledger row; `Err` is a corruption that refuses the run.
     fn take(&self, row: &Row, part: &mut Part) -> std::result::Result<(), String> {
-        let pos = self.pos;
-        if row.cells.len() != self.width {
-            return Err(format!(
-                "{}:{}: the row has {} fields, the header has {}",
-                row.shown,
-                row.line,
-                row.cells.len(),
-                self.width
-            ));
-        }
-        let code = row.cell(Some(pos.code), "code")?;
-        let instance = row.cell(Some(pos.instance), "instance_id")?;
-        let status_text = row.cell(Some(pos.status), "status")?;
-        let request = row.cell(pos.request, "request_id")?;
-        let account = row.cell(pos.account, "account_id")?;
-        for (value, name) in [
-            (code, "code"),
-            (instance, "instance_id"),
-            (status_text, "status"),
-        ] {
-            if value.trim().is_empty() {
-                return Err(row.at(name, "a required value is missing"));
-            }
-        }
-        // No ledger cell is repeated in a message: a code may sit in the wrong column.
-        let status = Status::parse(status_text).ok_or_else(|| {
-            row.at(
-                "status",
-                "unknown status (expected issued, in_use or spent)",
-            )
-        })?;
+        let sound = sound(row, self.width, self.pos)?;
+        let Sound {
+            code,
+            instance,
+            request,
+            account,
+            status,
+        } = sound;
         // The code itself is never repeated in a message: it is a secret.
         code::identity_key_into(code, &mut part.key);
-        let fp = self.fingerprints.of(&part.key);
-        part.codes.push(Seen::new(fp, row.line));
-        if !request.is_empty() {
-            let fp = self.fingerprints.of(request);
-            part.request_ids.push(Seen::new(fp, row.line));
-        }
+        part.codes.push(self.fingerprints.of(&part.key));
+        part.request_ids
+            .extend(sound.request_fingerprint(self.fingerprints));
         let waiting = &mut part.waiting;
         let mut at = [waiting.text.len(); 5];
         for (i, cell) in [instance, request, code, account].into_iter().enumerate() {
@@ -433,7 +496,7 @@ impl Context<'_> {
             at[i + 1] = waiting.text.len();
         }
         waiting.rows.push(WaitingRow { at, status });
-        findings(row, pos, status, &mut part.findings);
+        findings(row, self.pos, status, &mut part.findings);
         Ok(())
     }
 
@@ -613,11 +676,11 @@ mod tests {
         ] {
             // Few distinct fingerprints, so that items often hit codes; some items repeat.
             let space = 4 * (codes as u32).max(1);
-            let mut seen: Vec<Seen> = (0..codes)
-                .map(|line| Seen::new(u128::from(rng.u32(..space)) << 64, line))
+            let mut seen: Vec<u128> = (0..codes)
+                .map(|_| u128::from(rng.u32(..space)) << 64)
                 .collect();
             seen.sort_unstable();
-            seen.dedup_by_key(|s| s.words);
+            seen.dedup();
             let codes = Codes(seen);
             let mut items: Vec<u128> = (0..items)
                 .map(|_| u128::from(rng.u32(..space)) << 64)

@@ -120,6 +120,34 @@ fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
 }
 
 #[test]
+fn every_repeat_is_named_at_its_line_and_the_first_sound_one() {
+    // Line 3 is unsound (its status), so it is no first occurrence; lines 5 and 6 repeat line
+    // 2's code (the same once case and hyphens are set aside), lines 4 and 6 its request id.
+    let rows = "A,i-1,100,L1,,issued,\na,i-1,100,L2,,used,\nB,i-1,100,L1,,issued,\n\
+                A,i-2,100,L3,,spent,\na-,i-2,100,L1,,issued,\n";
+    let ledger = format!("code,instance_id,account_id,request_id,issued_at,status,domain\n{rows}");
+    let ran = base("repeats")
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(2);
+    let said = ran.stderr();
+    for needle in [
+        "ledger.csv:3: column `status`: unknown status",
+        "ledger.csv:4: column `request_id`: this request id already appears on line 2",
+        "ledger.csv:5: column `code`: this code already appears on line 2",
+        "ledger.csv:6: column `code`: this code already appears on line 2",
+        "ledger.csv:6: column `request_id`: this request id already appears on line 2",
+    ] {
+        assert!(said.contains(needle), "{needle}: {said}");
+    }
+    assert!(!said.contains("appears on line 3"), "{said}");
+    assert!(!said.contains("ledger.csv:3: column `code`"), "{said}");
+    assert!(!said.contains("appears on line 4"), "{said}");
+    assert_eq!(ran.read("ledger.csv"), ledger);
+}
+
+#[test]
 fn an_out_folder_that_would_overwrite_an_input_is_refused() {
     let ran = base("overwrite")
         .file("decisions.csv", "x\n")

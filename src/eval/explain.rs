@@ -18,7 +18,7 @@ pub struct Reason<'p> {
 /// The rule ids of a decision's reasons, in order, without rendering anything.
 pub fn rule_ids<'p>(w: &World<'p>, d: &Decision) -> impl Iterator<Item = &'p str> {
     let policy = w.policy;
-    let (mask, single): (u64, Option<&'p str>) = match d.why {
+    let (mask, single): (u64, Option<&'p str>) = match d.why() {
         Why::Nothing => (0, None),
         Why::Rules(mask) => (mask, None),
         Why::Quota { rule, .. } => (0, Some(policy.quotas[rule as usize].id.as_str())),
@@ -94,7 +94,7 @@ pub fn each_reason<'p>(
     mut f: impl FnMut(&'p str, &str, Remedy<'p, '_>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let Scratch { message, remedy } = scratch;
-    match d.why {
+    match d.why() {
         Why::Nothing => Ok(()),
         Why::Rules(mask) => {
             for i in (0..w.policy.rules.len()).filter(|i| mask & (1 << i) != 0) {

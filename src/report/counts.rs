@@ -147,7 +147,7 @@ impl<'w, 'a> Pass<'w, 'a> {
 
     fn add(&mut self, row: usize, d: &Decision) {
         self.outcomes[d.outcome as usize] += 1;
-        match d.why {
+        match d.why() {
             Why::Nothing => {}
             Why::Rules(mask) => bits(mask).for_each(|i| self.rules[i] += 1),
             Why::Quota { rule, .. } => self.quotas[rule as usize] += 1,
@@ -260,7 +260,7 @@ impl<'a> Remedies<'a> {
     /// Tallies the remedies of one refused request: by class when every remedy is plain,
     /// else rendered.
     fn add(&mut self, world: &World<'a>, row: usize, d: &Decision) {
-        match d.why {
+        match d.why() {
             Why::Rules(mask) if bits(mask).all(|i| self.rule_class[i].is_some()) => {
                 let mut first = None;
                 let mut same = true;

@@ -275,18 +275,31 @@ pub fn scan(
     // Both sorted at once: each sort leaves a core idle at its start and end.
     let (code_repeats, request_repeats) =
         rayon::join(|| duplicates(&mut codes), || duplicates(&mut request_ids));
-    let [code_repeats, request_repeats] = if code_repeats.is_empty() && request_repeats.is_empty() {
-        [Vec::new(), Vec::new()]
+    let repeated = [code_repeats, request_repeats];
+    let lines = if repeated.iter().all(Vec::is_empty) {
+        Default::default()
     } else {
-        repeat_lines(path, shown, fingerprints, [&code_repeats, &request_repeats])?
+        repeat_lines(path, shown, fingerprints, [&repeated[0], &repeated[1]])?
     };
-    for (line, first) in code_repeats {
-        let msg = format!("column `code`: this code already appears on line {first}");
-        corrupt.push((line, format!("{}: {msg}", at(line))));
-    }
-    for (line, first) in request_repeats {
-        let msg = format!("column `request_id`: this request id already appears on line {first}");
-        corrupt.push((line, format!("{}: {msg}", at(line))));
+    for ((Lines { pairs, found }, repeated), (column, what)) in lines
+        .into_iter()
+        .zip(&repeated)
+        .zip([("code", "code"), ("request_id", "request id")])
+    {
+        for (line, first) in pairs {
+            let msg = format!("column `{column}`: this {what} already appears on line {first}");
+            corrupt.push((line, format!("{}: {msg}", at(line))));
+        }
+        // The file changed between the two reads (a writer that ignores the lock): the
+        // repeats still refuse the run, without their lines.
+        if found < repeated.len() {
+            corrupt.push((
+                u64::MAX,
+                format!(
+                    "{shown}: column `{column}`: a {what} appears more than once, but the file changed before its lines were found"
+                ),
+            ));
+        }
     }
     drop(request_ids);
     if !corrupt.is_empty() {
@@ -310,17 +323,26 @@ fn duplicates(items: &mut [u128]) -> Vec<u128> {
     out
 }
 
+/// What reading the ledger again found for one kind of fingerprint.
+#[derive(Default)]
+struct Lines {
+    /// (a later line, the first line) for each repeat.
+    pairs: Vec<(u64, u64)>,
+    /// How many of the repeated fingerprints were found repeated again.
+    found: usize,
+}
+
 /// Reads the ledger again for the lines of the rows whose code's or request id's fingerprint
 /// is in `repeated` (codes, then request ids; each ascending): for each row after the first
-/// with the same fingerprint, (its line, the first's line). A row counts only where the scan
-/// took its fingerprint (`sound`). Only a ledger with repeats is read twice, and that run
-/// refuses.
+/// with the same fingerprint, (its line, the first's line), and how many of the fingerprints
+/// were found repeated again. A row counts only where the scan took its fingerprint (`sound`).
+/// Only a ledger with repeats is read twice, and that run refuses.
 fn repeat_lines(
     path: &Path,
     shown: &str,
     fingerprints: &Fingerprinter,
     repeated: [&[u128]; 2],
-) -> Result<[Vec<(u64, u64)>; 2]> {
+) -> Result<[Lines; 2]> {
     let prepare = |record: &csv::ByteRecord| {
         let header = header_names(record, shown)?;
         Ok((header.len(), positions(&header, shown)?))
@@ -362,9 +384,12 @@ fn repeat_lines(
     )?;
     Ok(seen.map(|mut seen| {
         seen.sort_unstable();
-        seen.chunk_by(|a, b| a.0 == b.0)
+        let groups = seen.chunk_by(|a, b| a.0 == b.0);
+        let found = groups.clone().filter(|rows| rows.len() > 1).count();
+        let pairs = groups
             .flat_map(|rows| rows[1..].iter().map(|(_, line)| (*line, rows[0].1)))
-            .collect()
+            .collect();
+        Lines { pairs, found }
     }))
 }
 
@@ -637,6 +662,39 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The second read finds every later line of a repeated fingerprint with its first line,
+    /// and counts a fingerprint it no longer finds repeated (the file changed) as not found.
+    #[test]
+    fn repeat_lines_pairs_each_later_line_with_the_first() {
+        let dir = std::env::temp_dir().join(format!("icp-repeat-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.csv");
+        let rows = "A,i-1,100,L1,,issued,\nB,i-1,100,L2,,issued,\nA,i-2,100,L1,,spent,\n\
+                    a-,i-2,100,L3,,issued,\n";
+        std::fs::write(
+            &path,
+            format!("code,instance_id,account_id,request_id,issued_at,status,domain\n{rows}"),
+        )
+        .unwrap();
+        let fingerprints = Fingerprinter::default();
+        let mut key = String::new();
+        let mut fp_of_code = |code: &str| {
+            code::identity_key_into(code, &mut key);
+            fingerprints.of(&key)
+        };
+        // A repeats on lines 4 and 5; B does not repeat (as if the file had changed).
+        let mut codes = vec![fp_of_code("A"), fp_of_code("B")];
+        codes.sort_unstable();
+        let requests = [fingerprints.of("L1")];
+        let [codes, requests] =
+            repeat_lines(&path, "ledger.csv", &fingerprints, [&codes, &requests]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(codes.pairs, [(4, 2), (5, 2)]);
+        assert_eq!(codes.found, 1);
+        assert_eq!(requests.pairs, [(4, 2)]);
+        assert_eq!(requests.found, 1);
+    }
 
     /// Counters added to from many threads at once stay exact past their 16 bits.
     #[test]

@@ -211,6 +211,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn statuses_parse_trimmed_in_any_case() {
+        for status in Status::ALL {
+            let name = status.name();
+            for text in [
+                name.to_string(),
+                name.to_uppercase(),
+                format!(" {name}\t"),
+                format!("\u{3000}{}", name.to_uppercase()),
+            ] {
+                assert_eq!(Status::parse(&text), Some(status), "{text:?}");
+            }
+        }
+        for text in ["", "used", "issued_", "in use", "spent spent"] {
+            assert_eq!(Status::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
     fn fixed_indices_match_the_schemas() {
         let i = Schema::instances();
         assert_eq!(i.columns[col::INSTANCE_ID].name, "instance_id");
@@ -266,10 +284,14 @@ impl Status {
 
     /// Case-insensitive, surrounding spaces ignored.
     pub fn parse(text: &str) -> Option<Status> {
-        let t = text.trim();
-        Status::ALL
-            .into_iter()
-            .find(|s| s.name().eq_ignore_ascii_case(t))
+        // The usual cell is a name exactly as written; any other is trimmed and folded.
+        let exact = Status::ALL.into_iter().find(|s| s.name() == text);
+        exact.or_else(|| {
+            let t = text.trim();
+            Status::ALL
+                .into_iter()
+                .find(|s| s.name().eq_ignore_ascii_case(t))
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 //! findings.
 
 use super::chunks;
-use super::table::header_names;
+use super::table::{header_names, trim};
 use super::{BATCH, FileInfo, InstanceIndex, Problem, RequestIndex};
 use crate::code;
 use crate::digest::Fingerprinter;
@@ -433,7 +433,7 @@ fn sound<'r>(
         (instance, "instance_id"),
         (status_text, "status"),
     ] {
-        if value.trim().is_empty() {
+        if trim(value).is_empty() {
             return Err(row.at(name, "a required value is missing"));
         }
     }
@@ -648,7 +648,7 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
         })
     };
     let domain = row.cell(pos.domain, "domain").unwrap_or("");
-    if status == Status::InUse && domain.trim().is_empty() {
+    if status == Status::InUse && trim(domain).is_empty() {
         finding("domain", "an `in_use` code has no domain".to_string());
     }
     if let Ok(at) = row.cell(pos.issued_at, "issued_at")

@@ -723,7 +723,7 @@ impl Store<'_> {
 }
 
 /// `str::trim`, with a quick answer for the usual cell that has nothing to trim.
-fn trim(text: &str) -> &str {
+pub(super) fn trim(text: &str) -> &str {
     match (text.as_bytes().first(), text.as_bytes().last()) {
         (Some(a), Some(z)) if is_plain_edge(*a) && is_plain_edge(*z) => text,
         _ => text.trim(),

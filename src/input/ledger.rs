@@ -361,11 +361,8 @@ fn repeat_lines(
                 let Ok(cells) = sound(&row, *width, pos) else {
                     return;
                 };
-                code::identity_key_into(cells.code, &mut key);
-                let fps = [
-                    Some(fingerprints.of(&key)),
-                    cells.request_fingerprint(fingerprints),
-                ];
+                let (code, request) = cells.fingerprints(fingerprints, &mut key);
+                let fps = [Some(code), request];
                 for ((fp, repeated), found) in fps.iter().zip(repeated).zip(&mut found) {
                     if let Some(fp) = fp
                         && repeated.binary_search(fp).is_ok()
@@ -403,9 +400,13 @@ struct Sound<'r> {
 }
 
 impl Sound<'_> {
-    /// The request id's fingerprint, when the row has one.
-    fn request_fingerprint(&self, fingerprints: &Fingerprinter) -> Option<u128> {
-        (!self.request.is_empty()).then(|| fingerprints.of(self.request))
+    /// The fingerprints the scan keeps of the row: its code's identity key (made in `key`),
+    /// and its request id's when it has one.
+    fn fingerprints(&self, fingerprints: &Fingerprinter, key: &mut String) -> (u128, Option<u128>) {
+        // The code itself is never repeated in a message: it is a secret.
+        code::identity_key_into(self.code, key);
+        let request = (!self.request.is_empty()).then(|| fingerprints.of(self.request));
+        (fingerprints.of(key), request)
     }
 }
 
@@ -502,6 +503,9 @@ impl Context<'_> {
     /// Takes in one ledger row; `Err` is a corruption that refuses the run.
     fn take(&self, row: &Row, part: &mut Part) -> std::result::Result<(), String> {
         let sound = sound(row, self.width, self.pos)?;
+        let (code_fp, request_fp) = sound.fingerprints(self.fingerprints, &mut part.key);
+        part.codes.push(code_fp);
+        part.request_ids.extend(request_fp);
         let Sound {
             code,
             instance,
@@ -509,11 +513,6 @@ impl Context<'_> {
             account,
             status,
         } = sound;
-        // The code itself is never repeated in a message: it is a secret.
-        code::identity_key_into(code, &mut part.key);
-        part.codes.push(self.fingerprints.of(&part.key));
-        part.request_ids
-            .extend(sound.request_fingerprint(self.fingerprints));
         let waiting = &mut part.waiting;
         let mut at = [waiting.text.len(); 5];
         for (i, cell) in [instance, request, code, account].into_iter().enumerate() {

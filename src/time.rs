@@ -60,6 +60,81 @@ pub fn parse(text: &str) -> Result<Time, String> {
     Ok(utc)
 }
 
+/// `parse`, as the microseconds since 1970 that an input keeps. The two forms exports and the
+/// generator write, `YYYY-MM-DDTHH:MMZ` and `YYYY-MM-DDTHH:MM:SSZ`, are counted straight from
+/// their digits, without building a calendar date and a time (a few million cells a run); any
+/// other text, and any that does not name a real instant, goes through `parse`, which gives the
+/// same instant or the same error.
+pub fn parse_micros(text: &str) -> Result<i64, String> {
+    match plain_micros(text.as_bytes()) {
+        Some(us) => Ok(us),
+        None => parse(text).map(|t| t.timestamp_micros()),
+    }
+}
+
+/// The microseconds of a time in one of the two plain forms (`T` and `Z` in either case), or
+/// `None` when `b` is not one or names no real instant.
+fn plain_micros(b: &[u8]) -> Option<i64> {
+    let with_seconds = match b.len() {
+        17 => false,
+        20 => true,
+        _ => return None,
+    };
+    let punctuated = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't')
+        && b[13] == b':'
+        && (!with_seconds || b[16] == b':')
+        && matches!(b[b.len() - 1], b'Z' | b'z');
+    if !punctuated {
+        return None;
+    }
+    let year = i64::from(digits(&b[0..4])?);
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    let hour = i64::from(digits(&b[11..13])?);
+    let minute = i64::from(digits(&b[14..16])?);
+    let second = if with_seconds {
+        i64::from(digits(&b[17..19])?)
+    } else {
+        0
+    };
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let days = days_since_1970(year, month, day);
+    Some((((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000)
+}
+
+/// The days of a month of the proleptic Gregorian calendar (the one chrono uses).
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The days from 1970-01-01 to a valid date of the years 0000 to 9999: its years counted from
+/// March, so that the leap day ends a year, in whole 400-year cycles of 146,097 days; counted
+/// from the year -400, so that every number is positive.
+fn days_since_1970(year: i64, month: u32, day: u32) -> i64 {
+    let from_march = if month > 2 { month - 3 } else { month + 9 };
+    let year = (year + 400) as u32 - u32::from(month <= 2);
+    let (cycle, year_of_cycle) = (year / 400, year % 400);
+    let day_of_year = (153 * from_march + 2) / 5 + day - 1;
+    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+    // From -0400-03-01 to 1970-01-01: 719,468 days and one cycle.
+    i64::from(cycle * 146_097 + day_of_cycle) - 719_468 - 146_097
+}
+
 /// The offset east of UTC written as `Z` or `±HH:MM`.
 fn zone(b: &[u8]) -> Option<TimeDelta> {
     match b {
@@ -177,6 +252,57 @@ mod tests {
         }
         assert_eq!(format(t("2026-11-30")), "2026-11-30T00:00:00Z");
         assert_eq!(t("2026-01-01T00:00:00.5Z").timestamp_subsec_millis(), 500);
+    }
+
+    #[test]
+    fn plain_forms_count_the_instant_parse_gives() {
+        // Every day number 0 to 32 of every month number 0 to 13 of years around the calendar's
+        // rules (leap years by 4, 100 and 400, both ends of the four digits), at times at and
+        // past each field's range, in both plain forms and both cases.
+        let mut counted = 0;
+        for year in [
+            0, 1, 4, 99, 100, 400, 1900, 1969, 1970, 2000, 2024, 2026, 2100, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for (hour, minute, second) in
+                        [(0, 0, 0), (23, 59, 59), (24, 0, 0), (12, 60, 0), (1, 2, 60)]
+                    {
+                        let date = format!("{year:04}-{month:02}-{day:02}");
+                        for text in [
+                            format!("{date}T{hour:02}:{minute:02}Z"),
+                            format!("{date}T{hour:02}:{minute:02}:{second:02}Z"),
+                            format!("{date}t{hour:02}:{minute:02}:{second:02}z"),
+                        ] {
+                            let want = parse(&text).map(|t| t.timestamp_micros());
+                            assert_eq!(parse_micros(&text), want, "{text}");
+                            if want.is_ok() {
+                                assert!(plain_micros(text.as_bytes()).is_some(), "{text}");
+                                counted += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(counted > 10_000, "{counted} valid times counted");
+        // Other forms give what `parse` gives, valid or not.
+        for text in [
+            "2026-11-27",
+            "2026-11-27T00:00:00.5Z",
+            "2026-11-27T08:00+08:00",
+            "2026-11-27T00:00Q",
+            "2026-11-27X00:00Z",
+            "2026-11-27T00-00Z",
+            "2026-11-27T00:00-00Z",
+            "2026+11-27T00:00Z",
+            "+026-11-27T00:00Z",
+            "2026-11-27T00:0aZ",
+            "2026-11-27T0:000:00Z",
+        ] {
+            let want = parse(text).map(|t| t.timestamp_micros());
+            assert_eq!(parse_micros(text), want, "{text}");
+        }
     }
 
     #[test]

@@ -652,7 +652,7 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
     }
     if let Ok(at) = row.cell(pos.issued_at, "issued_at")
         && !at.is_empty()
-        && let Err(e) = crate::time::parse(at)
+        && let Err(e) = crate::time::parse_micros(at)
     {
         finding("issued_at", e);
     }

@@ -64,8 +64,6 @@ struct Bounds<'a> {
     /// Where each text cell ends, counted from `start` (zeros for a wide row).
     ends: &'a [u16],
     piece: usize,
-    /// Whether the row's ends are in `Cells::wide`.
-    wide: bool,
     start: usize,
 }
 
@@ -90,6 +88,9 @@ struct Widths {
     texts: usize,
     words: usize,
     numbers: usize,
+    /// The 16-bit words of a row in `Cells::bounds`: `HEAD + texts + words + 4 × numbers`,
+    /// kept rather than summed on every read of a cell.
+    stride: usize,
 }
 
 /// A parsed input table.
@@ -148,6 +149,7 @@ impl Table {
                 texts,
                 words,
                 numbers,
+                stride: HEAD + texts + words + 4 * numbers,
             },
             cells: Cells {
                 texts: vec![String::new()],
@@ -171,8 +173,7 @@ impl Table {
 
     /// The 16-bit words of a row in `Cells::bounds`.
     fn stride(&self) -> usize {
-        let w = self.widths;
-        HEAD + w.texts + w.words + 4 * w.numbers
+        self.widths.stride
     }
 
     pub fn len(&self) -> usize {
@@ -204,19 +205,23 @@ impl Table {
     pub fn text(&self, col: usize, row: usize) -> &str {
         match self.slots[col] {
             Slot::Text(k) => {
-                let Bounds {
-                    ends,
-                    piece,
-                    wide,
-                    start,
-                } = self.bounds(row);
-                let (from, to) = if wide {
+                // The row's words up to this cell's end only, read in place (`bounds` decodes
+                // them all): this runs for every cell a lookup, a rule or a report reads.
+                let at = row * self.stride();
+                let b = &self.cells.bounds[at..at + HEAD + k + 1];
+                let piece = join16(b[0], b[1]);
+                let start = join16(b[2], b[3]) as usize;
+                let (from, to) = if piece & WIDE != 0 {
                     self.wide_cell(row, k, start)
                 } else {
-                    let from = if k == 0 { 0 } else { usize::from(ends[k - 1]) };
-                    (start + from, start + usize::from(ends[k]))
+                    let from = if k == 0 {
+                        0
+                    } else {
+                        usize::from(b[HEAD + k - 1])
+                    };
+                    (start + from, start + usize::from(b[HEAD + k]))
                 };
-                &self.cells.texts[piece][from..to]
+                &self.cells.texts[(piece & !WIDE) as usize][from..to]
             }
             Slot::Word(k, list) => self.word(k, row).map_or("", |i| list[i]),
             _ => "",
@@ -237,7 +242,6 @@ impl Table {
         Bounds {
             ends: &b[HEAD..HEAD + self.widths.texts],
             piece: (piece & !WIDE) as usize,
-            wide: piece & WIDE != 0,
             start: join16(b[2], b[3]) as usize,
         }
     }
@@ -577,7 +581,7 @@ impl Table {
             Ok(Parsed::Text(s)) => push_text(store, s),
             Ok(Parsed::Owned(s)) => push_text(store, &s),
             Ok(Parsed::Int(n)) => push_int(store, n),
-            Ok(Parsed::Time(t)) => push_time(store, t),
+            Ok(Parsed::Time(us)) => push_time(store, us),
             Err(msg) => {
                 if col.identifier {
                     push_text(store, text);
@@ -595,7 +599,8 @@ enum Parsed<'a> {
     Text(&'a str),
     Owned(String),
     Int(i64),
-    Time(Time),
+    /// A time, in the microseconds since 1970 it is kept as.
+    Time(i64),
 }
 
 fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>, String> {
@@ -628,7 +633,7 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
             }
             Ok(Parsed::Int(n))
         }
-        (Type::Time, _) => time::parse(trim(text)).map(Parsed::Time),
+        (Type::Time, _) => time::parse_micros(trim(text)).map(Parsed::Time),
         // Identifiers are kept exactly as read; other text loses surrounding spaces.
         (Type::String | Type::List, _) if col.identifier => Ok(Parsed::Text(text)),
         (Type::String | Type::List, _) => Ok(Parsed::Text(trim(text))),
@@ -766,9 +771,9 @@ fn push_int(store: &mut Store, n: i64) {
     }
 }
 
-fn push_time(store: &mut Store, t: Time) {
+fn push_time(store: &mut Store, micros: i64) {
     if let Slot::Time(_) = store.slot {
-        store.cells.row_numbers.push(t.timestamp_micros());
+        store.cells.row_numbers.push(micros);
     }
 }
 

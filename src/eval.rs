@@ -271,18 +271,17 @@ pub fn decide_with(
 /// per row, in file order, instead of once per request. They read neither the requests nor the
 /// ledger, so a run decides them while the ledger is read (on the current rayon pool).
 pub fn verdicts(policy: &Policy, instances: &Table, as_of: Time) -> Verdicts {
-    let rules: Vec<(usize, Cond)> = policy
+    let (places, requires): (Vec<usize>, Vec<Cond>) = policy
         .rules
         .iter()
         .enumerate()
         .filter(|(_, r)| r.per_instance)
         .map(|(i, r)| (i, cond::with_as_of(&r.require, as_of)))
-        .collect();
-    let places: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
+        .unzip();
     Verdicts::decide(&places, instances.len(), |inst| {
         let env = Env::for_instance(instances, as_of, inst);
         let (mut refused, mut unknown) = (0, false);
-        for (j, (_, require)) in rules.iter().enumerate() {
+        for (j, require) in requires.iter().enumerate() {
             if !passes(cond::eval(require, &env), &mut unknown) {
                 refused |= 1 << j;
             }

@@ -235,11 +235,7 @@ pub fn scan(
     if !ledger.exists {
         return Ok(ledger);
     }
-    let prepare = |record: &csv::ByteRecord| {
-        let header = header_names(record, shown)?;
-        let pos = positions(&header, shown)?;
-        Ok((header, pos))
-    };
+    let prepare = |record: &csv::ByteRecord| read_header(record, shown);
     let mut corrupt = Vec::new();
     let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
     let keep = |part: Part| {
@@ -311,6 +307,13 @@ pub fn scan(
     Ok(ledger)
 }
 
+/// The ledger's header names and where its columns are, for the scan and for the second read.
+fn read_header(record: &csv::ByteRecord, shown: &str) -> Result<(Vec<String>, Positions)> {
+    let header = header_names(record, shown)?;
+    let pos = positions(&header, shown)?;
+    Ok((header, pos))
+}
+
 /// Sorts the fingerprints and returns those that repeat, ascending, each once.
 fn duplicates(items: &mut [u128]) -> Vec<u128> {
     items.par_sort_unstable();
@@ -344,8 +347,7 @@ fn repeat_lines(
     repeated: [&[u128]; 2],
 ) -> Result<[Lines; 2]> {
     let prepare = |record: &csv::ByteRecord| {
-        let header = header_names(record, shown)?;
-        Ok((header.len(), positions(&header, shown)?))
+        read_header(record, shown).map(|(header, pos)| (header.len(), pos))
     };
     let mut seen: [Vec<(u128, u64)>; 2] = Default::default();
     chunks::stream(

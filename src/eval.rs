@@ -3,6 +3,7 @@
 //! in (`requested_at`, `request_id`) order, so neither thread timing nor input order changes who
 //! wins. Reasons are data: every refusal carries its rule id, message and remedy.
 
+mod block;
 mod cond;
 mod explain;
 mod quota;
@@ -278,15 +279,22 @@ pub fn verdicts(policy: &Policy, instances: &Table, as_of: Time) -> Verdicts {
         .filter(|(_, r)| r.per_instance)
         .map(|(i, r)| (i, cond::with_as_of(&r.require, as_of)))
         .unzip();
-    Verdicts::decide(&places, instances.len(), |inst| {
-        let env = Env::for_instance(instances, as_of, inst);
-        let (mut refused, mut unknown) = (0, false);
+    Verdicts::decide(&places, instances.len(), |first, out| {
+        let block = block::Block {
+            instances,
+            as_of,
+            first,
+            len: out.len(),
+        };
+        out.fill((0, false));
         for (j, require) in requires.iter().enumerate() {
-            if !passes(cond::eval(require, &env), &mut unknown) {
-                refused |= 1 << j;
+            let m = block::eval(require, &block);
+            // Only a true condition passes; an unknown one refuses, and says so.
+            for (i, (refused, unknown)) in out.iter_mut().enumerate() {
+                *refused |= u64::from(m.truth >> i & 1 == 0) << j;
+                *unknown |= m.unknown >> i & 1 == 1;
             }
         }
-        (refused, unknown)
     })
 }
 

@@ -6,7 +6,7 @@
 mod chunks;
 mod index;
 pub mod ledger;
-mod table;
+pub(crate) mod table;
 
 pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex};
 pub use ledger::Ledger;

@@ -2,6 +2,7 @@
 //! few bytes a row as they need: the evaluation reads one at random per request, so the smaller
 //! the array, the fewer of those reads miss the cache.
 
+use super::block::BLOCK;
 use rayon::prelude::*;
 
 /// What the rules that read only the instance say of one inventory row.
@@ -13,8 +14,9 @@ pub struct Verdict {
     pub unknown: bool,
 }
 
-/// How many rows one task decides and packs at a time.
+/// How many rows one task decides and packs at a time (a whole number of blocks).
 const ROWS_PER_TASK: usize = 4096;
+const _: () = assert!(ROWS_PER_TASK.is_multiple_of(BLOCK));
 
 /// Every inventory row's verdict. Bit `j` of a row's packed verdict says whether the `j`-th rule
 /// that reads only the instance refuses the row, the bit after those whether one of them could
@@ -32,14 +34,15 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// The verdicts of `rows` rows, decided in parallel (on the current rayon pool) by
-    /// `verdict(row)`, which gives the rules that refuse the row as bit `j` for `rules[j]`, and
-    /// whether one of them could not be decided. `rules` are the policy's indexes of the rules
-    /// that read only the instance, in bit order.
+    /// The verdicts of `rows` rows, decided in parallel (on the current rayon pool) a block of
+    /// at most `BLOCK` rows at a time by `verdict(first, out)`, which fills `out[i]` for row
+    /// `first + i` with the rules that refuse it, as bit `j` for `rules[j]`, and whether one of
+    /// them could not be decided. `rules` are the policy's indexes of the rules that read only
+    /// the instance, in bit order.
     pub fn decide(
         rules: &[usize],
         rows: usize,
-        verdict: impl Fn(usize) -> (u64, bool) + Sync,
+        verdict: impl Fn(usize, &mut [(u64, bool)]) + Sync,
     ) -> Verdicts {
         assert!(
             rules.len() <= 64 && rules.iter().all(|i| *i < 64),
@@ -63,10 +66,14 @@ impl Verdicts {
             .par_chunks_mut(ROWS_PER_TASK * width)
             .enumerate()
             .for_each(|(task, chunk)| {
-                for (i, packed) in chunk.chunks_exact_mut(width).enumerate() {
-                    let (refused, unknown) = verdict(task * ROWS_PER_TASK + i);
-                    let word = u128::from(refused) | u128::from(unknown) << unknown_bit;
-                    packed.copy_from_slice(&word.to_le_bytes()[..width]);
+                let mut out = [(0, false); BLOCK];
+                for (b, block) in chunk.chunks_mut(BLOCK * width).enumerate() {
+                    let out = &mut out[..block.len() / width];
+                    verdict(task * ROWS_PER_TASK + b * BLOCK, out);
+                    for (packed, (refused, unknown)) in block.chunks_exact_mut(width).zip(out) {
+                        let word = u128::from(*refused) | u128::from(*unknown) << unknown_bit;
+                        packed.copy_from_slice(&word.to_le_bytes()[..width]);
+                    }
                 }
             });
         Verdicts {
@@ -120,7 +127,12 @@ mod tests {
                 };
                 (bits, rng.bool())
             };
-            let verdicts = Verdicts::decide(&rules, rows, decided);
+            let verdicts = Verdicts::decide(&rules, rows, |first, out| {
+                assert!(!out.is_empty() && out.len() <= BLOCK);
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v = decided(first + i);
+                }
+            });
             assert_eq!(verdicts.width, count / 8 + 1, "{count} rules");
             for row in 0..rows {
                 let (bits, unknown) = decided(row);

@@ -312,6 +312,28 @@ impl Table {
         }
     }
 
+    /// A word column's list of words; `None` for a column of another kind.
+    pub fn vocabulary(&self, col: usize) -> Option<&'static [&'static str]> {
+        match self.slots[col] {
+            Slot::Word(_, list) => Some(list),
+            _ => None,
+        }
+    }
+
+    /// A word column's cell as its place in `vocabulary(col)`, `None` when missing (or for a
+    /// column of another kind).
+    pub fn word_place(&self, col: usize, row: usize) -> Option<usize> {
+        match self.slots[col] {
+            Slot::Word(k, _) => self.word(k, row),
+            _ => None,
+        }
+    }
+
+    /// Whether a column keeps times (so that `micros` answers for it).
+    pub fn is_time(&self, col: usize) -> bool {
+        matches!(self.slots[col], Slot::Time(_))
+    }
+
     pub fn value(&self, col: usize, row: usize) -> Value<'_> {
         match self.slots[col] {
             Slot::Text(_) | Slot::Word(..) => match self.text(col, row) {

@@ -331,10 +331,12 @@ fn decide_one(
             Decision::invalid(Builtin::RequestIdConflict)
         };
     }
+    let mut decided = 0;
     if let Some(key) = key {
-        if let Some(d) = confidential_gates(w, row, key) {
-            return d;
-        }
+        decided = match confidential_gates(w, row, key) {
+            Ok(decided) => decided,
+            Err(d) => return d,
+        };
         if w.by_instance
             .rows(key)
             .any(|r| w.instances.fault(r).is_some())
@@ -346,31 +348,50 @@ fn decide_one(
         }
     }
     let instance = key.and_then(|k| w.by_instance.rows(k).next());
-    apply_policy(w, row, instance, instance.map(|i| verdicts.of(i)), waived).on(instance)
+    let known = instance.map(|i| verdicts.of(i));
+    apply_policy(w, row, instance, known, decided, waived).on(instance)
 }
 
 /// Step 4: a confidential gate that refuses on every row of the instance decides alone, before
-/// anything about those rows (damage, duplicates) can leak.
-fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Option<Decision> {
-    let (i, rule) = w.policy.rules.iter().enumerate().find(|(_, rule)| {
-        rule.confidential
-            && w.by_instance.rows(key).all(|inst| {
-                let env = Env::new(w, row, Some(inst));
-                cond::eval(&rule.require, &env) == Truth::False
-            })
-    })?;
-    // The decision records the instance's first row, for the report's per-region counts; the
-    // words of a confidential rule are filled without it all the same.
-    Some(Decision::new(outcome_of(rule), Why::Rules(1 << i)).on(w.by_instance.rows(key).next()))
+/// anything about those rows (damage, duplicates) can leak. Otherwise gives the confidential
+/// rules found true on the instance's first row (bit `i` for `policy.rules[i]`), which step 6
+/// then need not decide again.
+fn confidential_gates(w: &World<'_>, row: usize, key: u32) -> Result<u64, Decision> {
+    let mut first_true = 0;
+    for (i, rule) in w.policy.rules.iter().enumerate() {
+        if !rule.confidential {
+            continue;
+        }
+        let mut refused_everywhere = true;
+        for (n, inst) in w.by_instance.rows(key).enumerate() {
+            let truth = cond::eval(&rule.require, &Env::new(w, row, Some(inst)));
+            if n == 0 && truth == Truth::True {
+                first_true |= 1 << i;
+            }
+            if truth != Truth::False {
+                refused_everywhere = false;
+                break;
+            }
+        }
+        if refused_everywhere {
+            // The decision records the instance's first row, for the report's per-region
+            // counts; the words of a confidential rule are filled without it all the same.
+            let first = w.by_instance.rows(key).next();
+            return Err(Decision::new(outcome_of(rule), Why::Rules(1 << i)).on(first));
+        }
+    }
+    Ok(first_true)
 }
 
 /// Step 6: gates in order (the first refusal ends it), then every failing check. `known` holds
-/// the per-instance rules' verdict for the instance's row, when it has one.
+/// the per-instance rules' verdict for the instance's row, when it has one; `decided`, the
+/// rules already found true on that row (bit `i` for `policy.rules[i]`).
 fn apply_policy(
     w: &World<'_>,
     row: usize,
     instance: Option<usize>,
     known: Option<Verdict>,
+    decided: u64,
     waived: &[AtomicU64],
 ) -> Decision {
     let env = Env::new(w, row, instance);
@@ -378,6 +399,7 @@ fn apply_policy(
     let mut unknown = known.is_some_and(|v| v.unknown);
     for (i, rule) in w.policy.rules.iter().enumerate() {
         let passes = match known {
+            _ if decided & (1 << i) != 0 => true,
             Some(v) if rule.per_instance => v.refused & (1 << i) == 0,
             _ => passes(cond::eval(&rule.require, &env), &mut unknown),
         };

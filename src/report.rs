@@ -98,16 +98,21 @@ pub fn write_in_pieces<T: Send>(
     piece: impl Fn(std::ops::Range<usize>, &mut Vec<u8>) -> std::io::Result<T> + Sync,
 ) -> std::io::Result<Vec<T>> {
     use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     const ROWS: usize = 4096;
     let batch = ROWS * rayon::current_num_threads().max(1) * 2;
+    // Each piece's buffer starts as large as the largest piece so far, and a little more, so
+    // that a table of long rows (denials: over 200 bytes a request) is not copied as it grows.
+    let capacity = AtomicUsize::new(ROWS * 128);
     let render = |start: usize| -> std::io::Result<Vec<(Vec<u8>, T)>> {
         let end = (start + batch).min(n);
         let starts: Vec<usize> = (start..end).step_by(ROWS).collect();
         starts
             .into_par_iter()
             .map(|s| {
-                let mut buf = Vec::with_capacity(ROWS * 128);
+                let mut buf = Vec::with_capacity(capacity.load(Ordering::Relaxed));
                 let t = piece(s..(s + ROWS).min(end), &mut buf)?;
+                capacity.fetch_max(buf.len() + buf.len() / 8, Ordering::Relaxed);
                 Ok((buf, t))
             })
             .collect()

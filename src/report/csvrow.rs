@@ -29,6 +29,12 @@ pub fn prefix(buf: &mut Vec<u8>, cells: &[&str]) {
     }
 }
 
+/// Appends one cell, quoted when it must be, and nothing else: a part of a row whose other
+/// parts are written by `prefix` and `row`.
+pub fn cell(buf: &mut Vec<u8>, cell: &str) {
+    push_cell(buf, cell.as_bytes());
+}
+
 fn push_cell(buf: &mut Vec<u8>, cell: &[u8]) {
     if !needs_quotes(cell) {
         buf.extend_from_slice(cell);
@@ -113,6 +119,25 @@ mod tests {
             let mut whole = Vec::new();
             row(&mut whole, &cells);
             assert_eq!(joined, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_a_cell_and_a_row_are_the_row_of_all_their_cells() {
+        let cells = ["R-1", "a,b", "say \"hi\"", "two\nlines", "", "x"];
+        for (i, middle) in cells.iter().enumerate() {
+            let mut joined = Vec::new();
+            prefix(&mut joined, &cells[..i]);
+            cell(&mut joined, middle);
+            if i + 1 < cells.len() {
+                joined.push(b',');
+                row(&mut joined, &cells[i + 1..]);
+            } else {
+                joined.push(b'\n');
+            }
+            let mut whole = Vec::new();
+            row(&mut whole, &cells);
+            assert_eq!(joined, whole, "cell {i}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::csvrow::{prefix as csv_prefix, row as csv_row};
+use super::csvrow::{cell as csv_cell, prefix as csv_prefix, row as csv_row};
 use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
@@ -61,6 +61,35 @@ impl<'p> Tally<'p> {
                 *mine.entry(text).or_default() += n;
             }
         }
+    }
+}
+
+/// The cells of a denial row that a rule with a plain remedy writes the same every time, as
+/// CSV: its id and the comma after it, then a comma, its remedy and the line's end; made once
+/// per rule and piece, found by identity (the same few `&str`s every time).
+#[derive(Default)]
+struct Fixed<'p> {
+    made: Vec<(&'p str, &'p str, Vec<u8>, Vec<u8>)>,
+}
+
+impl<'p> Fixed<'p> {
+    fn cells(&mut self, rule: &'p str, remedy: &'p str) -> (&[u8], &[u8]) {
+        let same = |(r, t, ..): &(&str, &str, Vec<u8>, Vec<u8>)| {
+            std::ptr::eq(*r, rule) && std::ptr::eq(*t, remedy)
+        };
+        let at = match self.made.iter().position(same) {
+            Some(at) => at,
+            None => {
+                let mut head = Vec::new();
+                csv_prefix(&mut head, &[rule]);
+                let mut tail = vec![b','];
+                csv_row(&mut tail, &[&neutralise(remedy)]);
+                self.made.push((rule, remedy, head, tail));
+                self.made.len() - 1
+            }
+        };
+        let (_, _, head, tail) = &self.made[at];
+        (head, tail)
     }
 }
 
@@ -146,6 +175,7 @@ pub fn write_denials<'p>(
             let mut scratch = Scratch::default();
             let mut inventory = Vec::with_capacity(WARM);
             let mut shared = Vec::new();
+            let mut fixed = Fixed::default();
             for start in rows.clone().step_by(WARM) {
                 let few = start..(start + WARM).min(rows.end);
                 // The inventory rows these messages will read, fetched together just before:
@@ -172,10 +202,17 @@ pub fn write_denials<'p>(
                     csv_prefix(&mut shared, &[&id, &instance, &account, d.outcome.name()]);
                     each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
                         buf.extend_from_slice(&shared);
-                        csv_row(
-                            buf,
-                            &[rule, &neutralise(message), &neutralise(remedy.text())],
-                        );
+                        match remedy {
+                            Remedy::Plain(text) => {
+                                let (head, tail) = fixed.cells(rule, text);
+                                buf.extend_from_slice(head);
+                                csv_cell(buf, &neutralise(message));
+                                buf.extend_from_slice(tail);
+                            }
+                            Remedy::Rendered(text) => {
+                                csv_row(buf, &[rule, &neutralise(message), &neutralise(text)])
+                            }
+                        }
                         tally.add(rule, remedy);
                         Ok(())
                     })?;

@@ -194,9 +194,18 @@ pub fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
 /// One cell of a record: its text, or its bytes when they are not UTF-8.
 pub type Cell<'a> = std::result::Result<&'a str, &'a [u8]>;
 
+/// What `read_records` read of a piece.
+pub struct PieceRead {
+    /// Where the last record starts (its byte offset and line), for `unclosed_quote`.
+    pub last: (usize, u64),
+    /// Whether the piece was plain: valid UTF-8 without quotes or carriage returns, so that no
+    /// cell of it holds a comma, a quote or a line end (none needs quoting when written out).
+    pub plain: bool,
+}
+
 /// Reads every record of `piece`, calling `each(cells, line)` for each; returns where the last
-/// record starts (its byte offset and line), for `unclosed_quote`, or the CSV reader's error
-/// with the line it stopped on.
+/// record starts and whether the piece was plain, or the CSV reader's error with the line it
+/// stopped on.
 ///
 /// A piece of valid UTF-8 without quotes or carriage returns (what exports and the generator
 /// write) has a record per non-blank line and a cell between each pair of commas; such a piece
@@ -206,11 +215,14 @@ pub type Cell<'a> = std::result::Result<&'a str, &'a [u8]>;
 pub fn read_records<'a>(
     piece: &Piece<'a>,
     each: impl FnMut(&[Cell<'_>], u64),
-) -> std::result::Result<(usize, u64), (csv::Error, u64)> {
+) -> std::result::Result<PieceRead, (csv::Error, u64)> {
     let plain = memchr::memchr2(b'"', b'\r', piece.bytes).is_none();
     match (plain, std::str::from_utf8(piece.bytes)) {
-        (true, Ok(text)) => Ok(read_plain(text, piece.first_line, each)),
-        _ => read_with_csv(piece, each),
+        (true, Ok(text)) => Ok(PieceRead {
+            last: read_plain(text, piece.first_line, each),
+            plain: true,
+        }),
+        _ => read_with_csv(piece, each).map(|last| PieceRead { last, plain: false }),
     }
 }
 

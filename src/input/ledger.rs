@@ -488,7 +488,7 @@ impl Context<'_> {
         // Its buffers are freed before the part is kept.
         part.waiting = Waiting::default();
         let last = match read {
-            Ok(last) => last,
+            Ok(read) => read.last,
             Err((e, line)) => {
                 part.corrupt
                     .push((line, format!("{}:{line}: cannot read: {e}", self.shown)));

@@ -111,6 +111,9 @@ pub struct Table {
     faults: Vec<(u32, u32)>,
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,
+    /// Whether every piece was plain (`chunks::PieceRead::plain`): then no cell holds a comma, a
+    /// quote or a line end, and none needs quoting when written out.
+    plain: bool,
 }
 
 impl Table {
@@ -159,6 +162,7 @@ impl Table {
             lines: Vec::new(),
             faults: Vec::new(),
             problems: Vec::new(),
+            plain: true,
         }
     }
 
@@ -182,6 +186,12 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether no cell holds a comma, a quote or a line end (the file had no quote and no
+    /// carriage return, and was valid UTF-8), so that none needs quoting when written out.
+    pub fn plain(&self) -> bool {
+        self.plain
     }
 
     /// The line the row starts on (the header is line 1).
@@ -371,13 +381,15 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
     let parse = |(width, positions): &(usize, Vec<Option<usize>>), piece: &chunks::Piece| {
         let mut part = Table::empty(shown, schema);
         part.reserve(piece);
-        let last = chunks::read_records(piece, |cells, line| {
+        let read = chunks::read_records(piece, |cells, line| {
             part.push_row(cells, line, *width, positions, schema);
         })
         .map_err(|(e, line)| Error::refused(format!("{shown}:{line}: cannot read: {e}")))?;
-        if chunks::unclosed_quote(piece.bytes, last.0) {
-            return Err(unclosed(shown, last.1));
+        let (start, line) = read.last;
+        if chunks::unclosed_quote(piece.bytes, start) {
+            return Err(unclosed(shown, line));
         }
+        part.plain = read.plain;
         part.cells.texts[0].shrink_to_fit();
         if part.cells.texts[0].len() > MAX_PIECE_TEXT {
             return Err(Error::refused(format!(
@@ -437,6 +449,7 @@ fn append(table: &mut Table, part: Table) {
         table.push_line(first + rows, line);
     }
     table.rows += part.rows;
+    table.plain &= part.plain;
     table.faults.extend(
         part.faults
             .into_iter()
@@ -810,6 +823,30 @@ mod tests {
             c.keep = c.name != "creation_time";
         }
         schema
+    }
+
+    /// A table is plain only when no cell of any piece could need quotes when written.
+    #[test]
+    fn a_table_is_plain_only_without_quotes_or_carriage_returns() {
+        let header = "request_id,account_id,instance_id,requested_at\n";
+        let row = |i: usize| format!("R-{i},1111222233334444,i-{i},2026-11-29T10:00:00Z\n");
+        // Enough rows for several pieces, so that one odd row late in the file must count.
+        let rows: String = (0..200_000).map(row).collect();
+        let parsed = |text: String| parse(text.as_bytes(), "r.csv", &Schema::requests()).unwrap();
+        let plain = parsed(format!("{header}{rows}"));
+        assert!(
+            plain.cells.texts.len() > 2,
+            "the rows came from several pieces"
+        );
+        assert!(plain.plain());
+        for odd in [
+            "\"R-x,1\",1111222233334444,i-1,2026-11-29T10:00:00Z\n",
+            "R-y,1111222233334444,i-1,2026-11-29T10:00:00Z\r\n",
+        ] {
+            let t = parsed(format!("{header}{rows}{odd}"));
+            assert_eq!(t.len(), 200_001);
+            assert!(!t.plain(), "{odd:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::csvrow::{cell as csv_cell, prefix as csv_prefix, row as csv_row};
+use super::csvrow::{cell as csv_cell, prefix as csv_prefix, prefix_unquoted, row as csv_row};
 use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
@@ -114,6 +114,19 @@ fn ids(requests: &Table, row: usize) -> [std::borrow::Cow<'_, str>; 3] {
         .map(|c| neutralise(requests.text(c, row)))
 }
 
+/// Appends a request row's identifying cells, neutralised, each followed by a comma: the cells
+/// every row of the large tables starts with. Those of a `plain` table are copied without the
+/// quoting check.
+fn push_ids(buf: &mut Vec<u8>, requests: &Table, row: usize) {
+    let [id, instance, account] = ids(requests, row);
+    let cells: [&str; 3] = [&id, &instance, &account];
+    if requests.plain() {
+        prefix_unquoted(buf, &cells);
+    } else {
+        csv_prefix(buf, &cells);
+    }
+}
+
 /// The code a decision carries: the ledger's for `already_issued`, the new one for `issued`.
 fn code_of<'a>(w: &'a World<'_>, issued: &'a Issued, row: usize, d: &Decision) -> &'a str {
     match d.outcome {
@@ -140,7 +153,8 @@ pub fn write_decisions(
             let mut joined = String::new();
             for row in rows {
                 let d = &decisions[row];
-                let [id, instance, account] = ids(w.requests, row);
+                push_ids(buf, w.requests, row);
+                prefix_unquoted(buf, &[d.outcome.name()]);
                 joined.clear();
                 for (i, rule) in rule_ids(w, d).enumerate() {
                     if i > 0 {
@@ -149,10 +163,7 @@ pub fn write_decisions(
                     joined.push_str(rule);
                 }
                 let code = neutralise(code_of(w, issued, row, d));
-                csv_row(
-                    buf,
-                    &[&id, &instance, &account, d.outcome.name(), &code, &joined],
-                );
+                csv_row(buf, &[&code, &joined]);
             }
             Ok(())
         })?;
@@ -197,9 +208,9 @@ pub fn write_denials<'p>(
                         continue;
                     }
                     // The cells every reason row of the request starts with, written once.
-                    let [id, instance, account] = ids(w.requests, row);
                     shared.clear();
-                    csv_prefix(&mut shared, &[&id, &instance, &account, d.outcome.name()]);
+                    push_ids(&mut shared, w.requests, row);
+                    prefix_unquoted(&mut shared, &[d.outcome.name()]);
                     each_reason(w, row, d, &mut scratch, |rule, message, remedy| {
                         buf.extend_from_slice(&shared);
                         match remedy {
@@ -248,11 +259,8 @@ pub fn write_issued(
             ],
         );
         for (row, code) in issued.iter() {
-            let [id, instance, account] = ids(requests, row);
-            csv_row(
-                &mut buf,
-                &[&id, &instance, &account, &neutralise(code), issued_at],
-            );
+            push_ids(&mut buf, requests, row);
+            csv_row(&mut buf, &[&neutralise(code), issued_at]);
             spill(w, &mut buf)?;
         }
         w.write_all(&buf)

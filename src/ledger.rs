@@ -79,7 +79,7 @@ pub fn commit<'r>(
     header: &[String],
     rows: impl IntoIterator<Item = NewRow<'r>>,
 ) -> Result<()> {
-    draft(old, out).commit(header, rows)
+    draft(old, out).commit(header, rows, false)
 }
 
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
@@ -131,11 +131,13 @@ impl Draft {
     /// Appends `rows` after the old ledger's bytes and puts the new ledger in place: synced,
     /// renamed over `out`, the folder synced. `header` is the old ledger's header (empty for a
     /// new ledger, which gets the standard header).
-    /// The rows are made as they are written, not gathered first.
+    /// The rows are made as they are written, not gathered first. With `unquoted`, their ids
+    /// are known to need no quotes (they come from a `plain` table) and are copied as they are.
     pub fn commit<'r>(
         mut self,
         header: &[String],
         rows: impl IntoIterator<Item = NewRow<'r>>,
+        unquoted: bool,
     ) -> Result<()> {
         let out = self.out.clone();
         let fail =
@@ -153,7 +155,7 @@ impl Draft {
         } else {
             &standard[..]
         };
-        append(&mut w, !self.old_exists, header, rows, ending)
+        append(&mut w, !self.old_exists, header, rows, ending, unquoted)
             .map_err(|e| fail("cannot write", e))?;
         let file = w.finish().map_err(|e| fail("cannot write", e))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
@@ -300,6 +302,7 @@ fn append<'r>(
     header: &[String],
     rows: impl IntoIterator<Item = NewRow<'r>>,
     ending: Ending,
+    unquoted: bool,
 ) -> io::Result<()> {
     let end: &[u8] = match ending {
         Ending::Lf => b"\n",
@@ -330,11 +333,13 @@ fn append<'r>(
             "issued",
             "",
         ];
-        csvrow::record(
-            &mut buf,
-            slots.iter().map(|s| s.map_or("", |i| values[i])),
-            end,
-        );
+        let cells = slots.iter().map(|s| s.map_or("", |i| values[i]));
+        // The other cells are ours: a code (letters, digits, hyphens), a time, a status word.
+        if unquoted {
+            csvrow::record_unquoted(&mut buf, cells, end);
+        } else {
+            csvrow::record(&mut buf, cells, end);
+        }
         if buf.len() >= FLUSH_AT {
             w.write_all(&buf)?;
             buf.clear();

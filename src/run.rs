@@ -154,7 +154,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         // neither of rayon's threads from rendering meanwhile.
         let commit = s.spawn(|| match draft {
             None => Ok(()),
-            Some(draft) => draft.commit(&ledger.header, rows),
+            Some(draft) => draft.commit(&ledger.header, rows, requests.plain()),
         });
         let outputs = rayon::join(
             || report::write_issued(&cfg.out, &requests, &issued, &issued_at),

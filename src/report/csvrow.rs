@@ -30,8 +30,7 @@ pub fn record_unquoted<'a>(
         if i > 0 {
             buf.push(b',');
         }
-        debug_assert!(!needs_quotes(cell.as_bytes()), "{cell:?} needs quotes");
-        buf.extend_from_slice(cell.as_bytes());
+        cell_unquoted(buf, cell);
     }
     buf.extend_from_slice(end);
 }
@@ -45,12 +44,17 @@ pub fn prefix(buf: &mut Vec<u8>, cells: &[&str]) {
     }
 }
 
+/// `cell`, for a cell known to need no quotes: copied as it is.
+pub fn cell_unquoted(buf: &mut Vec<u8>, cell: &str) {
+    debug_assert!(!needs_quotes(cell.as_bytes()), "{cell:?} needs quotes");
+    buf.extend_from_slice(cell.as_bytes());
+}
+
 /// `prefix`, for cells known to need no quotes (read from a table that is `plain`, or the
 /// program's own words): copied as they are, each followed by a comma.
 pub fn prefix_unquoted(buf: &mut Vec<u8>, cells: &[&str]) {
     for cell in cells {
-        debug_assert!(!needs_quotes(cell.as_bytes()), "{cell:?} needs quotes");
-        buf.extend_from_slice(cell.as_bytes());
+        cell_unquoted(buf, cell);
         buf.push(b',');
     }
 }
@@ -80,7 +84,7 @@ fn push_cell(buf: &mut Vec<u8>, cell: &[u8]) {
 
 /// Whether a cell must be quoted. Written as a fold without an early exit so that the compiler
 /// checks many bytes at a time: cells are short, and almost none needs quotes.
-fn needs_quotes(cell: &[u8]) -> bool {
+pub fn needs_quotes(cell: &[u8]) -> bool {
     cell.iter()
         .fold(false, |q, &b| q | matches!(b, b',' | b'"' | b'\r' | b'\n'))
 }

@@ -1,11 +1,15 @@
 //! The CSV outputs, with fixed column sets (SPEC §5).
 
-use super::csvrow::{cell as csv_cell, prefix as csv_prefix, prefix_unquoted, row as csv_row};
+use super::csvrow::{
+    cell as csv_cell, cell_unquoted, needs_quotes, prefix as csv_prefix, prefix_unquoted,
+    row as csv_row,
+};
 use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
 use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
 use crate::issue::Issued;
+use crate::policy::{Piece, Policy};
 use crate::schema::col;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -64,32 +68,60 @@ impl<'p> Tally<'p> {
     }
 }
 
-/// The cells of a denial row that a rule with a plain remedy writes the same every time, as
-/// CSV: its id and the comma after it, then a comma, its remedy and the line's end; made once
-/// per rule and piece, found by identity (the same few `&str`s every time).
+/// What a rule with a plain remedy writes the same in every denial row, made once per rule and
+/// piece and found by identity (the same few `&str`s every time).
+struct Made<'p> {
+    rule: &'p str,
+    remedy: &'p str,
+    /// Its id and the comma after it, as CSV.
+    head: Vec<u8>,
+    /// A comma, its remedy and the line's end, as CSV.
+    tail: Vec<u8>,
+    /// Whether its messages need no quotes when both tables are plain: the words of its
+    /// message template need none, and every value it is filled with comes from those tables
+    /// or is ours (a number, a time, a word, `(none)`).
+    message_unquoted: bool,
+}
+
 #[derive(Default)]
 struct Fixed<'p> {
-    made: Vec<(&'p str, &'p str, Vec<u8>, Vec<u8>)>,
+    made: Vec<Made<'p>>,
 }
 
 impl<'p> Fixed<'p> {
-    fn cells(&mut self, rule: &'p str, remedy: &'p str) -> (&[u8], &[u8]) {
-        let same = |(r, t, ..): &(&str, &str, Vec<u8>, Vec<u8>)| {
-            std::ptr::eq(*r, rule) && std::ptr::eq(*t, remedy)
-        };
-        let at = match self.made.iter().position(same) {
+    fn cells(&mut self, policy: &'p Policy, rule: &'p str, remedy: &'p str) -> &Made<'p> {
+        let same = |m: &&Made| std::ptr::eq(m.rule, rule) && std::ptr::eq(m.remedy, remedy);
+        let at = match self.made.iter().position(|m| same(&m)) {
             Some(at) => at,
             None => {
                 let mut head = Vec::new();
                 csv_prefix(&mut head, &[rule]);
                 let mut tail = vec![b','];
                 csv_row(&mut tail, &[&neutralise(remedy)]);
-                self.made.push((rule, remedy, head, tail));
+                // The rule or quota of this id (a built-in reason has neither: its message names
+                // a file, which may need quotes).
+                let template = (policy.rules.iter())
+                    .map(|r| (&r.id, &r.message))
+                    .chain(policy.quotas.iter().map(|q| (&q.id, &q.message)))
+                    .find(|(id, _)| std::ptr::eq(id.as_str(), rule))
+                    .map(|(_, t)| t);
+                let message_unquoted = template.is_some_and(|t| {
+                    t.pieces.iter().all(|p| match p {
+                        Piece::Text(words) => !needs_quotes(words.as_bytes()),
+                        Piece::Field(_) => true,
+                    })
+                });
+                self.made.push(Made {
+                    rule,
+                    remedy,
+                    head,
+                    tail,
+                    message_unquoted,
+                });
                 self.made.len() - 1
             }
         };
-        let (_, _, head, tail) = &self.made[at];
-        (head, tail)
+        &self.made[at]
     }
 }
 
@@ -187,6 +219,7 @@ pub fn write_denials<'p>(
             let mut inventory = Vec::with_capacity(WARM);
             let mut shared = Vec::new();
             let mut fixed = Fixed::default();
+            let tables_plain = w.instances.plain() && w.requests.plain();
             for start in rows.clone().step_by(WARM) {
                 let few = start..(start + WARM).min(rows.end);
                 // The inventory rows these messages will read, fetched together just before:
@@ -215,10 +248,16 @@ pub fn write_denials<'p>(
                         buf.extend_from_slice(&shared);
                         match remedy {
                             Remedy::Plain(text) => {
-                                let (head, tail) = fixed.cells(rule, text);
-                                buf.extend_from_slice(head);
-                                csv_cell(buf, &neutralise(message));
-                                buf.extend_from_slice(tail);
+                                let made = fixed.cells(w.policy, rule, text);
+                                buf.extend_from_slice(&made.head);
+                                // A message that may name a missing field is checked.
+                                let message = neutralise(message);
+                                if made.message_unquoted && tables_plain && !d.unknown {
+                                    cell_unquoted(buf, &message);
+                                } else {
+                                    csv_cell(buf, &message);
+                                }
+                                buf.extend_from_slice(&made.tail);
                             }
                             Remedy::Rendered(text) => {
                                 csv_row(buf, &[rule, &neutralise(message), &neutralise(text)])

@@ -288,3 +288,51 @@ fn an_unknown_condition_names_the_missing_value_in_its_message() {
     );
     assert_eq!(message("r3", "eip-named-after-account"), "EIP 300");
 }
+
+/// A message template's own words may need quoting, or may start like a formula: with plain
+/// input files (no quote anywhere, the case the writer copies without checking), the message
+/// is still quoted and neutralised as the words require, and reads back as rendered.
+#[test]
+fn messages_whose_words_need_quotes_are_quoted_with_plain_inputs() {
+    let policy = default_policy()
+        .replace(
+            "message: \"Instance is billed {instance.charge_type}; only Subscription instances qualify\"",
+            "message: 'Billed \"{instance.charge_type}\", not Subscription'",
+        )
+        .replace(
+            "message: \"Instance has {instance.internet_max_bandwidth_out} Mbit/s outbound bandwidth and no EIP\"",
+            "message: \"+{instance.internet_max_bandwidth_out} Mbit/s\"",
+        );
+    assert!(policy.contains("Billed") && policy.contains("+{instance"));
+    let ran = Test::new("message-words-quoted")
+        .file(
+            "instances.csv",
+            "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+             i-1,100,cn-hangzhou,PostPaid,2027-09-30T16:00Z,0,47.96.61.1\n",
+        )
+        .file("requests.csv", "request_id,account_id,instance_id,requested_at\nr-1,100,i-1,2026-11-29\n")
+        .file("p.yaml", &policy)
+        .args(RUN)
+        .args(["--policy", "p.yaml", "--dry-run"])
+        .run()
+        .expect(0);
+    let denials = ran.read("out/denials.csv");
+    assert!(
+        denials.contains(",\"Billed \"\"PostPaid\"\", not Subscription\","),
+        "{denials}"
+    );
+    let messages: Vec<(String, String)> = csv_rows(&denials)[1..]
+        .iter()
+        .map(|r| (r[4].clone(), r[5].clone()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                "subscription-billing".into(),
+                "Billed \"PostPaid\", not Subscription".into()
+            ),
+            ("internet-bandwidth".into(), "'+0 Mbit/s".into()),
+        ]
+    );
+}

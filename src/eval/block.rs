@@ -36,7 +36,8 @@ pub struct Block<'a> {
 impl Block<'_> {
     /// Every row of the block.
     fn all(&self) -> u64 {
-        u64::MAX >> (BLOCK - self.len)
+        // No row at all for an empty block (a shift by 64 would overflow).
+        u64::MAX.checked_shr((BLOCK - self.len) as u32).unwrap_or(0)
     }
 
     fn falses(&self, m: Masks) -> u64 {

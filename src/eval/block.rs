@@ -119,12 +119,8 @@ fn eval_leaf(leaf: &Cond, b: &Block<'_>) -> Masks {
     let inst = b.instances;
     let unknown = |c| Truth::Unknown(Field::Instance(c));
     match *leaf {
-        Cond::Exists(Field::Instance(c)) => {
-            b.each(|row| truth(inst.value(c, row) != Value::Missing))
-        }
-        Cond::Empty(Field::Instance(c)) => {
-            b.each(|row| truth(inst.value(c, row) == Value::Missing))
-        }
+        Cond::Exists(Field::Instance(c)) => b.each(|row| truth(inst.has_value(c, row))),
+        Cond::Empty(Field::Instance(c)) => b.each(|row| truth(!inst.has_value(c, row))),
         Cond::Compare {
             field: Field::Instance(c),
             op,

@@ -322,6 +322,26 @@ impl Table {
         }
     }
 
+    /// Whether a cell has a value: `value(col, row) != Value::Missing`, without slicing a text
+    /// cell (only its two ends are read).
+    pub fn has_value(&self, col: usize, row: usize) -> bool {
+        match self.slots[col] {
+            Slot::Text(k) => {
+                let at = row * self.stride();
+                let b = &self.cells.bounds[at..at + HEAD + k + 1];
+                if join16(b[0], b[1]) & WIDE != 0 {
+                    return !self.text(col, row).is_empty();
+                }
+                let from = if k == 0 { 0 } else { b[HEAD + k - 1] };
+                b[HEAD + k] > from
+            }
+            Slot::Word(k, _) => self.word(k, row).is_some(),
+            Slot::Int(k) => self.number(k, row) != MISSING,
+            Slot::Time(_) => self.value(col, row) != Value::Missing,
+            Slot::Dropped => false,
+        }
+    }
+
     /// A word column's list of words; `None` for a column of another kind.
     pub fn vocabulary(&self, col: usize) -> Option<&'static [&'static str]> {
         match self.slots[col] {
@@ -950,6 +970,13 @@ mod tests {
         assert_eq!(t.text(at("operation_locks"), wide), long('f'));
         assert_eq!(t.text(at("instance_id"), wide), format!("i-{wide:08}"));
         assert!(!t.cells.wide.is_empty());
+        // Whether a cell has a value, read from its ends alone, wide rows too.
+        for row in (0..n).step_by(7).chain([wide, n - 1]) {
+            for col in 0..schema.columns.len() {
+                let want = t.value(col, row) != Value::Missing;
+                assert_eq!(t.has_value(col, row), want, "row {row}, column {col}");
+            }
+        }
         let late = [n / 3, n / 2, n / 2 + 2, n - 2, n - 1];
         for row in [0, 1, 2, 3, 5, 6, 11, 13].into_iter().chain(late) {
             assert_eq!(t.text(at("instance_id"), row), format!("i-{row:08}"));

@@ -5,12 +5,11 @@
 //! was unknown, not which field made it so: the verdicts keep no more).
 
 use super::Env;
-use super::cond::{self, Truth};
+use super::cond::{self, Truth, ordered, truth};
 use crate::input::Table;
-use crate::policy::{CmpOp, Cond, Field, Operand};
+use crate::policy::{Cond, Field, Operand};
 use crate::schema::Value;
 use crate::time::Time;
-use std::cmp::Ordering;
 
 /// The most rows a block holds: one bit each in a `u64`.
 pub const BLOCK: usize = 64;
@@ -189,25 +188,11 @@ fn eval_leaf(leaf: &Cond, b: &Block<'_>) -> Masks {
     }
 }
 
-fn truth(b: bool) -> Truth {
-    if b { Truth::True } else { Truth::False }
-}
-
-fn ordered(op: CmpOp, ord: Ordering) -> Truth {
-    truth(match op {
-        CmpOp::Eq => ord == Ordering::Equal,
-        CmpOp::Ne => ord != Ordering::Equal,
-        CmpOp::Lt => ord == Ordering::Less,
-        CmpOp::Le => ord != Ordering::Greater,
-        CmpOp::Gt => ord == Ordering::Greater,
-        CmpOp::Ge => ord != Ordering::Less,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::input::table;
+    use crate::policy::CmpOp;
     use crate::schema::Schema;
     use crate::time::parse;
 

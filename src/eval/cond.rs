@@ -93,7 +93,7 @@ pub fn with_as_of(cond: &Cond, as_of: Time) -> Cond {
     }
 }
 
-fn truth(b: bool) -> Truth {
+pub(super) fn truth(b: bool) -> Truth {
     if b { Truth::True } else { Truth::False }
 }
 
@@ -167,7 +167,7 @@ fn compare(env: &impl Lookup, field: Field, op: CmpOp, right: &Operand) -> Truth
     ordered(op, ord)
 }
 
-fn ordered(op: CmpOp, ord: Ordering) -> Truth {
+pub(super) fn ordered(op: CmpOp, ord: Ordering) -> Truth {
     truth(match op {
         CmpOp::Eq => ord == Ordering::Equal,
         CmpOp::Ne => ord != Ordering::Equal,

@@ -106,6 +106,21 @@ mod tests {
         w.into_inner().unwrap()
     }
 
+    /// A row of `cells` random cells, each of up to 11 pieces drawn from `alphabet`.
+    fn random_cells(
+        rng: &mut fastrand::Rng,
+        alphabet: &[&str],
+        cells: std::ops::Range<usize>,
+    ) -> Vec<String> {
+        (0..rng.usize(cells))
+            .map(|_| {
+                (0..rng.usize(0..12))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn rows_are_byte_for_byte_what_the_csv_crate_writes() {
         let alphabet = [
@@ -113,13 +128,7 @@ mod tests {
         ];
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..20_000 {
-            let cells: Vec<String> = (0..rng.usize(2..8))
-                .map(|_| {
-                    (0..rng.usize(0..12))
-                        .map(|_| alphabet[rng.usize(..alphabet.len())])
-                        .collect()
-                })
-                .collect();
+            let cells = random_cells(&mut rng, &alphabet, 2..8);
             let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
             let mut mine = Vec::new();
             row(&mut mine, &cells);
@@ -176,13 +185,7 @@ mod tests {
         let alphabet = ["a", "Z", "9", " ", "'", "=", "é", "\t", ";", "-", ""];
         let mut rng = fastrand::Rng::with_seed(3);
         for _ in 0..2_000 {
-            let cells: Vec<String> = (0..rng.usize(0..6))
-                .map(|_| {
-                    (0..rng.usize(0..12))
-                        .map(|_| alphabet[rng.usize(..alphabet.len())])
-                        .collect()
-                })
-                .collect();
+            let cells = random_cells(&mut rng, &alphabet, 0..6);
             let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
             let (mut quick, mut checked) = (Vec::new(), Vec::new());
             prefix_unquoted(&mut quick, &cells);

@@ -22,54 +22,12 @@ pub type Remedies<'p> = BTreeMap<&'p str, BTreeMap<String, u64>>;
 /// `&str`s every time, so no text is compared or copied per row), rendered ones by text.
 #[derive(Default)]
 struct Tally<'p> {
-    plain: Vec<(&'p str, &'p str, u64)>,
+    plain: Vec<Made<'p>>,
     rendered: Remedies<'p>,
 }
 
-impl<'p> Tally<'p> {
-    fn add(&mut self, rule: &'p str, remedy: Remedy<'p, '_>) {
-        match remedy {
-            Remedy::Plain(text) => {
-                let same = |(r, t, _): &&mut (&str, &str, u64)| {
-                    std::ptr::eq(*r, rule) && std::ptr::eq(*t, text)
-                };
-                match self.plain.iter_mut().find(same) {
-                    Some((_, _, n)) => *n += 1,
-                    None => self.plain.push((rule, text, 1)),
-                }
-            }
-            Remedy::Rendered(text) => {
-                let by_remedy = self.rendered.entry(rule).or_default();
-                match by_remedy.get_mut(text) {
-                    Some(n) => *n += 1,
-                    None => {
-                        by_remedy.insert(text.to_string(), 1);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds this piece's counts to `remedies`, by text.
-    fn add_to(self, remedies: &mut Remedies<'p>) {
-        for (rule, text, n) in self.plain {
-            *remedies
-                .entry(rule)
-                .or_default()
-                .entry(text.to_string())
-                .or_default() += n;
-        }
-        for (rule, by_remedy) in self.rendered {
-            let mine = remedies.entry(rule).or_default();
-            for (text, n) in by_remedy {
-                *mine.entry(text).or_default() += n;
-            }
-        }
-    }
-}
-
 /// What a rule with a plain remedy writes the same in every denial row, made once per rule and
-/// piece and found by identity (the same few `&str`s every time).
+/// piece, and how many of the piece's rows it wrote.
 struct Made<'p> {
     rule: &'p str,
     remedy: &'p str,
@@ -81,47 +39,81 @@ struct Made<'p> {
     /// message template need none, and every value it is filled with comes from those tables
     /// or is ours (a number, a time, a word, `(none)`).
     message_unquoted: bool,
+    count: u64,
 }
 
-#[derive(Default)]
-struct Fixed<'p> {
-    made: Vec<Made<'p>>,
-}
-
-impl<'p> Fixed<'p> {
-    fn cells(&mut self, policy: &'p Policy, rule: &'p str, remedy: &'p str) -> &Made<'p> {
-        let same = |m: &&Made| std::ptr::eq(m.rule, rule) && std::ptr::eq(m.remedy, remedy);
-        let at = match self.made.iter().position(|m| same(&m)) {
+impl<'p> Tally<'p> {
+    /// Counts one row of a rule with a plain remedy, found by identity, and gives what the row
+    /// writes of it.
+    fn add_plain(&mut self, policy: &'p Policy, rule: &'p str, remedy: &'p str) -> &Made<'p> {
+        let same = |m: &Made| std::ptr::eq(m.rule, rule) && std::ptr::eq(m.remedy, remedy);
+        let at = match self.plain.iter().position(same) {
             Some(at) => at,
             None => {
-                let mut head = Vec::new();
-                csv_prefix(&mut head, &[rule]);
-                let mut tail = vec![b','];
-                csv_row(&mut tail, &[&neutralise(remedy)]);
-                // The rule or quota of this id (a built-in reason has neither: its message names
-                // a file, which may need quotes).
-                let template = (policy.rules.iter())
-                    .map(|r| (&r.id, &r.message))
-                    .chain(policy.quotas.iter().map(|q| (&q.id, &q.message)))
-                    .find(|(id, _)| std::ptr::eq(id.as_str(), rule))
-                    .map(|(_, t)| t);
-                let message_unquoted = template.is_some_and(|t| {
-                    t.pieces.iter().all(|p| match p {
-                        Piece::Text(words) => !needs_quotes(words.as_bytes()),
-                        Piece::Field(_) => true,
-                    })
-                });
-                self.made.push(Made {
-                    rule,
-                    remedy,
-                    head,
-                    tail,
-                    message_unquoted,
-                });
-                self.made.len() - 1
+                self.plain.push(Made::new(policy, rule, remedy));
+                self.plain.len() - 1
             }
         };
-        &self.made[at]
+        let made = &mut self.plain[at];
+        made.count += 1;
+        made
+    }
+
+    fn add_rendered(&mut self, rule: &'p str, text: &str) {
+        let by_remedy = self.rendered.entry(rule).or_default();
+        match by_remedy.get_mut(text) {
+            Some(n) => *n += 1,
+            None => {
+                by_remedy.insert(text.to_string(), 1);
+            }
+        }
+    }
+
+    /// Adds this piece's counts to `remedies`, by text.
+    fn add_to(self, remedies: &mut Remedies<'p>) {
+        for m in self.plain {
+            *remedies
+                .entry(m.rule)
+                .or_default()
+                .entry(m.remedy.to_string())
+                .or_default() += m.count;
+        }
+        for (rule, by_remedy) in self.rendered {
+            let mine = remedies.entry(rule).or_default();
+            for (text, n) in by_remedy {
+                *mine.entry(text).or_default() += n;
+            }
+        }
+    }
+}
+
+impl<'p> Made<'p> {
+    fn new(policy: &'p Policy, rule: &'p str, remedy: &'p str) -> Made<'p> {
+        let mut head = Vec::new();
+        csv_prefix(&mut head, &[rule]);
+        let mut tail = vec![b','];
+        csv_row(&mut tail, &[&neutralise(remedy)]);
+        // The rule or quota of this id (a built-in reason has neither: its message names a
+        // file, which may need quotes).
+        let template = (policy.rules.iter())
+            .map(|r| (&r.id, &r.message))
+            .chain(policy.quotas.iter().map(|q| (&q.id, &q.message)))
+            .find(|(id, _)| std::ptr::eq(id.as_str(), rule))
+            .map(|(_, t)| t);
+        let message_unquoted = template.is_some_and(|t| {
+            t.pieces.iter().all(|p| match p {
+                Piece::Text(words) => !needs_quotes(words.as_bytes()),
+                Piece::Field(_) => true,
+            })
+        });
+        Made {
+            rule,
+            remedy,
+            head,
+            tail,
+            message_unquoted,
+            count: 0,
+        }
     }
 }
 
@@ -219,7 +211,6 @@ pub fn write_denials<'p>(
             let mut scratch = Scratch::default();
             let mut inventory = Vec::with_capacity(WARM);
             let mut shared = Vec::new();
-            let mut fixed = Fixed::default();
             let tables_plain = w.instances.plain() && w.requests.plain();
             for start in rows.clone().step_by(WARM) {
                 let few = start..(start + WARM).min(rows.end);
@@ -249,7 +240,7 @@ pub fn write_denials<'p>(
                         buf.extend_from_slice(&shared);
                         match remedy {
                             Remedy::Plain(text) => {
-                                let made = fixed.cells(w.policy, rule, text);
+                                let made = tally.add_plain(w.policy, rule, text);
                                 buf.extend_from_slice(&made.head);
                                 // A message that may name a missing field is checked.
                                 let message = neutralise(message);
@@ -261,10 +252,10 @@ pub fn write_denials<'p>(
                                 buf.extend_from_slice(&made.tail);
                             }
                             Remedy::Rendered(text) => {
-                                csv_row(buf, &[rule, &neutralise(message), &neutralise(text)])
+                                csv_row(buf, &[rule, &neutralise(message), &neutralise(text)]);
+                                tally.add_rendered(rule, text);
                             }
                         }
-                        tally.add(rule, remedy);
                         Ok(())
                     })?;
                 }

@@ -212,30 +212,43 @@ impl Table {
     }
 
     /// A cell as text, exactly as read (empty when missing); for string and list columns.
+    #[inline]
     pub fn text(&self, col: usize, row: usize) -> &str {
         match self.slots[col] {
-            Slot::Text(k) => {
-                // The row's words up to this cell's end only, read in place (`bounds` decodes
-                // them all): this runs for every cell a lookup, a rule or a report reads.
-                let at = row * self.stride();
-                let b = &self.cells.bounds[at..at + HEAD + k + 1];
-                let piece = join16(b[0], b[1]);
-                let start = join16(b[2], b[3]) as usize;
-                let (from, to) = if piece & WIDE != 0 {
-                    self.wide_cell(row, k, start)
-                } else {
-                    let from = if k == 0 {
-                        0
-                    } else {
-                        usize::from(b[HEAD + k - 1])
-                    };
-                    (start + from, start + usize::from(b[HEAD + k]))
-                };
-                &self.cells.texts[(piece & !WIDE) as usize][from..to]
-            }
+            Slot::Text(k) => self.text_cell(k, row),
             Slot::Word(k, list) => self.word(k, row).map_or("", |i| list[i]),
             _ => "",
         }
+    }
+
+    /// A row's k-th text cell. Only the row's words up to this cell's end are read, in place
+    /// (`bounds` decodes them all): this runs for every cell a lookup, a rule or a report reads,
+    /// so it is inlined into them, and its rare case (a `WIDE` row) is not.
+    #[inline]
+    fn text_cell(&self, k: usize, row: usize) -> &str {
+        let at = row * self.stride();
+        let b = &self.cells.bounds[at..=at + HEAD + k];
+        let head: &[u16; HEAD] = b.first_chunk().expect("a row's bounds start with its head");
+        let piece = join16(head[0], head[1]);
+        let start = join16(head[2], head[3]) as usize;
+        if piece & WIDE != 0 {
+            return self.wide_text(row, k, start, piece);
+        }
+        // A cell starts where the one before it ends; the first, where the row does.
+        let (from, to) = match b[HEAD - 1..] {
+            [.., from, to] if k > 0 => (from, to),
+            [.., to] => (0, to),
+            [] => unreachable!("the slice holds the head"),
+        };
+        &self.cells.texts[piece as usize][start + usize::from(from)..start + usize::from(to)]
+    }
+
+    /// `text_cell` for a `WIDE` row.
+    #[cold]
+    #[inline(never)]
+    fn wide_text(&self, row: usize, k: usize, start: usize, piece: u32) -> &str {
+        let (from, to) = self.wide_cell(row, k, start);
+        &self.cells.texts[(piece & !WIDE) as usize][from..to]
     }
 
     /// The place in its list of a row's k-th word, `None` when the cell is missing.

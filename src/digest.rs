@@ -20,6 +20,7 @@ pub struct Fingerprinter {
 }
 
 impl Fingerprinter {
+    #[inline]
     pub fn of(&self, s: &str) -> u128 {
         (u128::from(self.a.hash_one(s)) << 64) | u128::from(self.b.hash_one(s))
     }

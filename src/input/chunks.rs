@@ -97,6 +97,8 @@ fn stream_in_blocks<C: Sync, T: Send>(
     let mut want = block;
     // The next block is read into `next` while this one is parsed, then the two are swapped.
     let mut next: Vec<u8> = Vec::new();
+    // How many pieces the blocks before this one were cut into.
+    let mut numbered: u32 = 0;
     loop {
         while !eof && carry.len() < want {
             eof = fill(&mut carry, want)?;
@@ -130,17 +132,22 @@ fn stream_in_blocks<C: Sync, T: Send>(
             }
         };
         let body = &carry[..cut];
-        let pieces = if quoted {
+        let mut pieces = if quoted {
             vec![Piece {
                 bytes: body,
                 first_line: line,
                 lines: line_ends(body, 0, body.len()),
+                number: 0,
             }]
         } else {
             // No quote in the block (checked above): it splits at any line end.
             split_plain(body, line, rayon::current_num_threads() * 4)
         };
         line += pieces.iter().map(|p| p.lines).sum::<u64>();
+        for p in &mut pieces {
+            p.number = numbered;
+            numbered += 1;
+        }
         let (ahead, parsed) = rayon::join(
             || -> Result<bool> {
                 hasher.update(&carry[hashed..]);
@@ -386,12 +393,14 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
 }
 
-/// A piece of the body: its bytes, the line its first byte is on, and how many line ends it
-/// holds (counted once, when the block is split).
+/// A piece of the body: its bytes, the line its first byte is on, how many line ends it holds
+/// (counted once, when the block is split) and its place among the file's pieces (from 0, in
+/// file order: `stream` numbers them).
 pub struct Piece<'a> {
     pub bytes: &'a [u8],
     pub first_line: u64,
     pub lines: u64,
+    pub number: u32,
 }
 
 /// Splits `body` into about `want` pieces at line ends, each with the line it starts on; a body
@@ -404,6 +413,7 @@ fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
             bytes: body,
             first_line,
             lines: line_ends(body, 0, body.len()),
+            number: 0,
         }];
     }
     split_plain(body, first_line, want)
@@ -443,6 +453,7 @@ fn split_plain(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
                 bytes: &body[r],
                 first_line: line,
                 lines,
+                number: 0,
             };
             line += lines;
             piece
@@ -629,6 +640,7 @@ mod tests {
                 bytes: text.as_bytes(),
                 first_line: rng.u64(1..5),
                 lines: line_ends(text.as_bytes(), 0, text.len()),
+                number: 0,
             };
             assert_eq!(read(&piece, true), read(&piece, false), "{text:?}");
         }
@@ -666,6 +678,7 @@ mod tests {
                 bytes: text.as_bytes(),
                 first_line: 1,
                 lines: line_ends(text.as_bytes(), 0, text.len()),
+                number: 0,
             };
             let want: Vec<(u64, Vec<u8>)> = records(&whole).into_iter().skip(1).collect();
             for block in [64, 1_000, 4_096] {

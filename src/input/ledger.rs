@@ -201,9 +201,15 @@ struct WaitingRow {
 
 impl Waiting {
     /// A waiting row's instance id, request id, code and account id.
+    #[inline]
     fn cells(&self, w: &WaitingRow) -> [&str; 4] {
-        let at = w.at;
-        [0, 1, 2, 3].map(|i| &self.text[at[i]..at[i + 1]])
+        let (t, at) = (&self.text, w.at);
+        [
+            &t[at[0]..at[1]],
+            &t[at[1]..at[2]],
+            &t[at[2]..at[3]],
+            &t[at[3]..at[4]],
+        ]
     }
 }
 

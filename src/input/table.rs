@@ -57,6 +57,9 @@ struct Cells {
     row_numbers: Vec<i64>,
     /// The ends of the cells of the row being read.
     row_ends: Vec<u32>,
+    /// The number of the piece being read (`chunks::Piece::number`): its rows' bounds name it
+    /// as they are read, so that a piece's bounds join the table's as they are.
+    piece: u32,
 }
 
 /// A row's entry in `Cells::bounds`, decoded.
@@ -413,6 +416,7 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
     table.cells.texts.clear();
     let parse = |(width, positions): &(usize, Vec<Option<usize>>), piece: &chunks::Piece| {
         let mut part = Table::empty(shown, schema);
+        part.cells.piece = piece.number;
         part.reserve(piece);
         let read = chunks::read_records(piece, |cells, line| {
             part.push_row(cells, line, *width, positions, schema);
@@ -457,24 +461,29 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
     ))
 }
 
-/// Appends a piece to the table: its texts are moved, not copied; its per-row bounds are
-/// appended, and the piece is dropped.
+/// Appends a piece to the table: its text is moved, not copied; its per-row bounds, which
+/// already name the piece, are appended as they are, and the piece is dropped.
 fn append(table: &mut Table, part: Table) {
-    let stride = table.stride();
     let (rows, problems) = (table.rows as u32, table.problems.len() as u32);
-    let piece = table.cells.texts.len() as u32;
     let Cells {
         texts,
         bounds,
         wide,
+        piece,
         ..
     } = part.cells;
+    // INVARIANT: the pieces are appended in file order, each once, and a piece holds one text:
+    // so its number is where its text lands.
+    assert_eq!(
+        (piece as usize, texts.len()),
+        (table.cells.texts.len(), 1),
+        "pieces are appended in order"
+    );
     table.cells.texts.extend(texts);
-    table.cells.bounds.reserve(bounds.len());
-    for row in bounds.chunks_exact(stride) {
-        let [lo, hi] = split16(join16(row[0], row[1]) + piece);
-        table.cells.bounds.extend([lo, hi]);
-        table.cells.bounds.extend_from_slice(&row[2..]);
+    if table.cells.bounds.is_empty() {
+        table.cells.bounds = bounds;
+    } else {
+        table.cells.bounds.extend_from_slice(&bounds);
     }
     let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
     table.cells.wide.extend(wide);
@@ -754,9 +763,9 @@ impl Cells {
         let longest = self.row_ends.last().map_or(0, |end| end - start);
         let piece = if longest > u32::from(u16::MAX) {
             self.wide.push((row, self.row_ends.clone()));
-            WIDE
+            self.piece | WIDE
         } else {
-            0
+            self.piece
         };
         self.bounds.extend(split16(piece));
         self.bounds.extend(split16(start));

@@ -330,20 +330,19 @@ impl Iterator for Separators<'_> {
     #[inline(always)]
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
-            let mut last = [0u8; CHUNK];
-            let chunk: &[u8; CHUNK] = match self.chunks.next() {
-                Some(c) => c.try_into().expect("a chunk of CHUNK bytes"),
+            self.mask = match self.chunks.next() {
+                Some(c) => separators(c.try_into().expect("a chunk of CHUNK bytes")),
                 None if !self.tail.is_empty() => {
                     // The last bytes, padded with zeros (neither a comma nor a line feed).
+                    let mut last = [0u8; CHUNK];
                     last[..self.tail.len()].copy_from_slice(self.tail);
                     self.tail = &[];
-                    &last
+                    separators(&last)
                 }
                 None => return None,
             };
             self.base = self.next;
             self.next += CHUNK;
-            self.mask = separators(chunk);
         }
         let at = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;

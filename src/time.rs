@@ -185,27 +185,26 @@ pub fn format(t: Time) -> String {
 /// Appends `t` in the output form.
 pub fn write(t: Time, out: &mut String) {
     use chrono::{Datelike, Timelike};
-    // Digits pushed directly: this runs for most lines of `denials.csv`, where the formatting
-    // machinery of `write!` showed in profiles. Years are 0000 to 9999 (see `parse`).
+    // Its twenty bytes made on the stack and appended at once: this runs for most lines of
+    // `denials.csv`, where the formatting machinery of `write!`, and then a push per
+    // character, showed in profiles. Years are 0000 to 9999 (see `parse`).
     let t = t.naive_utc();
     let year = t.year().clamp(0, 9999) as u32;
-    let digits = |out: &mut String, n: u32, width: u32| {
-        for place in (0..width).rev() {
-            out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    let mut text = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, n: u32, width: usize| {
+        let mut n = n;
+        for place in (at..at + width).rev() {
+            text[place] = b'0' + (n % 10) as u8;
+            n /= 10;
         }
     };
-    digits(out, year, 4);
-    for (separator, n) in [
-        ('-', t.month()),
-        ('-', t.day()),
-        ('T', t.hour()),
-        (':', t.minute()),
-        (':', t.second()),
-    ] {
-        out.push(separator);
-        digits(out, n, 2);
-    }
-    out.push('Z');
+    put(0, year, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    out.push_str(std::str::from_utf8(&text).expect("digits and punctuation are ASCII"));
 }
 
 #[cfg(test)]

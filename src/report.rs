@@ -98,19 +98,26 @@ pub fn write_in_pieces<T: Send>(
     piece: impl Fn(std::ops::Range<usize>, &mut Vec<u8>) -> std::io::Result<T> + Sync,
 ) -> std::io::Result<Vec<T>> {
     use rayon::prelude::*;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     const ROWS: usize = 4096;
     let batch = ROWS * rayon::current_num_threads().max(1) * 2;
     // Each piece's buffer starts as large as the largest piece so far, and a little more, so
     // that a table of long rows (denials: over 200 bytes a request) is not copied as it grows.
     let capacity = AtomicUsize::new(ROWS * 128);
+    // Buffers written out are handed back and rendered into again: a buffer this large is a
+    // mapping of its own, and a new one for every piece cost a fault per page and, when freed,
+    // a wait for the other cores (a TLB flush).
+    let spare: Mutex<Vec<Vec<u8>>> = Mutex::default();
     let render = |start: usize| -> std::io::Result<Vec<(Vec<u8>, T)>> {
         let end = (start + batch).min(n);
         let starts: Vec<usize> = (start..end).step_by(ROWS).collect();
         starts
             .into_par_iter()
             .map(|s| {
-                let mut buf = Vec::with_capacity(capacity.load(Ordering::Relaxed));
+                let reused = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut buf = reused.unwrap_or_default();
+                buf.reserve(capacity.load(Ordering::Relaxed));
                 let t = piece(s..(s + ROWS).min(end), &mut buf)?;
                 capacity.fetch_max(buf.len() + buf.len() / 8, Ordering::Relaxed);
                 Ok((buf, t))
@@ -119,9 +126,11 @@ pub fn write_in_pieces<T: Send>(
     };
     let mut tallies = Vec::new();
     let mut write = |rendered: Vec<(Vec<u8>, T)>| -> std::io::Result<()> {
-        for (buf, t) in rendered {
+        for (mut buf, t) in rendered {
             w.write_all(&buf)?;
             tallies.push(t);
+            buf.clear();
+            spare.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
         }
         Ok(())
     };

@@ -60,6 +60,8 @@ struct Cells {
     /// The number of the piece being read (`chunks::Piece::number`): its rows' bounds name it
     /// as they are read, so that a piece's bounds join the table's as they are.
     piece: u32,
+    /// How many bytes of the file the piece being read holds.
+    bytes: usize,
 }
 
 /// A row's entry in `Cells::bounds`, decoded.
@@ -401,11 +403,26 @@ impl Table {
 
 /// Reads `path` (shown as `shown` in messages) by `schema`.
 pub fn load(path: &Path, shown: &str, schema: &Schema) -> Result<Table> {
-    parse(chunks::open(path, shown)?, shown, schema)
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    parse_sized(chunks::open(path, shown)?, size, shown, schema)
 }
 
 /// Parses CSV by `schema`, a block at a time, the pieces of each block in parallel.
+#[cfg(test)]
 pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> Result<Table> {
+    parse_sized(input, 0, shown, schema)
+}
+
+/// `parse`, of an input of about `size` bytes (0: unknown). The table's bounds get room for the
+/// rows that size holds at the first piece's bytes per row, and the pieces' own bounds are
+/// recycled once appended: a buffer this large is a mapping of its own, whose every growth
+/// or release waits for the other cores (a TLB flush), and whose new pages are faults.
+fn parse_sized(
+    input: impl std::io::Read + Send,
+    size: u64,
+    shown: &str,
+    schema: &Schema,
+) -> Result<Table> {
     let prepare = |record: &csv::ByteRecord| {
         let header = header_names(record, shown)?;
         Ok((header.len(), locate_columns(&header, schema, shown)?))
@@ -414,9 +431,14 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
     let mut failed = None;
     let mut table = Table::empty(shown, schema);
     table.cells.texts.clear();
+    let spare: std::sync::Mutex<Vec<Vec<u16>>> = Default::default();
     let parse = |(width, positions): &(usize, Vec<Option<usize>>), piece: &chunks::Piece| {
         let mut part = Table::empty(shown, schema);
         part.cells.piece = piece.number;
+        part.cells.bytes = piece.bytes.len();
+        if let Some(bounds) = spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            part.cells.bounds = bounds;
+        }
         part.reserve(piece);
         let read = chunks::read_records(piece, |cells, line| {
             part.push_row(cells, line, *width, positions, schema);
@@ -427,7 +449,8 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
             return Err(unclosed(shown, line));
         }
         part.plain = read.plain;
-        part.cells.texts[0].shrink_to_fit();
+        // Not shrunk to fit: that moves or trims its mapping, a wait for the other cores (a TLB
+        // flush), and the unused end of its room was never touched, so it costs no memory.
         if part.cells.texts[0].len() > MAX_PIECE_TEXT {
             return Err(Error::refused(format!(
                 "{shown}: a piece of the file holds more than {MAX_PIECE_TEXT} bytes of text, more than one run can take"
@@ -436,7 +459,21 @@ pub fn parse(input: impl std::io::Read + Send, shown: &str, schema: &Schema) -> 
         Ok(part)
     };
     let keep = |part: Result<Table>| match part {
-        Ok(part) if failed.is_none() => append(&mut table, part),
+        Ok(part) if failed.is_none() => {
+            if table.cells.texts.is_empty() && size > 0 {
+                // Room for the whole file's rows at this piece's bytes per row, and a little
+                // more; room never written to costs no memory.
+                let (rows, bytes) = (part.rows as u64 + 1, part.cells.bytes.max(1) as u64);
+                // A row takes two bytes at least (a cell and its line end): never more rows
+                // than half the size. A reservation the system refuses only leaves the table
+                // to grow as it goes.
+                let estimate = (size / bytes * rows + size / bytes * rows / 8).min(size / 2 + 1);
+                let words = (estimate as usize).saturating_mul(table.stride());
+                let _ = table.cells.bounds.try_reserve_exact(words);
+            }
+            let spent = append(&mut table, part);
+            spare.lock().unwrap_or_else(|e| e.into_inner()).push(spent);
+        }
         Ok(_) => {}
         Err(e) => {
             failed.get_or_insert(e);
@@ -462,12 +499,13 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
 }
 
 /// Appends a piece to the table: its text is moved, not copied; its per-row bounds, which
-/// already name the piece, are appended as they are, and the piece is dropped.
-fn append(table: &mut Table, part: Table) {
+/// already name the piece, are appended as they are, and the piece is dropped. Gives back the
+/// piece's bounds buffer, emptied, for another piece.
+fn append(table: &mut Table, part: Table) -> Vec<u16> {
     let (rows, problems) = (table.rows as u32, table.problems.len() as u32);
     let Cells {
         texts,
-        bounds,
+        mut bounds,
         wide,
         piece,
         ..
@@ -480,11 +518,7 @@ fn append(table: &mut Table, part: Table) {
         "pieces are appended in order"
     );
     table.cells.texts.extend(texts);
-    if table.cells.bounds.is_empty() {
-        table.cells.bounds = bounds;
-    } else {
-        table.cells.bounds.extend_from_slice(&bounds);
-    }
+    table.cells.bounds.extend_from_slice(&bounds);
     let wide = wide.into_iter().map(|(r, ends)| (r + rows, ends));
     table.cells.wide.extend(wide);
     for (first, line) in part.lines {
@@ -498,6 +532,8 @@ fn append(table: &mut Table, part: Table) {
             .map(|(r, p)| (r + rows, p + problems)),
     );
     table.problems.extend(part.problems);
+    bounds.clear();
+    bounds
 }
 
 /// The header cells as text, without a leading byte-order mark.
@@ -984,7 +1020,9 @@ mod tests {
             ));
         }
         let schema = instances_schema();
-        let t = parse(text.as_bytes(), "t.csv", &schema).unwrap();
+        // Read as `load` reads a file, its size known: the table's room is reserved from the
+        // first piece, and the pieces' bounds buffers are recycled.
+        let t = parse_sized(text.as_bytes(), text.len() as u64, "t.csv", &schema).unwrap();
         assert_eq!(t.len(), n);
         assert!(t.cells.texts.len() > 4, "the rows came from several pieces");
         let at = |name: &str| schema.index(name).unwrap();

@@ -186,6 +186,8 @@ pub struct World<'a> {
     pub repeats: &'a Repeats,
     pub waivers: &'a Waivers,
     pub as_of: Time,
+    /// `as_of` in the output form, written once for every message that names it.
+    pub as_of_text: &'a str,
 }
 
 /// What evaluation gives: a decision per request row, and how many requests each waiver
@@ -466,6 +468,9 @@ fn render(t: &Template, env: &Env, out: &mut String) {
                 Some(Value::Int(n)) => {
                     let _ = write!(out, "{n}");
                 }
+                Some(Value::Time(_)) if *f == Field::AsOf && !env.as_of_text.is_empty() => {
+                    out.push_str(env.as_of_text)
+                }
                 Some(Value::Time(t)) => time::write(t, out),
                 Some(Value::Missing) | None => out.push_str("(none)"),
             },
@@ -482,6 +487,8 @@ struct Env<'a> {
     request: Option<(&'a Table, usize)>,
     instance: Option<usize>,
     as_of: Time,
+    /// `as_of` as text, or empty where nothing is rendered (the per-instance verdicts).
+    as_of_text: &'a str,
     quota: (i64, i64),
 }
 
@@ -492,6 +499,7 @@ impl<'a> Env<'a> {
             request: Some((w.requests, request)),
             instance,
             as_of: w.as_of,
+            as_of_text: w.as_of_text,
             quota: (0, 0),
         }
     }
@@ -502,6 +510,7 @@ impl<'a> Env<'a> {
             request: None,
             instance: Some(instance),
             as_of,
+            as_of_text: "",
             quota: (0, 0),
         }
     }

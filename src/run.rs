@@ -86,6 +86,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // the ledger's code fingerprints after issuing.
     let repeats = by_request.into_repeats();
     let existing_codes = std::mem::take(&mut ledger.codes);
+    let as_of_text = time::format(cfg.as_of);
     let world = World {
         policy: &policy,
         instances: &instances,
@@ -95,6 +96,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         repeats: &repeats,
         waivers: &waivers,
         as_of: cfg.as_of,
+        as_of_text: &as_of_text,
     };
     let progress = Progress::new(requests.len() as u64, "evaluate", !cfg.quiet);
     let evaluation =
@@ -116,7 +118,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     prepare_out(&cfg.out)?;
     phases.mark("issue");
 
-    let issued_at = time::format(cfg.as_of);
+    let issued_at = as_of_text.clone();
     // The new ledger rows, made as the commit writes them rather than gathered first (80 bytes
     // a code: 180 MB at 10M requests).
     let rows = issued.iter().map(|(r, code)| NewRow {

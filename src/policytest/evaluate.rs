@@ -96,6 +96,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
     let ledger = input::ledger::scan(led, "ledger.csv", &fingerprints, &by_instance, &by_request)?;
     let repeats = by_request.into_repeats();
     let no_waivers = Waivers::default();
+    let as_of_text = crate::time::format(case.as_of);
     let world = World {
         policy,
         instances: &instances,
@@ -105,6 +106,7 @@ fn decide(policy: &Policy, case: &Case, [inst, req, led]: [&PathBuf; 3]) -> Resu
         repeats: &repeats,
         waivers: &no_waivers,
         as_of: case.as_of,
+        as_of_text: &as_of_text,
     };
     let mut decisions = eval::decide(&world, 1, &Progress::hidden())
         .map_err(Error::failed)?

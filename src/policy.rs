@@ -109,6 +109,18 @@ pub enum CmpOp {
     Ge,
 }
 
+impl CmpOp {
+    /// Every comparison, in the order of the declaration.
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
+}
+
 /// The right-hand side of a comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {

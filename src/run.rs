@@ -86,6 +86,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // the ledger's code fingerprints after issuing.
     let repeats = by_request.into_repeats();
     let existing_codes = std::mem::take(&mut ledger.codes);
+    // The as-of time as text: what messages name as `as_of`, and the new codes' `issued_at`.
     let as_of_text = time::format(cfg.as_of);
     let world = World {
         policy: &policy,
@@ -118,7 +119,6 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     prepare_out(&cfg.out)?;
     phases.mark("issue");
 
-    let issued_at = as_of_text.clone();
     // The new ledger rows, made as the commit writes them rather than gathered first (80 bytes
     // a code: 180 MB at 10M requests).
     let rows = issued.iter().map(|(r, code)| NewRow {
@@ -126,7 +126,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         instance_id: requests.text(col::REQUEST_INSTANCE, r),
         account_id: requests.text(col::REQUEST_ACCOUNT, r),
         request_id: requests.text(col::REQUEST_ID, r),
-        issued_at: &issued_at,
+        issued_at: &as_of_text,
     });
     let ledger_after = ledger.info.rows + issued.rows.len() as u64;
     let problems: Vec<&Problem> = instances
@@ -159,7 +159,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
             Some(draft) => draft.commit(&ledger.header, rows, requests.plain()),
         });
         let outputs = rayon::join(
-            || report::write_issued(&cfg.out, &requests, &issued, &issued_at),
+            || report::write_issued(&cfg.out, &requests, &issued, &as_of_text),
             || report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts),
         );
         let committed = commit

@@ -264,14 +264,7 @@ mod tests {
     /// A random condition over the inventory's columns, `depth` levels deep at most.
     fn condition(rng: &mut fastrand::Rng, columns: usize, depth: u32) -> Cond {
         let field = Field::Instance(rng.usize(..columns));
-        let op = [
-            CmpOp::Eq,
-            CmpOp::Ne,
-            CmpOp::Lt,
-            CmpOp::Le,
-            CmpOp::Gt,
-            CmpOp::Ge,
-        ][rng.usize(..6)];
+        let op = CmpOp::ALL[rng.usize(..CmpOp::ALL.len())];
         let word = |rng: &mut fastrand::Rng| {
             [
                 "PrePaid",

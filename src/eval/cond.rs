@@ -206,14 +206,7 @@ mod tests {
         ]))
     }
 
-    const OPS: [CmpOp; 6] = [
-        CmpOp::Eq,
-        CmpOp::Ne,
-        CmpOp::Lt,
-        CmpOp::Le,
-        CmpOp::Gt,
-        CmpOp::Ge,
-    ];
+    const OPS: [CmpOp; 6] = CmpOp::ALL;
 
     const T: Cond = Cond::Exists(Field::AsOf);
     const F: Cond = Cond::Empty(Field::AsOf);

@@ -460,16 +460,8 @@ fn parse_sized(
     };
     let keep = |part: Result<Table>| match part {
         Ok(part) if failed.is_none() => {
-            if table.cells.texts.is_empty() && size > 0 {
-                // Room for the whole file's rows at this piece's bytes per row, and a little
-                // more; room never written to costs no memory.
-                let (rows, bytes) = (part.rows as u64 + 1, part.cells.bytes.max(1) as u64);
-                // A row takes two bytes at least (a cell and its line end): never more rows
-                // than half the size. A reservation the system refuses only leaves the table
-                // to grow as it goes.
-                let estimate = (size / bytes * rows + size / bytes * rows / 8).min(size / 2 + 1);
-                let words = (estimate as usize).saturating_mul(table.stride());
-                let _ = table.cells.bounds.try_reserve_exact(words);
+            if table.cells.texts.is_empty() {
+                reserve_rows(&mut table, &part, size);
             }
             let spent = append(&mut table, part);
             spare.lock().unwrap_or_else(|e| e.into_inner()).push(spent);
@@ -496,6 +488,20 @@ pub fn unclosed(shown: &str, line: u64) -> Error {
     Error::refused(format!(
         "{shown}:{line}: a quoted field that starts on this line is never closed, so it would swallow every line after it"
     ))
+}
+
+/// Gives `table` room for the bounds of a file of `size` bytes (0: unknown, no room), at the
+/// bytes per row of its first piece, `first`, and a little more; room never written to costs
+/// no memory. A row takes two bytes at least (a cell and its line end), so never more rows than
+/// half the size; a reservation the system refuses only leaves the table to grow as it goes.
+fn reserve_rows(table: &mut Table, first: &Table, size: u64) {
+    if size == 0 {
+        return;
+    }
+    let (rows, bytes) = (first.rows as u64 + 1, first.cells.bytes.max(1) as u64);
+    let estimate = (size / bytes * rows + size / bytes * rows / 8).min(size / 2 + 1);
+    let words = (estimate as usize).saturating_mul(table.stride());
+    let _ = table.cells.bounds.try_reserve_exact(words);
 }
 
 /// Appends a piece to the table: its text is moved, not copied; its per-row bounds, which

@@ -46,38 +46,131 @@ pub struct Ledger {
     pub problems: Vec<Problem>,
 }
 
+/// Fingerprints kept in 256 buckets by their top byte, each bucket sorted: gathered so as the
+/// pieces of the ledger come in, they are sorted as 256 small sorts that each stay in cache,
+/// where one sort of them all (16 MB at a million rows) went over memory at every level.
+/// Fingerprints are keyed hashes, so the buckets fill about equally.
+///
+/// The buckets are regions of one buffer, so that freeing it hands its memory back at once: a
+/// region's room that is never filled is never touched, and costs no memory.
+#[derive(Default)]
+pub struct Fingerprints {
+    /// Bucket `b` is `slots[b * room..][..lens[b]]`.
+    slots: Vec<u128>,
+    room: usize,
+    /// How many fingerprints each bucket holds (empty before the first is added).
+    lens: Vec<usize>,
+}
+
+/// How many buckets `Fingerprints` has: one per value of a fingerprint's top byte.
+const BUCKETS: usize = 256;
+
+fn bucket(fingerprint: u128) -> usize {
+    (fingerprint >> 120) as usize
+}
+
+impl Fingerprints {
+    /// Buckets with room for about `expected` fingerprints in all (a bucket that fills up
+    /// makes room for twice as many in each).
+    fn with_room(expected: usize) -> Fingerprints {
+        let mut me = Fingerprints::default();
+        me.make_room(expected / BUCKETS + expected / BUCKETS / 8 + 16);
+        me
+    }
+
+    /// Moves the buckets into regions of `room` fingerprints each.
+    fn make_room(&mut self, room: usize) {
+        // Zeroed memory this large arrives untouched: only the pages written cost memory.
+        let mut slots = vec![0u128; BUCKETS * room];
+        self.lens.resize(BUCKETS, 0);
+        for (b, len) in self.lens.iter().enumerate() {
+            slots[b * room..][..*len].copy_from_slice(&self.slots[b * self.room..][..*len]);
+        }
+        (self.slots, self.room) = (slots, room);
+    }
+
+    fn extend(&mut self, fingerprints: &[u128]) {
+        for fp in fingerprints {
+            let b = bucket(*fp);
+            if self.lens.get(b).is_none_or(|len| *len == self.room) {
+                self.make_room(self.room * 2 + 16);
+            }
+            self.slots[b * self.room + self.lens[b]] = *fp;
+            self.lens[b] += 1;
+        }
+    }
+
+    /// Sorts every bucket (in parallel) and returns the fingerprints that repeat, ascending,
+    /// each once.
+    fn sort_and_find_repeats(&mut self) -> Vec<u128> {
+        let room = self.room.max(1);
+        self.slots
+            .par_chunks_mut(room)
+            .zip(&self.lens)
+            .map(|(region, len)| {
+                let b = &mut region[..*len];
+                b.sort_unstable();
+                let mut repeats: Vec<u128> = Vec::new();
+                for pair in b.windows(2) {
+                    if pair[0] == pair[1] && repeats.last() != Some(&pair[0]) {
+                        repeats.push(pair[0]);
+                    }
+                }
+                repeats
+            })
+            .flatten_iter()
+            .collect()
+    }
+
+    /// Bucket `b`'s fingerprints (sorted, once `sort_and_find_repeats` has run).
+    fn sorted_bucket(&self, b: usize) -> &[u128] {
+        match self.lens.get(b) {
+            Some(len) => &self.slots[b * self.room..][..*len],
+            None => &[],
+        }
+    }
+}
+
 /// The fingerprints of the ledger's codes, sorted.
 #[derive(Default)]
-pub struct Codes(Vec<u128>);
+pub struct Codes(Fingerprints);
 
 impl Codes {
     /// Whether a code's identity key has this fingerprint.
     pub fn contains(&self, fingerprint: u128) -> bool {
-        self.0.binary_search(&fingerprint).is_ok()
+        (self.0.sorted_bucket(bucket(fingerprint)))
+            .binary_search(&fingerprint)
+            .is_ok()
     }
 
-    /// The fingerprints, ascending.
+    /// The fingerprints, ascending: the buckets in order, each sorted.
     pub fn fingerprints(&self) -> impl Iterator<Item = u128> + '_ {
-        self.0.iter().copied()
+        (0..BUCKETS).flat_map(|b| self.0.sorted_bucket(b).iter().copied())
     }
 
     /// For items in ascending order of `fingerprint`, whether each is a code's: `contains` for
-    /// each, found by walking forward through the codes (galloping, then a binary search
-    /// within the step) rather than by a binary search of them all, whose first steps miss
-    /// the cache for every item when the codes are many. Runs of items are walked in parallel.
+    /// each, found by walking forward through the codes of each bucket (galloping, then a
+    /// binary search within the step) rather than by a binary search of them all, whose first
+    /// steps miss the cache for every item when the codes are many. Runs of items are walked
+    /// in parallel.
     pub fn contains_sorted<T: Sync>(
         &self,
         items: &[T],
         fingerprint: impl Fn(&T) -> u128 + Sync,
     ) -> Vec<bool> {
         const RUN: usize = 4096;
-        let (codes, fingerprint) = (&self.0, &fingerprint);
+        let fingerprint = &fingerprint;
         items
             .par_chunks(RUN)
             .flat_map_iter(|run| {
-                let mut at = 0;
+                // Where the walk is: a bucket, and how far into it.
+                let (mut walked, mut at) = (usize::MAX, 0);
                 run.iter().map(move |item| {
                     let fp = fingerprint(item);
+                    if bucket(fp) != walked {
+                        (walked, at) = (bucket(fp), 0);
+                    }
+                    let codes = self.0.sorted_bucket(walked);
                     let rest = &codes[at..];
                     let mut bound = 1;
                     while bound < rest.len() && rest[bound - 1] < fp {
@@ -243,11 +336,15 @@ pub fn scan(
     }
     let prepare = |record: &csv::ByteRecord| read_header(record, shown);
     let mut corrupt = Vec::new();
-    let (mut codes, mut request_ids) = (Vec::new(), Vec::new());
+    // Room for a fingerprint of each kind per row, the rows counted from the file's size (a
+    // row of the ledger is rarely under a hundred bytes).
+    let expected = std::fs::metadata(path).map_or(0, |m| m.len() / 100) as usize;
+    let mut codes = Fingerprints::with_room(expected);
+    let mut request_ids = Fingerprints::with_room(expected);
     let keep = |part: Part| {
         ledger.info.rows += part.rows;
-        codes.extend(part.codes);
-        request_ids.extend(part.request_ids);
+        codes.extend(&part.codes);
+        request_ids.extend(&part.request_ids);
         ledger.hits.extend(part.hits);
         ledger.problems.extend(part.findings);
         corrupt.extend(part.corrupt);
@@ -274,9 +371,10 @@ pub fn scan(
     ledger.header = header;
     ledger.info.sha256 = streamed.sha256;
     let at = |line| format!("{shown}:{line}");
-    // Both sorted at once: each sort leaves a core idle at its start and end.
-    let (code_repeats, request_repeats) =
-        rayon::join(|| duplicates(&mut codes), || duplicates(&mut request_ids));
+    let (code_repeats, request_repeats) = rayon::join(
+        || codes.sort_and_find_repeats(),
+        || request_ids.sort_and_find_repeats(),
+    );
     let repeated = [code_repeats, request_repeats];
     let lines = if repeated.iter().all(Vec::is_empty) {
         Default::default()
@@ -308,7 +406,7 @@ pub fn scan(
         corrupt.sort();
         return Err(refusal(corrupt.into_iter().map(|(_, m)| m).collect()));
     }
-    // Sorted already, by `duplicates`.
+    // Sorted already, by `sort_and_find_repeats`.
     ledger.codes = Codes(codes);
     Ok(ledger)
 }
@@ -318,18 +416,6 @@ fn read_header(record: &csv::ByteRecord, shown: &str) -> Result<(Vec<String>, Po
     let header = header_names(record, shown)?;
     let pos = positions(&header, shown)?;
     Ok((header, pos))
-}
-
-/// Sorts the fingerprints and returns those that repeat, ascending, each once.
-fn duplicates(items: &mut [u128]) -> Vec<u128> {
-    items.par_sort_unstable();
-    let mut out: Vec<u128> = Vec::new();
-    for pair in items.windows(2) {
-        if pair[0] == pair[1] && out.last() != Some(&pair[0]) {
-            out.push(pair[0]);
-        }
-    }
-    out
 }
 
 /// What reading the ledger again found for one kind of fingerprint.
@@ -728,6 +814,43 @@ mod tests {
         assert_eq!(held.get(3), [65_536, 0, 0]);
     }
 
+    /// A fingerprint of few distinct values, spread over every bucket: `v`'s low byte is the
+    /// top byte.
+    fn spread(v: u32) -> u128 {
+        u128::from(v).rotate_right(8)
+    }
+
+    #[test]
+    fn bucketed_fingerprints_sort_and_find_repeats_as_one_sort_does() {
+        let mut rng = fastrand::Rng::with_seed(12);
+        for n in [0, 1, 2, 255, 256, 5_000, 40_000] {
+            let space = (n as u32 / 2).max(1);
+            let all: Vec<u128> = (0..n).map(|_| spread(rng.u32(..space))).collect();
+            let mut fps = Fingerprints::with_room(n / 3);
+            for part in all.chunks(777) {
+                fps.extend(part);
+            }
+            let repeats = fps.sort_and_find_repeats();
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            let mut want: Vec<u128> = sorted
+                .windows(2)
+                .filter(|p| p[0] == p[1])
+                .map(|p| p[0])
+                .collect();
+            want.dedup();
+            assert_eq!(repeats, want, "{n} fingerprints");
+            assert!(n < 5_000 || !repeats.is_empty());
+            let flat: Vec<u128> = (0..BUCKETS)
+                .flat_map(|b| fps.sorted_bucket(b).to_vec())
+                .collect();
+            assert_eq!(
+                flat, sorted,
+                "the buckets, in order, are every fingerprint sorted"
+            );
+        }
+    }
+
     #[test]
     fn contains_sorted_answers_as_contains_does() {
         let mut rng = fastrand::Rng::with_seed(11);
@@ -741,18 +864,19 @@ mod tests {
         ] {
             // Few distinct fingerprints, so that items often hit codes; some items repeat.
             let space = 4 * (codes as u32).max(1);
-            let mut seen: Vec<u128> = (0..codes)
-                .map(|_| u128::from(rng.u32(..space)) << 64)
-                .collect();
-            seen.sort_unstable();
-            seen.dedup();
-            let codes = Codes(seen);
-            let mut items: Vec<u128> = (0..items)
-                .map(|_| u128::from(rng.u32(..space)) << 64)
-                .collect();
+            let seen: Vec<u128> = (0..codes).map(|_| spread(rng.u32(..space))).collect();
+            let mut fps = Fingerprints::default();
+            fps.extend(&seen);
+            fps.sort_and_find_repeats();
+            let codes = Codes(fps);
+            let mut items: Vec<u128> = (0..items).map(|_| spread(rng.u32(..space))).collect();
             items.sort_unstable();
             let want: Vec<bool> = items.iter().map(|fp| codes.contains(*fp)).collect();
-            assert!(want.iter().any(|b| *b) || codes.0.is_empty() || items.len() < 20);
+            assert!(want.iter().any(|b| *b) || seen.is_empty() || items.len() < 20);
+            assert_eq!(
+                want.iter().filter(|b| **b).count(),
+                items.iter().filter(|fp| seen.contains(fp)).count()
+            );
             assert_eq!(codes.contains_sorted(&items, |fp| *fp), want);
         }
     }

@@ -11,7 +11,9 @@
 #      rules that read only the instance), evaluate, issue, write (the ledger commit runs
 #      beside the reports)), alternating with the baseline of
 #      step 3 for ROUNDS rounds (default 3 at every size): the machine's speed
-#      drifts, so each tool's median wall time and peak RSS are compared:
+#      drifts, so each tool's median wall time and peak RSS are compared. Each round's
+#      outputs (both tools') are removed before it, untimed, so that no round pays for
+#      freeing the last one's:
 #        icp-audit run --input DIR --ledger-out SCRATCH/ledger.out.csv --out SCRATCH/out \
 #                      --as-of 2026-11-27T00:00:00Z --quiet --timings
 #      then --jobs 1 and --jobs 2, alternating for JOBS_ROUNDS rounds (default 2), their median
@@ -195,6 +197,9 @@ for N in "${SIZES[@]}"; do
     run_icp() { # run_icp NAME [extra args]
         local name=$1
         shift
+        # Each round writes into a folder of its own making: replacing the last round's 500 MB
+        # of outputs would add the freeing of their cached pages (~0.09 s at 1M) to this one.
+        rm -rf "${D:?}/$name" "$D/$name.ledger.out.csv"
         measure "$D/$name" "$BIN" run --input "$IN" --ledger-out "$D/$name.ledger.out.csv" \
             --out "$D/$name" --as-of "$AS_OF" --quiet --timings "$@"
     }
@@ -218,6 +223,7 @@ for N in "${SIZES[@]}"; do
             break
         fi
         if [[ $HAVE_DUCKDB == 1 ]]; then
+            rm -f "$D/duckdb.csv" # as for icp-audit: no earlier output to replace
             if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
                 row "duckdb baseline (2 threads)" "$WALL" "$RSS"
                 DWS+=("$WALL") DRS+=("$RSS")

@@ -49,16 +49,19 @@ pub struct Ledger {
 /// Fingerprints kept in 256 buckets by their top byte, each bucket sorted: gathered so as the
 /// pieces of the ledger come in, they are sorted as 256 small sorts that each stay in cache,
 /// where one sort of them all (16 MB at a million rows) went over memory at every level.
-/// Fingerprints are keyed hashes, so the buckets fill about equally.
+/// Fingerprints are keyed hashes, so distinct ones fill the buckets about equally; a value
+/// that repeats (a ledger that will be refused) fills its bucket alone.
 ///
 /// The buckets are regions of one buffer, so that freeing it hands its memory back at once: a
-/// region's room that is never filled is never touched, and costs no memory.
+/// region's room that is never filled is never touched, and costs no memory. When a bucket
+/// fills, every bucket is given room for twice what it holds: the buffer stays within about
+/// twice the fingerprints held, however they fall.
 #[derive(Default)]
 pub struct Fingerprints {
-    /// Bucket `b` is `slots[b * room..][..lens[b]]`.
     slots: Vec<u128>,
-    room: usize,
-    /// How many fingerprints each bucket holds (empty before the first is added).
+    /// Bucket `b` is `slots[starts[b]..][..lens[b]]`, with room up to `starts[b + 1]`.
+    starts: Vec<usize>,
+    /// How many fingerprints each bucket holds (both empty before the first room is made).
     lens: Vec<usize>,
 }
 
@@ -70,32 +73,43 @@ fn bucket(fingerprint: u128) -> usize {
 }
 
 impl Fingerprints {
-    /// Buckets with room for about `expected` fingerprints in all (a bucket that fills up
-    /// makes room for twice as many in each).
+    /// Buckets with room for about `expected` fingerprints in all.
     fn with_room(expected: usize) -> Fingerprints {
         let mut me = Fingerprints::default();
-        me.make_room(expected / BUCKETS + expected / BUCKETS / 8 + 16);
+        me.make_room(&[expected / BUCKETS + expected / BUCKETS / 8 + 16; BUCKETS]);
         me
     }
 
-    /// Moves the buckets into regions of `room` fingerprints each.
-    fn make_room(&mut self, room: usize) {
-        // Zeroed memory this large arrives untouched: only the pages written cost memory.
-        let mut slots = vec![0u128; BUCKETS * room];
+    /// Moves the buckets into regions of `room[b]` fingerprints each (at least what each
+    /// holds).
+    fn make_room(&mut self, room: &[usize; BUCKETS]) {
         self.lens.resize(BUCKETS, 0);
-        for (b, len) in self.lens.iter().enumerate() {
-            slots[b * room..][..*len].copy_from_slice(&self.slots[b * self.room..][..*len]);
+        let mut starts = Vec::with_capacity(BUCKETS + 1);
+        let mut total = 0;
+        for (r, len) in room.iter().zip(&self.lens) {
+            starts.push(total);
+            total += (*r).max(*len);
         }
-        (self.slots, self.room) = (slots, room);
+        starts.push(total);
+        // Zeroed memory this large arrives untouched: only the pages written cost memory.
+        let mut slots = vec![0u128; total];
+        for (b, len) in self.lens.iter().enumerate().filter(|(_, len)| **len > 0) {
+            slots[starts[b]..][..*len].copy_from_slice(&self.slots[self.starts[b]..][..*len]);
+        }
+        (self.slots, self.starts) = (slots, starts);
     }
 
     fn extend(&mut self, fingerprints: &[u128]) {
         for fp in fingerprints {
             let b = bucket(*fp);
-            if self.lens.get(b).is_none_or(|len| *len == self.room) {
-                self.make_room(self.room * 2 + 16);
+            if self.starts.is_empty() || self.starts[b] + self.lens[b] == self.starts[b + 1] {
+                let mut room = [16; BUCKETS];
+                for (r, len) in room.iter_mut().zip(&self.lens) {
+                    *r += 2 * len;
+                }
+                self.make_room(&room);
             }
-            self.slots[b * self.room + self.lens[b]] = *fp;
+            self.slots[self.starts[b] + self.lens[b]] = *fp;
             self.lens[b] += 1;
         }
     }
@@ -103,12 +117,17 @@ impl Fingerprints {
     /// Sorts every bucket (in parallel) and returns the fingerprints that repeat, ascending,
     /// each once.
     fn sort_and_find_repeats(&mut self) -> Vec<u128> {
-        let room = self.room.max(1);
-        self.slots
-            .par_chunks_mut(room)
-            .zip(&self.lens)
-            .map(|(region, len)| {
-                let b = &mut region[..*len];
+        let mut buckets = Vec::with_capacity(self.lens.len());
+        let mut rest = self.slots.as_mut_slice();
+        for (b, len) in self.lens.iter().enumerate() {
+            let (region, after) =
+                std::mem::take(&mut rest).split_at_mut(self.starts[b + 1] - self.starts[b]);
+            buckets.push(&mut region[..*len]);
+            rest = after;
+        }
+        buckets
+            .into_par_iter()
+            .map(|b| {
                 b.sort_unstable();
                 let mut repeats: Vec<u128> = Vec::new();
                 for pair in b.windows(2) {
@@ -125,7 +144,7 @@ impl Fingerprints {
     /// Bucket `b`'s fingerprints (sorted, once `sort_and_find_repeats` has run).
     fn sorted_bucket(&self, b: usize) -> &[u128] {
         match self.lens.get(b) {
-            Some(len) => &self.slots[b * self.room..][..*len],
+            Some(len) => &self.slots[self.starts[b]..][..*len],
             None => &[],
         }
     }
@@ -849,6 +868,30 @@ mod tests {
                 "the buckets, in order, are every fingerprint sorted"
             );
         }
+    }
+
+    #[test]
+    fn a_value_that_repeats_grows_its_bucket_alone() {
+        // 100,000 rows of one code and a few others: the buffer stays within about twice the
+        // fingerprints held (room for each bucket's own), not 256 buckets as large as the
+        // fullest.
+        let n = 100_000;
+        let one = spread(7);
+        let mut fps = Fingerprints::with_room(0);
+        for _ in 0..n / 1000 {
+            fps.extend(&[one; 1000]);
+            fps.extend(&[spread(8), spread(300)]);
+        }
+        let held = n + 2 * (n / 1000);
+        assert!(
+            fps.slots.len() <= 2 * held + 32 * BUCKETS,
+            "{} slots for {held} fingerprints",
+            fps.slots.len()
+        );
+        let mut want = vec![one, spread(8), spread(300)];
+        want.sort_unstable();
+        assert_eq!(fps.sort_and_find_repeats(), want);
+        assert_eq!(fps.sorted_bucket(bucket(one)).len(), n);
     }
 
     #[test]

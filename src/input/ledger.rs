@@ -148,6 +148,11 @@ impl Fingerprints {
             None => &[],
         }
     }
+
+    /// Every fingerprint, ascending (once sorted): the buckets in order.
+    fn ascending(&self) -> impl Iterator<Item = u128> + '_ {
+        (0..BUCKETS).flat_map(|b| self.sorted_bucket(b).iter().copied())
+    }
 }
 
 /// The fingerprints of the ledger's codes, sorted.
@@ -162,9 +167,9 @@ impl Codes {
             .is_ok()
     }
 
-    /// The fingerprints, ascending: the buckets in order, each sorted.
+    /// The fingerprints, ascending.
     pub fn fingerprints(&self) -> impl Iterator<Item = u128> + '_ {
-        (0..BUCKETS).flat_map(|b| self.0.sorted_bucket(b).iter().copied())
+        self.0.ascending()
     }
 
     /// For items in ascending order of `fingerprint`, whether each is a code's: `contains` for
@@ -860,9 +865,7 @@ mod tests {
             want.dedup();
             assert_eq!(repeats, want, "{n} fingerprints");
             assert!(n < 5_000 || !repeats.is_empty());
-            let flat: Vec<u128> = (0..BUCKETS)
-                .flat_map(|b| fps.sorted_bucket(b).to_vec())
-                .collect();
+            let flat: Vec<u128> = fps.ascending().collect();
             assert_eq!(
                 flat, sorted,
                 "the buckets, in order, are every fingerprint sorted"

@@ -230,6 +230,10 @@ const KEY_BYTES: [u8; 128] = {
 /// `identity_key` into a buffer the caller reuses (cleared first).
 pub fn identity_key_into(code: &str, key: &mut String) {
     key.clear();
+    if let Some(grouped) = grouped_key(code.as_bytes()) {
+        key.push_str(std::str::from_utf8(&grouped).expect("ASCII in, ASCII out"));
+        return;
+    }
     if code.is_ascii() && code.len() <= SHORT {
         // The common case, byte by byte through a table into a buffer on the stack (every
         // byte is written; a dropped one is overwritten by the next): the same mapping as
@@ -251,6 +255,30 @@ pub fn identity_key_into(code: &str, key: &mut String) {
             c => c,
         },
     ));
+}
+
+/// The identity key of a code in groups of four separated by hyphens (`XXXX-XXXX-XXXX-XXXX-XXXX`,
+/// the shape this tool issues and the ledger mostly holds), when it is one: its twenty symbols
+/// mapped at fixed places, with no byte-by-byte compaction. `None` for any other text, and for
+/// a group holding a byte that is dropped or not ASCII: the general path keys those.
+fn grouped_key(b: &[u8]) -> Option<[u8; 20]> {
+    let b: &[u8; 24] = b.try_into().ok()?;
+    if b[4] != b'-' || b[9] != b'-' || b[14] != b'-' || b[19] != b'-' {
+        return None;
+    }
+    let mut key = [0u8; 20];
+    let mut odd = 0u8;
+    for (i, k) in key.iter_mut().enumerate() {
+        let byte = b[i + i / 4];
+        // A byte of 0x80 or more is not ASCII: marked, and mapped as any byte below 128 (the
+        // result is then thrown away).
+        odd |= byte;
+        let mapped = KEY_BYTES[usize::from(byte & 0x7F)];
+        odd |= mapped;
+        *k = mapped;
+    }
+    // `DROPPED` and non-ASCII bytes both set the top bit; mapped ASCII bytes never do.
+    (odd & 0x80 == 0).then_some(key)
 }
 
 /// Products in GF(32), `PRODUCTS[a][b] = a · b`, computed at compile time.
@@ -414,6 +442,24 @@ mod tests {
     }
 
     #[test]
+    fn grouped_codes_are_keyed_at_fixed_places() {
+        let key = |code: &str| grouped_key(code.as_bytes()).map(|k| k.to_vec());
+        assert_eq!(
+            key("dp2d-fanp-jnc1-3dmo-j9il"),
+            Some(b"DP2DFANPJNC13DM0J911".to_vec())
+        );
+        for near_miss in [
+            "DP2D-FA P-JNC1-3DMC-J9X5",
+            "DP2D-FA-P-JNC1-3DMC-J9X5",
+            "DP2D-FANP-JNC1-3DMC-J9é",
+            "DP2DF-ANP-JNC1-3DMC-J9X5",
+            "DP2D-FANP-JNC1-3DMC-J9X",
+        ] {
+            assert_eq!(key(near_miss), None, "{near_miss:?}");
+        }
+    }
+
+    #[test]
     fn identity_keys_of_ascii_and_other_text_follow_one_mapping() {
         // The mapping char by char, as the non-ASCII path applies it.
         let by_chars = |code: &str| -> String {
@@ -440,6 +486,18 @@ mod tests {
             &every_ascii,
             &every_ascii[..SHORT],
             &long,
+            // The grouped shape, and near misses of it (a space, a non-ASCII byte, a hyphen
+            // out of place, one byte short or over).
+            "dp2d-fanp-jnc1-3dmc-j9x5",
+            "DP2D-FANP-JNC1-3DMC-J9X5",
+            "DP2D-FA P-JNC1-3DMC-J9X5",
+            "DP2D-FA-P-JNC1-3DMC-J9X5",
+            "DP2D-FANP-JNC1-3DMC-J9é",
+            "DP2DF-ANP-JNC1-3DMC-J9X5",
+            "DP2D-FANP-JNC1-3DMC-J9X",
+            "DP2D-FANP-JNC1-3DMC-J9X55",
+            "----------------------- ",
+            "\u{7f}\u{7f}\u{7f}\u{7f}-oooo-iiii-llll-\0\0\0\0",
         ] {
             assert_eq!(identity_key(code), by_chars(code), "{code:?}");
         }

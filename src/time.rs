@@ -298,6 +298,18 @@ mod tests {
             "+026-11-27T00:00Z",
             "2026-11-27T00:0aZ",
             "2026-11-27T0:000:00Z",
+            // Bytes just outside the digits, in each field, some of which would make a valid
+            // field if read as a digit (':' as ten).
+            "20;6-11-27T00:00Z",
+            "20:6-11-27T00:00Z",
+            "2026-11-27T00:0:Z",
+            "2026-1:-27T00:00Z",
+            "2026-11-?7T00:00Z",
+            "2026-11-27T0/:00Z",
+            "2026-11-27T00:0?Z",
+            "2026-11-27T00:00:5:Z",
+            "2026-11-27T00:00:/0Z",
+            "2026-11-27T00:00\u{e9}Z",
         ] {
             let want = parse(text).map(|t| t.timestamp_micros());
             assert_eq!(parse_micros(text), want, "{text}");

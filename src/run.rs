@@ -11,7 +11,7 @@ use crate::ledger::{self, NewRow};
 use crate::phases::Phases;
 use crate::policy::{self, waivers::Waivers};
 use crate::progress::Progress;
-use crate::report::{self, Facts, Summary};
+use crate::report::{self, Facts, Staged, Summary};
 use crate::schema::col;
 use crate::{issue, time};
 use std::fs;
@@ -149,28 +149,43 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     };
     let spin = Progress::spinner("writing the ledger and the reports", !cfg.quiet);
     // The ledger is committed (written, synced, renamed) while the outputs are written under
-    // temporary names; they are put in place only once the ledger holds every code they name,
-    // `issued.csv` first, so no output ever hands over a code the ledger could lose.
-    let (committed, (handoff, written)) = std::thread::scope(|s| {
+    // temporary names; an output is put in place only once the ledger holds every code it
+    // names, `issued.csv` first, so no output ever hands over a code the ledger could lose.
+    let (handed_over, written) = std::thread::scope(|s| {
+        let (send_handoff, handoff) = std::sync::mpsc::sync_channel::<Result<Staged>>(1);
         // The commit mostly waits for the disk (its sync): on a thread of its own it keeps
-        // neither of rayon's threads from rendering meanwhile.
-        let commit = s.spawn(|| match draft {
-            None => Ok(()),
-            Some(draft) => draft.commit(&ledger.header, rows, requests.plain()),
+        // neither of rayon's threads from rendering meanwhile. The same thread then puts
+        // `issued.csv` in place as soon as both are ready, while the other reports are still
+        // being written: the folder's sync then waits only for what reached the disk so far, not
+        // for every report's bytes (0.40 s at 1M on a machine whose disk flushes slowly).
+        // A failed commit drops `issued.csv` unpublished, and so removes it.
+        let (header, plain) = (&ledger.header, requests.plain());
+        let commit = s.spawn(move || -> Result<()> {
+            match draft {
+                None => {}
+                Some(draft) => draft.commit(header, rows, plain)?,
+            }
+            let staged = handoff
+                .recv()
+                .unwrap_or_else(|_| Err(Error::failed("issued.csv was not written")))?;
+            staged.publish()
         });
-        let outputs = rayon::join(
-            || report::write_issued(&cfg.out, &requests, &issued, &as_of_text),
+        let written = rayon::join(
+            || {
+                let staged = report::write_issued(&cfg.out, &requests, &issued, &as_of_text);
+                // Refused only once the commit has failed, which drops `issued.csv` here.
+                let _ = send_handoff.send(staged);
+            },
             || report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts),
-        );
-        let committed = commit
+        )
+        .1;
+        let handed_over = commit
             .join()
             .unwrap_or_else(|_| Err(Error::failed("the ledger commit stopped unexpectedly")));
-        (committed, outputs)
+        (handed_over, written)
     });
-    committed?;
-    let handoff = handoff?;
+    handed_over?;
     let (summary, others) = written?;
-    handoff.publish()?;
     for output in others {
         output.publish()?;
     }

@@ -120,7 +120,8 @@ struct RunArgs {
     /// Print the wall time, CPU seconds, peak memory and minor page faults (pages touched for
     /// the first time) of each phase to stderr: read (the inventory and the requests), index,
     /// scan (the ledger, while the rules that read only the instance are decided), evaluate,
-    /// issue, write (the outputs, while the ledger is committed).
+    /// issue, write (the outputs, while the ledger is committed); then whether malloc was
+    /// asked for transparent huge pages (GLIBC_TUNABLES) and the most it held.
     #[arg(long)]
     timings: bool,
 }

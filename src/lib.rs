@@ -8,6 +8,7 @@ pub mod direct;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod hugepages;
 pub mod input;
 pub mod issue;
 pub mod ledger;

@@ -4,12 +4,18 @@
 
 use icp_audit::cli::{self, Command};
 use icp_audit::error::{Error, Exit};
-use icp_audit::{generate, policy, policytest, report, run};
+use icp_audit::{generate, hugepages, policy, policytest, report, run};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let result = cli::parse().and_then(execute);
+    let result = cli::parse().and_then(|command| {
+        if let Command::Run(_) = command {
+            // Returns only when this is already the run's process (or cannot be another).
+            hugepages::restart_with_huge_pages();
+        }
+        execute(command)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -29,7 +35,13 @@ fn execute(command: Command) -> Result<(), Error> {
             if cfg.timings {
                 #[allow(clippy::print_stderr)]
                 {
-                    eprintln!("icp-audit: timings: {}", phases.describe());
+                    let asked = hugepages::asked(std::env::var_os("GLIBC_TUNABLES").as_deref());
+                    eprintln!(
+                        "icp-audit: timings: {}; huge pages {}, at most {} MiB",
+                        phases.describe(),
+                        if asked { "asked" } else { "not asked" },
+                        phases.huge_kib / 1024
+                    );
                 }
             }
             if !cfg.quiet {

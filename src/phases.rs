@@ -23,6 +23,9 @@ pub struct Phases {
     faults: u64,
     cpu: f64,
     pub done: Vec<Phase>,
+    /// The most anonymous memory held in transparent huge pages at the end of a phase, in KiB
+    /// (0 where unknown): whether `malloc` got the huge pages it was asked for (`hugepages`).
+    pub huge_kib: u64,
 }
 
 impl Phases {
@@ -33,6 +36,7 @@ impl Phases {
             faults,
             cpu,
             done: Vec::new(),
+            huge_kib: 0,
         }
     }
 
@@ -47,6 +51,7 @@ impl Phases {
             faults: faults.saturating_sub(self.faults),
             cpu: (cpu - self.cpu).max(0.0),
         });
+        self.huge_kib = self.huge_kib.max(huge_kib());
         self.started = now;
         self.faults = faults;
         self.cpu = cpu;
@@ -69,6 +74,16 @@ impl Phases {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// `AnonHugePages` of `/proc/self/smaps_rollup`, in KiB (0 where unknown).
+fn huge_kib() -> u64 {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn peak_kib() -> u64 {

@@ -30,6 +30,8 @@ pub fn scratch(name: &str) -> PathBuf {
 pub struct Test {
     pub dir: PathBuf,
     args: Vec<String>,
+    /// Environment variables set (`Some`) or removed (`None`) for the run.
+    envs: Vec<(String, Option<String>)>,
 }
 
 /// What a run left behind.
@@ -43,6 +45,7 @@ impl Test {
         Test {
             dir: scratch(name),
             args: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
@@ -60,12 +63,23 @@ impl Test {
         self
     }
 
+    /// Sets (`Some`) or removes (`None`) an environment variable for the run.
+    pub fn env(mut self, name: &str, value: Option<&str>) -> Test {
+        self.envs
+            .push((name.to_string(), value.map(str::to_string)));
+        self
+    }
+
     pub fn run(&self) -> Ran {
-        let output = Command::new(BIN)
-            .args(&self.args)
-            .current_dir(&self.dir)
-            .output()
-            .unwrap();
+        let mut command = Command::new(BIN);
+        command.args(&self.args).current_dir(&self.dir);
+        for (name, value) in &self.envs {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let output = command.output().unwrap();
         Ran {
             dir: self.dir.clone(),
             output,

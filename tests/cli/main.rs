@@ -5,6 +5,7 @@ mod cases;
 mod codes;
 mod hardening;
 mod harness;
+mod hugepages;
 mod ledger;
 mod limits;
 mod policy;

@@ -1,0 +1,76 @@
+//! `icp-audit run` starts itself again with glibc's huge-page tunable (src/hugepages.rs) unless
+//! the kernel's huge pages are off or the operator has set `GLIBC_TUNABLES`; `--timings` says
+//! which, and the decisions are the same either way.
+
+use crate::harness::{RUN, Test};
+
+const INSTANCES: &str =
+    "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4
+i-2,100,cn-hangzhou,PostPaid,2099-12-31T15:59Z,5,1.2.3.5
+i-3,200,ap-southeast-1,PrePaid,2028-01-01,5,1.2.3.6
+";
+const REQUESTS: &str = "request_id,account_id,instance_id,requested_at
+r1,100,i-1,2026-11-29
+r2,100,i-2,2026-11-29
+r3,100,i-3,2026-11-29
+";
+
+/// The `--timings` line's word on huge pages (`asked` or `not asked`), and `decisions.csv`,
+/// of a dry run with `GLIBC_TUNABLES` set to `tunables` (or removed).
+fn dry_run(name: &str, tunables: Option<&str>) -> (String, String) {
+    let ran = Test::new(name)
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .env("GLIBC_TUNABLES", tunables)
+        .env("ICP_AUDIT_RESTARTED", None)
+        .args(RUN)
+        .args(["--dry-run", "--timings"])
+        .run()
+        .expect(0);
+    let stderr = ran.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("timings:"))
+        .unwrap_or_else(|| panic!("no --timings line in {stderr}"));
+    let word = line
+        .split("; huge pages ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("--timings does not say whether huge pages were asked: {line}"));
+    (word.to_string(), ran.read("out/decisions.csv"))
+}
+
+/// Whether this kernel has transparent huge pages on (the restart's one condition that a test
+/// does not set).
+fn kernel_thp_on() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| !s.contains("[never]"))
+}
+
+#[test]
+fn a_run_asks_for_huge_pages_unless_the_operator_chose() {
+    let (default, decided) = dry_run("huge-default", None);
+    let expected = if cfg!(all(target_os = "linux", target_env = "gnu")) && kernel_thp_on() {
+        "asked"
+    } else {
+        "not asked"
+    };
+    assert_eq!(default, expected, "with no GLIBC_TUNABLES");
+
+    let (declined, decided_without) = dry_run("huge-declined", Some("glibc.malloc.hugetlb=0"));
+    assert_eq!(
+        declined, "not asked",
+        "GLIBC_TUNABLES=glibc.malloc.hugetlb=0 is kept"
+    );
+    let (other, _) = dry_run("huge-other", Some("glibc.malloc.arena_max=2"));
+    assert_eq!(
+        other, "not asked",
+        "another tunable is kept, and nothing added"
+    );
+    let (own, _) = dry_run("huge-own", Some("glibc.malloc.hugetlb=1"));
+    assert_eq!(own, "asked", "the operator's own request is seen");
+
+    assert_eq!(decided, decided_without, "huge pages change no decision");
+    assert_eq!(decided.lines().count(), 4, "{decided}");
+}

@@ -151,6 +151,13 @@ impl DirectWriter {
         Ok((self.file, direct))
     }
 
+    /// Syncs what has reached the file so far (`fdatasync`), without waiting for the blocks
+    /// still on their way: an early sync, so that the final one has less to wait for. Its error
+    /// is the caller's to report (the kernel reports a failed write back only once).
+    pub fn sync_so_far(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Writes everything gathered and returns the file, positioned at its end.
     pub fn finish(self) -> io::Result<File> {
         self.finish_and_tell().map(|(file, _)| file)
@@ -289,6 +296,9 @@ mod tests {
         if copy {
             w.write_all(b"head,").unwrap();
             assert_eq!(w.copy_from(&mut &bytes[..]).unwrap(), bytes.len() as u64);
+            // As the ledger's copy does: an early sync, blocks perhaps still on their way.
+            w.sync_so_far().unwrap();
+            w.write_all(b",tail").unwrap();
         } else {
             let mut rest = bytes;
             let mut step = 1;
@@ -328,8 +338,11 @@ mod tests {
             for copy in [false, true] {
                 let (back, direct) = round_trip(dir, make, &bytes, copy);
                 used_direct.push(direct);
-                let head: &[u8] = if copy { b"head," } else { b"" };
-                let want = [head, &bytes, b"after"].concat();
+                let (head, tail): (&[u8], &[u8]) = match copy {
+                    true => (b"head,", b",tail"),
+                    false => (b"", b""),
+                };
+                let want = [head, &bytes, tail, b"after"].concat();
                 assert_eq!(back.len(), want.len(), "length, {n} bytes, copy {copy}");
                 assert!(back == want, "{n} bytes (copy {copy}) read back differ");
             }

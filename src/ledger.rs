@@ -177,6 +177,12 @@ fn copy_into(
         true => copy_old(old, &mut w)?,
         false => Ending::Lf,
     };
+    // The old bytes are synced now, while the run reads and decides, rather than by the
+    // commit's sync, which would otherwise wait for the device to take them all while the
+    // reports are being written.
+    if old_exists {
+        w.sync_so_far()?;
+    }
     Ok((w, ending))
 }
 

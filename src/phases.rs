@@ -78,19 +78,19 @@ impl Phases {
 
 /// `AnonHugePages` of `/proc/self/smaps_rollup`, in KiB (0 where unknown).
 fn huge_kib() -> u64 {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    kib_in("/proc/self/smaps_rollup", "AnonHugePages:")
 }
 
+/// The peak resident memory (`VmHWM` of `/proc/self/status`), in KiB (0 where unknown).
 fn peak_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+    kib_in("/proc/self/status", "VmHWM:")
+}
+
+/// The value of the line `<field> <n> kB` in the file at `path`, in KiB (0 where unknown).
+fn kib_in(path: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }

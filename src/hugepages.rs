@@ -16,13 +16,24 @@ pub const TUNABLE: &str = "glibc.malloc.hugetlb=1";
 /// (a program run with raised privileges) is not started again and again.
 pub const MARKER: &str = "ICP_AUDIT_RESTARTED";
 
+/// The kernel's setting for transparent huge pages, e.g. `always [madvise] never`.
+const KERNEL_SETTING: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+/// Whether `thp`, the kernel's setting (`None` where there is no such file, as on a kernel
+/// without huge pages), lets a program have huge pages.
+fn thp_on(thp: Option<&str>) -> bool {
+    thp.is_some_and(|s| !s.contains("[never]"))
+}
+
+/// Whether this kernel's transparent huge pages are on (`always` or `madvise`).
+pub fn kernel_thp_on() -> bool {
+    thp_on(std::fs::read_to_string(KERNEL_SETTING).ok().as_deref())
+}
+
 /// Whether to start again with `TUNABLE`: `tunables` is `GLIBC_TUNABLES` as found, `restarted`
-/// whether `MARKER` is set, and `thp` the kernel's setting
-/// (`/sys/kernel/mm/transparent_hugepage/enabled`, e.g. `always [madvise] never`; `None` where
-/// there is no such file, as on a kernel without huge pages).
+/// whether `MARKER` is set, and `thp` the kernel's setting (see `thp_on`).
 pub fn should_restart(tunables: Option<&OsStr>, restarted: bool, thp: Option<&str>) -> bool {
-    let thp_on = thp.is_some_and(|s| !s.contains("[never]"));
-    tunables.is_none() && !restarted && thp_on
+    tunables.is_none() && !restarted && thp_on(thp)
 }
 
 /// Whether `GLIBC_TUNABLES` asks `malloc` for huge pages (`glibc.malloc.hugetlb` set to
@@ -42,7 +53,7 @@ pub fn restart_with_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
-        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok();
+        let thp = std::fs::read_to_string(KERNEL_SETTING).ok();
         let tunables = std::env::var_os("GLIBC_TUNABLES");
         let restarted = std::env::var_os(MARKER).is_some();
         if !should_restart(tunables.as_deref(), restarted, thp.as_deref()) {

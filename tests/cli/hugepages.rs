@@ -3,6 +3,7 @@
 //! which, and the decisions are the same either way.
 
 use crate::harness::{RUN, Test};
+use icp_audit::hugepages;
 
 const INSTANCES: &str =
     "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip
@@ -23,7 +24,7 @@ fn dry_run(name: &str, tunables: Option<&str>) -> (String, String) {
         .file("instances.csv", INSTANCES)
         .file("requests.csv", REQUESTS)
         .env("GLIBC_TUNABLES", tunables)
-        .env("ICP_AUDIT_RESTARTED", None)
+        .env(hugepages::MARKER, None)
         .args(RUN)
         .args(["--dry-run", "--timings"])
         .run()
@@ -41,17 +42,12 @@ fn dry_run(name: &str, tunables: Option<&str>) -> (String, String) {
     (word.to_string(), ran.read("out/decisions.csv"))
 }
 
-/// Whether this kernel has transparent huge pages on (the restart's one condition that a test
-/// does not set).
-fn kernel_thp_on() -> bool {
-    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .is_ok_and(|s| !s.contains("[never]"))
-}
-
 #[test]
 fn a_run_asks_for_huge_pages_unless_the_operator_chose() {
     let (default, decided) = dry_run("huge-default", None);
-    let expected = if cfg!(all(target_os = "linux", target_env = "gnu")) && kernel_thp_on() {
+    // The kernel's setting is the restart's one condition that a test does not set.
+    let on = hugepages::kernel_thp_on();
+    let expected = if cfg!(all(target_os = "linux", target_env = "gnu")) && on {
         "asked"
     } else {
         "not asked"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/run.sh — end-to-end benchmark of icp-audit against the DuckDB baseline.
+# benches/run.sh — end-to-end benchmark of icp-audit against the DuckDB baseline.
 #
-# Usage: bench/run.sh [SIZES...]          (default: 1000000 10000000)
+# Usage: cargo bench [-- SIZES...]         (default: 1000000 10000000)
+#        benches/run.sh [SIZES...]        (the same, building the release binary itself)
 #
 # For each size N it:
 #   1. generates a workload of N instances and N requests (`icp-audit generate --seed 1`) into a
@@ -27,7 +28,8 @@
 # Before the sizes it prints what touching 1 GiB of new memory costs here (see the README's
 # Performance section: on this virtual machine it is much of what grows faster than the rows).
 #
-# The release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).
+# The binary is ICP_AUDIT_BIN when set (`cargo bench` sets it to the binary it built); otherwise
+# the release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).
 # Measurements use `/usr/bin/time -f '%e %M'` when present, else a small python3 wrapper around
 # resource.getrusage(RUSAGE_CHILDREN) (whose peak RSS has a floor of about the interpreter's, ~15 MiB).
 #
@@ -52,14 +54,17 @@ fi
 AS_OF=2026-11-27T00:00:00Z
 SEED=${SEED:-1}
 
-ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASELINE="$ROOT/../shared/bench/duckdb_baseline.py"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
-BIN=$TARGET_DIR/release/icp-audit
-
-echo "building the release binary ..."
-(cd "$ROOT" && cargo build --release --quiet)
+if [[ -n ${ICP_AUDIT_BIN:-} ]]; then
+    BIN=$ICP_AUDIT_BIN
+else
+    BIN=$TARGET_DIR/release/icp-audit
+    echo "building the release binary ..."
+    (cd "$ROOT" && cargo build --release --quiet)
+fi
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/icp-audit-bench.XXXXXX")
 if [[ ${KEEP:-0} == 1 ]]; then

@@ -26,7 +26,7 @@
 #      request_id), printing how many differ and the first few differences;
 #   4. checks that decisions.csv is the same for every --jobs (ignoring the random codes).
 # Before the sizes it prints what touching 1 GiB of new memory costs here (see the README's
-# Performance section: on this virtual machine it is much of what grows faster than the rows).
+# Performance section, The machine: on this virtual machine it is much of what grows faster than the rows).
 #
 # The binary is ICP_AUDIT_BIN when set (`cargo bench` sets it to the binary it built); otherwise
 # the release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).

@@ -1,6 +1,6 @@
 //! Writing a large new file past the page cache. On this kind of virtual machine a page of new
 //! page cache costs the host a fault of its own: writing a new 2 GiB file with `write()` took
-//! 7.4 s of system time, with `O_DIRECT` 1.35 s (README › Performance › The machine). The large
+//! 7.4 s of system time, with `O_DIRECT` 1.35 s (benches/HISTORY.md › The machine). The large
 //! reports and the new ledger are written here in whole aligned blocks with `O_DIRECT`; the last
 //! partial block goes through the page cache as usual. Where the file system refuses `O_DIRECT`
 //! (tmpfs, some network file systems), or on a system without it, every byte goes through the

@@ -6,7 +6,8 @@
 //! once, before it opens anything (the same process: `exec` keeps its id). It does not when the
 //! kernel's huge pages are off, when `GLIBC_TUNABLES` is already set (the operator's own choice:
 //! `glibc.malloc.hugetlb=0` keeps 4 KiB pages), or when starting again fails, in which case the
-//! run goes on as it is. README › Performance › Where the time goes has the measurements.
+//! run goes on as it is. The measurements are in
+//! `benches/HISTORY.md` (the thirteenth session) and README › Performance › The machine.
 
 use std::ffi::OsStr;
 

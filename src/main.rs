@@ -10,9 +10,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let result = cli::parse().and_then(|command| {
-        if let Command::Run(_) = command {
+        if let Command::Run(cfg) = &command {
             // Returns only when this is already the run's process (or cannot be another).
-            hugepages::restart_with_huge_pages();
+            let input = hugepages::input_size(
+                [&cfg.instances, &cfg.requests, &cfg.ledger].map(|p| p.as_path()),
+            );
+            hugepages::restart_with_huge_pages(input);
         }
         execute(command)
     });

@@ -1,6 +1,6 @@
-//! `icp-audit run` starts itself again with glibc's huge-page tunable (src/hugepages.rs) unless
-//! the kernel's huge pages are off or the operator has set `GLIBC_TUNABLES`; `--timings` says
-//! which, and the decisions are the same either way.
+//! `icp-audit run` starts itself again with glibc's huge-page tunable (src/hugepages.rs) when its
+//! inputs are large, unless the kernel's huge pages are off or the operator has set
+//! `GLIBC_TUNABLES`; `--timings` says which, and the decisions are the same either way.
 
 use crate::harness::{RUN, Test};
 use icp_audit::hugepages;
@@ -18,13 +18,15 @@ r3,100,i-3,2026-11-29
 ";
 
 /// The `--timings` line's word on huge pages (`asked` or `not asked`), and `decisions.csv`,
-/// of a dry run with `GLIBC_TUNABLES` set to `tunables` (or removed).
-fn dry_run(name: &str, tunables: Option<&str>) -> (String, String) {
+/// of a dry run with `GLIBC_TUNABLES` set to `tunables` (or removed) and the size from which
+/// huge pages are asked set to `from` bytes (or left at its default).
+fn dry_run(name: &str, tunables: Option<&str>, from: Option<&str>) -> (String, String) {
     let ran = Test::new(name)
         .file("instances.csv", INSTANCES)
         .file("requests.csv", REQUESTS)
         .env("GLIBC_TUNABLES", tunables)
         .env(hugepages::MARKER, None)
+        .env(hugepages::LARGE_VAR, from)
         .args(RUN)
         .args(["--dry-run", "--timings"])
         .run()
@@ -43,8 +45,9 @@ fn dry_run(name: &str, tunables: Option<&str>) -> (String, String) {
 }
 
 #[test]
-fn a_run_asks_for_huge_pages_unless_the_operator_chose() {
-    let (default, decided) = dry_run("huge-default", None);
+fn a_large_run_asks_for_huge_pages_unless_the_operator_chose() {
+    // The inputs here are a few hundred bytes: "large" from 0 bytes, to see the restart.
+    let (default, decided) = dry_run("huge-default", None, Some("0"));
     // The kernel's setting is the restart's one condition that a test does not set.
     let on = hugepages::kernel_thp_on();
     let expected = if cfg!(all(target_os = "linux", target_env = "gnu")) && on {
@@ -53,19 +56,27 @@ fn a_run_asks_for_huge_pages_unless_the_operator_chose() {
         "not asked"
     };
     assert_eq!(default, expected, "with no GLIBC_TUNABLES");
+    let (small, _) = dry_run("huge-small", None, None);
+    assert_eq!(small, "not asked", "inputs far below the default size");
+    let (below, _) = dry_run("huge-below", None, Some("100000"));
+    assert_eq!(below, "not asked", "inputs below the size set");
 
-    let (declined, decided_without) = dry_run("huge-declined", Some("glibc.malloc.hugetlb=0"));
+    let (declined, decided_without) =
+        dry_run("huge-declined", Some("glibc.malloc.hugetlb=0"), Some("0"));
     assert_eq!(
         declined, "not asked",
         "GLIBC_TUNABLES=glibc.malloc.hugetlb=0 is kept"
     );
-    let (other, _) = dry_run("huge-other", Some("glibc.malloc.arena_max=2"));
+    let (other, _) = dry_run("huge-other", Some("glibc.malloc.arena_max=2"), Some("0"));
     assert_eq!(
         other, "not asked",
         "another tunable is kept, and nothing added"
     );
-    let (own, _) = dry_run("huge-own", Some("glibc.malloc.hugetlb=1"));
-    assert_eq!(own, "asked", "the operator's own request is seen");
+    let (own, _) = dry_run("huge-own", Some("glibc.malloc.hugetlb=1"), None);
+    assert_eq!(
+        own, "asked",
+        "the operator's own request is seen, at any size"
+    );
 
     assert_eq!(decided, decided_without, "huge pages change no decision");
     assert_eq!(decided.lines().count(), 4, "{decided}");

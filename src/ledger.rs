@@ -302,6 +302,31 @@ fn copy_old(old: &Path, out: &mut DirectWriter) -> io::Result<Ending> {
     Ok(ending)
 }
 
+/// The place in `LEDGER_COLUMNS` of the column a ledger header names (`OwnerId` is
+/// `account_id`, as when the ledger is read), `None` for a column of its own.
+fn slot(header: &str) -> Option<usize> {
+    let h = fold(header);
+    LEDGER_COLUMNS
+        .iter()
+        .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
+}
+
+/// The columns a new row fills that an existing ledger's `header` lacks (besides `domain`,
+/// which a new code leaves empty, and the columns whose absence refuses the ledger when it is
+/// read). Appended rows keep the header's columns only, so a ledger without `request_id` or
+/// `account_id` could not answer a re-run of the same request with its code: the run would
+/// issue it a second one.
+pub fn unrecorded_columns(header: &[String]) -> Vec<&'static str> {
+    ["account_id", "request_id", "issued_at"]
+        .into_iter()
+        .filter(|c| {
+            !header
+                .iter()
+                .any(|h| slot(h).is_some_and(|i| LEDGER_COLUMNS[i] == *c))
+        })
+        .collect()
+}
+
 fn append<'r>(
     w: &mut impl Write,
     write_header: bool,
@@ -320,15 +345,7 @@ fn append<'r>(
     if write_header {
         csvrow::record(&mut buf, header.iter().map(String::as_str), end);
     }
-    let slots: Vec<Option<usize>> = header
-        .iter()
-        .map(|h| {
-            let h = fold(h);
-            LEDGER_COLUMNS
-                .iter()
-                .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
-        })
-        .collect();
+    let slots: Vec<Option<usize>> = header.iter().map(|h| slot(h)).collect();
     for row in rows {
         let values = [
             row.code,
@@ -408,6 +425,27 @@ mod tests {
         assert_eq!(
             got,
             "status,code,instance_id,extra\r\nspent,OLD,i-0,x\r\nissued,C1,i-1,\r\n"
+        );
+    }
+
+    #[test]
+    fn a_header_without_the_columns_of_a_new_row_is_named() {
+        let header = |h: &str| h.split(',').map(str::to_string).collect::<Vec<_>>();
+        assert!(unrecorded_columns(&header(&LEDGER_COLUMNS.join(","))).is_empty());
+        assert!(
+            unrecorded_columns(&header(
+                "Status,CODE,Request_ID,InstanceId,OwnerId,issued_at"
+            ))
+            .is_empty(),
+            "any order and case, OwnerId for account_id, no domain"
+        );
+        assert_eq!(
+            unrecorded_columns(&header("code,instance_id,status")),
+            ["account_id", "request_id", "issued_at"]
+        );
+        assert_eq!(
+            unrecorded_columns(&header("code,instance_id,account_id,status,note")),
+            ["request_id", "issued_at"]
         );
     }
 

@@ -239,10 +239,7 @@ fn stage_through<W>(
 /// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
 /// apostrophe.
 pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
-    if matches!(
-        s.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    ) {
+    if crate::schema::looks_like_formula(s) {
         std::borrow::Cow::Owned(format!("'{s}"))
     } else {
         std::borrow::Cow::Borrowed(s)

@@ -79,6 +79,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
     );
     let mut ledger = ledger?;
+    if !cfg.dry_run {
+        refuse_unrecorded(&ledger.header, &shown(&cfg.ledger))?;
+    }
     spin.finish();
     phases.mark("scan");
     // What is needed only up to issuing is freed as soon as it is done with, so that it is not
@@ -209,8 +212,31 @@ pub const OUTPUTS: [&str; 6] = [
     "report.html",
 ];
 
-/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input.
+/// Refuses a run that would issue codes into a ledger without a column their rows need (see
+/// `ledger::unrecorded_columns`): it could not answer a re-run with the same codes.
+fn refuse_unrecorded(header: &[String], shown: &str) -> Result<()> {
+    let missing = ledger::unrecorded_columns(header);
+    if header.is_empty() || missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing.iter().map(|c| format!("`{c}`")).collect();
+    Err(Error::refused(format!(
+        "{shown}:1: the ledger has no {} column: the codes this run issues could not be \
+         recorded with their request, and a re-run would issue them again; add the column \
+         (with an empty cell in each row), or decide with --dry-run; nothing was written",
+        names.join(", ")
+    )))
+}
+
+/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input, and a `--ledger-out`
+/// that is a folder.
 fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
+    if cfg.ledger_out.is_dir() {
+        return Err(Error::refused(format!(
+            "--ledger-out {}: is a folder, not a file",
+            cfg.ledger_out.display()
+        )));
+    }
     let inputs: Vec<&PathBuf> = [&cfg.instances, &cfg.requests, &cfg.ledger]
         .into_iter()
         .chain(cfg.policy.as_ref())
@@ -248,13 +274,29 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// The canonical form of a path that may not exist yet (its folder must, to compare).
+/// The canonical form of a path that may not exist yet, nor its folders: its longest part that
+/// exists, canonical, then the rest as written (`None` when the rest steps up with `..`, which
+/// cannot be resolved through a folder that does not exist, or when nothing of it exists).
 fn canonical(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = fs::canonicalize(p) {
-        return Some(c);
+    use std::path::Component;
+    let mut rest = Vec::new();
+    let mut at = p;
+    loop {
+        let probe = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if let Ok(c) = fs::canonicalize(probe) {
+            return Some(rest.iter().rev().fold(c, |path, part| path.join(part)));
+        }
+        match at.components().next_back()? {
+            Component::Normal(part) => rest.push(part),
+            Component::CurDir => {}
+            _ => return None,
+        }
+        at = at.parent()?;
     }
-    let dir = fs::canonicalize(ledger::parent(p)).ok()?;
-    Some(dir.join(p.file_name()?))
 }
 
 /// Creates `--out` and proves it writable before the ledger is touched.

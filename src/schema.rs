@@ -201,9 +201,14 @@ pub const LEDGER_COLUMNS: [&str; 7] = [
     "domain",
 ];
 
-/// Whether a cell would be run as a formula by a spreadsheet.
+/// Whether a cell would be run as a formula by a spreadsheet: it starts with `=`, `+`, `-` or
+/// `@`, or with a tab or a carriage return (which some spreadsheets skip before such a sign).
+/// Such an identifier makes its row malformed; such free text is written neutralised.
 pub fn looks_like_formula(s: &str) -> bool {
-    matches!(s.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@'))
+    matches!(
+        s.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
 }
 
 #[cfg(test)]

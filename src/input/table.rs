@@ -726,7 +726,7 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     if col.identifier && looks_like_formula(text) {
         return Err(format!(
             "identifier begins with `{}`, which a spreadsheet would run as a formula",
-            &text[..1]
+            text[..1].escape_debug()
         ));
     }
     match (col.ty, col.domain) {

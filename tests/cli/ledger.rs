@@ -214,3 +214,48 @@ fn an_existing_ledger_keeps_its_permissions() {
         assert_eq!(mode & 0o777, 0o640);
     }
 }
+
+#[test]
+fn a_ledger_that_cannot_record_a_request_is_refused_for_a_real_run_only() {
+    // Exported without the request's columns: a code issued now would be appended without its
+    // request id, and a re-run of the same request would get a second code.
+    let ledger = "code,instance_id,status\nOLD-1,i-1,spent\n";
+    let refused = base("unrecorded")
+        .file("ledger.csv", ledger)
+        .args(RUN)
+        .run()
+        .expect(2);
+    let said = refused.stderr();
+    assert!(
+        said.contains("no `account_id`, `request_id`, `issued_at` column"),
+        "{said}"
+    );
+    assert_eq!(refused.read("ledger.csv"), ledger);
+    assert!(!refused.dir.join("out").exists());
+    let dry = base("unrecorded-dry")
+        .file("ledger.csv", ledger)
+        .args(RUN)
+        .args(["--dry-run"])
+        .run()
+        .expect(0);
+    let d = dry.read("out/decisions.csv");
+    assert_eq!(d.matches(",eligible,,").count(), 2, "{d}");
+    assert_eq!(dry.read("ledger.csv"), ledger);
+    // With the columns added (empty cells for the old rows), the run issues and a re-run
+    // returns the same codes.
+    let whole = "code,instance_id,status,account_id,request_id,issued_at\nOLD-1,i-1,spent,,,\n";
+    let ran = base("recorded")
+        .file("ledger.csv", whole)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let issued = csv_rows(&ran.read("out/issued.csv"));
+    assert_eq!(issued.len(), 3);
+    let rerun = Test::new("recorded-rerun");
+    crate::harness::copy_dir(&ran.dir, &rerun.dir);
+    let rerun = rerun.args(RUN).run().expect(0);
+    let decisions = csv_rows(&rerun.read("out/decisions.csv"));
+    for (row, first) in decisions[1..].iter().zip(&issued[1..]) {
+        assert_eq!((row[3].as_str(), &row[4]), ("already_issued", &first[3]));
+    }
+}

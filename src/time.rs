@@ -38,10 +38,14 @@ pub fn parse(text: &str) -> Result<Time, String> {
                 .iter()
                 .take_while(|c| c.is_ascii_digit())
                 .count();
-            if len == 0 || len > 9 {
+            if len == 0 {
                 return Err(bad());
             }
-            nanos = digits(&rest[start..start + len]).ok_or_else(bad)? * 10u32.pow(9 - len as u32);
+            // Digits past the nanosecond are read and dropped (times are kept to the
+            // microsecond): the specification sets no limit on a fraction's length.
+            let kept = len.min(9);
+            nanos =
+                digits(&rest[start..start + kept]).ok_or_else(bad)? * 10u32.pow(9 - kept as u32);
             i = start + len;
         }
     }
@@ -251,6 +255,13 @@ mod tests {
         }
         assert_eq!(format(t("2026-11-30")), "2026-11-30T00:00:00Z");
         assert_eq!(t("2026-01-01T00:00:00.5Z").timestamp_subsec_millis(), 500);
+        // A fraction of any length: digits past the nanosecond are dropped.
+        let long = t("2026-01-01T00:00:00.1234567891234Z");
+        assert_eq!(long.timestamp_subsec_nanos(), 123_456_789);
+        assert_eq!(
+            format(t("2026-01-01T23:59:59.99999999999+00:00")),
+            "2026-01-01T23:59:59Z"
+        );
     }
 
     #[test]
@@ -329,6 +340,7 @@ mod tests {
             "2026-01-01T10:00:61Z",
             "2026-01-01T10:00+8",
             "2026-01-01T10:00:00.Z",
+            "2026-01-01T10:00:00.1234567891x",
             "2026-01-01T10:00Zjunk",
             "yesterday",
             "2026-01-01T10:00+24:00",

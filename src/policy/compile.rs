@@ -183,7 +183,8 @@ impl Compiler {
                 }
             }
         }
-        if gates.is_empty() && checks.is_empty() && quotas.is_empty() {
+        // A rule that did not compile has its own problem: the list is empty only as written.
+        if raw.is_empty() {
             self.problem("rules", "a policy needs at least one rule");
         }
         if gates.len() + checks.len() > 64 {

@@ -336,3 +336,34 @@ fn messages_whose_words_need_quotes_are_quoted_with_plain_inputs() {
         ]
     );
 }
+
+/// A policy whose only rule is broken gets that rule's problem, not also "no rule"; a policy
+/// with no rule gets that one.
+#[test]
+fn a_broken_only_rule_is_not_also_a_missing_rule() {
+    let good = default_policy();
+    let head = &good[..=good.find("\nrules:").unwrap()];
+    let one_rule = format!(
+        "{head}rules:\n  - id: instance-exists\n    description: d\n    kind: gate\n    \
+         when_fails: denied\n    require: {{ exists: instance.instance_id }}\n    \
+         message: \"m {{instance.bogus}}\"\n    remedy: r\n"
+    );
+    let ran = Test::new("only-rule-broken")
+        .file("p.yaml", &one_rule)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    let said = ran.stderr();
+    assert!(said.contains("bogus"), "{said}");
+    assert!(!said.contains("at least one rule"), "{said}");
+    let ran = Test::new("no-rule")
+        .file("p.yaml", &format!("{head}rules: []\n"))
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("a policy needs at least one rule"),
+        "{}",
+        ran.stderr()
+    );
+}

@@ -523,7 +523,8 @@ impl Sound<'_> {
     fn fingerprints(&self, fingerprints: &Fingerprinter, key: &mut String) -> (u128, Option<u128>) {
         // The code itself is never repeated in a message: it is a secret.
         code::identity_key_into(self.code, key);
-        let request = (!self.request.is_empty()).then(|| fingerprints.of(self.request));
+        // A request id of spaces is empty, as in the requests file: no request's, never repeated.
+        let request = (!trim(self.request).is_empty()).then(|| fingerprints.of(self.request));
         (fingerprints.of(key), request)
     }
 }
@@ -764,11 +765,18 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
             message,
         })
     };
-    let domain = row.cell(pos.domain, "domain").unwrap_or("");
-    if status == Status::InUse && trim(domain).is_empty() {
+    // These two cells are not the ledger's keys: one that is not text is a finding, not a
+    // reason to stop.
+    let mut text = |column: &str, at: Option<usize>| {
+        row.cell(at, column)
+            .map_err(|_| finding(column, "the value is not valid UTF-8".to_string()))
+            .ok()
+    };
+    let (domain, issued_at) = (text("domain", pos.domain), text("issued_at", pos.issued_at));
+    if status == Status::InUse && domain.is_some_and(|d| trim(d).is_empty()) {
         finding("domain", "an `in_use` code has no domain".to_string());
     }
-    if let Ok(at) = row.cell(pos.issued_at, "issued_at")
+    if let Some(at) = issued_at
         && !at.is_empty()
         && let Err(e) = crate::time::parse_micros(at)
     {

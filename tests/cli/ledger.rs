@@ -120,6 +120,21 @@ fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
 }
 
 #[test]
+fn request_ids_of_spaces_are_empty_and_never_repeat() {
+    // Rows written by hand before this tool: no request, written as empty or as spaces.
+    let ledger = "code,instance_id,account_id,request_id,issued_at,status,domain\n\
+                  OLD-1,i-1,100, ,,spent,a.example\nOLD-2,i-1,100, ,,spent,b.example\n\
+                  OLD-3,i-1,100,,,spent,c.example\nOLD-4,i-1,100,,,spent,d.example\n";
+    let ran = base("blank-request-ids")
+        .file("ledger.csv", ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let d = ran.read("out/decisions.csv");
+    assert_eq!(d.matches(",issued,").count(), 2, "{d}");
+}
+
+#[test]
 fn every_repeat_is_named_at_its_line_and_the_first_sound_one() {
     // Line 3 is unsound (its status), so it is no first occurrence; lines 5 and 6 repeat line
     // 2's code (the same once case and hyphens are set aside), lines 4 and 6 its request id.

@@ -172,7 +172,7 @@ fn eval_leaf(leaf: &Cond, b: &Block<'_>) -> Masks {
             ref value,
         } => {
             // An empty list cell is an empty list, not an unknown value.
-            let has = |list: &str| truth(list.split(';').any(|item| item.trim() == value));
+            let has = |list: &str| truth(cond::list_contains(list, value));
             match inst.vocabulary(c) {
                 Some(list) => b.by_word(c, list, Truth::False, has),
                 None => b.each(|row| match inst.value(c, row) {

@@ -58,10 +58,18 @@ pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
         Cond::Contains { field, value } => match env.get(*field) {
             // An empty list cell is an empty list, not an unknown value.
             Some(Value::Missing) => Truth::False,
-            Some(Value::Str(list)) => truth(list.split(';').any(|item| item.trim() == value)),
+            Some(Value::Str(list)) => truth(list_contains(list, value)),
             _ => Truth::Unknown(*field),
         },
     }
+}
+
+/// Whether a `;`-separated list holds `value`: items are trimmed, and matched whatever their
+/// case (the API's lock reasons are words: an export that writes `Financial` still carries the
+/// `financial` lock, and a check that missed it would let the request through).
+pub fn list_contains(list: &str, value: &str) -> bool {
+    list.split(';')
+        .any(|item| item.trim().eq_ignore_ascii_case(value))
 }
 
 /// `cond` with each comparison against `as_of` plus some months turned into a comparison with
@@ -441,6 +449,9 @@ mod tests {
         };
         assert_eq!(eval(&has(3, "security"), &row()), Truth::True);
         assert_eq!(eval(&has(3, "fin"), &row()), Truth::False);
+        assert_eq!(eval(&has(3, "SECURITY"), &row()), Truth::True, "any case");
+        assert!(list_contains(" Financial ; security", "financial"));
+        assert!(!list_contains("financial-review", "financial"));
         // An empty list cell is an empty list; a missing row is unknown.
         assert_eq!(eval(&has(4, "financial"), &row()), Truth::False);
         assert_eq!(

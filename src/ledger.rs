@@ -311,13 +311,13 @@ fn slot(header: &str) -> Option<usize> {
         .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
 }
 
-/// The columns a new row fills that an existing ledger's `header` lacks (besides `domain`,
-/// which a new code leaves empty, and the columns whose absence refuses the ledger when it is
-/// read). Appended rows keep the header's columns only, so a ledger without `request_id` or
-/// `account_id` could not answer a re-run of the same request with its code: the run would
-/// issue it a second one.
+/// The columns an existing ledger's `header` lacks that a re-run needs to answer a request with
+/// the code this run gives it (decision step 3 matches the request id, the instance and the
+/// account): new rows keep the header's columns only, so without `request_id` a re-run would
+/// issue the request a second code, and without `account_id` it would find its code held by
+/// another account.
 pub fn unrecorded_columns(header: &[String]) -> Vec<&'static str> {
-    ["account_id", "request_id", "issued_at"]
+    ["account_id", "request_id"]
         .into_iter()
         .filter(|c| {
             !header
@@ -429,23 +429,20 @@ mod tests {
     }
 
     #[test]
-    fn a_header_without_the_columns_of_a_new_row_is_named() {
+    fn a_header_without_the_columns_a_rerun_needs_is_named() {
         let header = |h: &str| h.split(',').map(str::to_string).collect::<Vec<_>>();
         assert!(unrecorded_columns(&header(&LEDGER_COLUMNS.join(","))).is_empty());
         assert!(
-            unrecorded_columns(&header(
-                "Status,CODE,Request_ID,InstanceId,OwnerId,issued_at"
-            ))
-            .is_empty(),
-            "any order and case, OwnerId for account_id, no domain"
+            unrecorded_columns(&header("Status,CODE,Request_ID,InstanceId,OwnerId")).is_empty(),
+            "any order and case, OwnerId for account_id, no issue time or domain needed"
         );
         assert_eq!(
             unrecorded_columns(&header("code,instance_id,status")),
-            ["account_id", "request_id", "issued_at"]
+            ["account_id", "request_id"]
         );
         assert_eq!(
             unrecorded_columns(&header("code,instance_id,account_id,status,note")),
-            ["request_id", "issued_at"]
+            ["request_id"]
         );
     }
 

@@ -12,6 +12,7 @@ pub mod hugepages;
 pub mod input;
 pub mod issue;
 pub mod ledger;
+pub mod paths;
 pub mod phases;
 pub mod policy;
 pub mod policytest;

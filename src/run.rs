@@ -13,7 +13,7 @@ use crate::policy::{self, waivers::Waivers};
 use crate::progress::Progress;
 use crate::report::{self, Facts, Staged, Summary};
 use crate::schema::col;
-use crate::{issue, time};
+use crate::{issue, paths, time};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -79,9 +79,6 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
     );
     let mut ledger = ledger?;
-    if !cfg.dry_run {
-        refuse_unrecorded(&ledger.header, &shown(&cfg.ledger))?;
-    }
     spin.finish();
     phases.mark("scan");
     // What is needed only up to issuing is freed as soon as it is done with, so that it is not
@@ -119,6 +116,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         max_issue,
     )?;
     drop(existing_codes);
+    if !issued.rows.is_empty() {
+        refuse_unrecorded(&ledger.header, &shown(&cfg.ledger))?;
+    }
     prepare_out(&cfg.out)?;
     phases.mark("issue");
 
@@ -212,58 +212,76 @@ pub const OUTPUTS: [&str; 6] = [
     "report.html",
 ];
 
-/// Refuses a run that would issue codes into a ledger without a column their rows need (see
-/// `ledger::unrecorded_columns`): it could not answer a re-run with the same codes.
+/// Refuses a run that issues codes into a ledger without a column a re-run needs to hand them
+/// back (see `ledger::unrecorded_columns`). A run that issues nothing, and a dry run, go on.
 fn refuse_unrecorded(header: &[String], shown: &str) -> Result<()> {
     let missing = ledger::unrecorded_columns(header);
     if header.is_empty() || missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = missing.iter().map(|c| format!("`{c}`")).collect();
+    let why = |column: &str| match column {
+        "request_id" => "without it a re-run would issue the same request a second code",
+        _ => "without it a re-run would find the request's code held by no account",
+    };
+    let reasons: Vec<String> = missing
+        .iter()
+        .map(|c| format!("no `{c}` column: {}", why(c)))
+        .collect();
     Err(Error::refused(format!(
-        "{shown}:1: the ledger has no {} column: the codes this run issues could not be \
-         recorded with their request, and a re-run would issue them again; add the column \
-         (with an empty cell in each row), or decide with --dry-run; nothing was written",
-        names.join(", ")
+        "{shown}:1: the ledger cannot record the codes this run would issue: {}; add the \
+         column (with an empty cell in each row), or decide with --dry-run; nothing was written",
+        reasons.join("; ")
     )))
 }
 
-/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input, and a `--ledger-out`
-/// that is a folder.
+/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input, a `--ledger-out` that
+/// is one of the outputs or the `--out` folder, and a `--ledger-out` that is a folder. A path
+/// whose target cannot be told (a loop of links) is refused too.
 fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
-    if cfg.ledger_out.is_dir() {
+    // The ledger itself, when it is a folder, is refused as an input, with its own name.
+    if !cfg.dry_run && cfg.ledger_out != cfg.ledger && cfg.ledger_out.is_dir() {
         return Err(Error::refused(format!(
             "--ledger-out {}: is a folder, not a file",
             cfg.ledger_out.display()
         )));
     }
-    let inputs: Vec<&PathBuf> = [&cfg.instances, &cfg.requests, &cfg.ledger]
+    let same = |a: &Path, b: &Path| -> Result<bool> {
+        paths::same(a, b).ok_or_else(|| {
+            Error::refused(format!(
+                "cannot tell where `{}` or `{}` leads (a loop of links?)",
+                a.display(),
+                b.display()
+            ))
+        })
+    };
+    let inputs: Vec<&Path> = [&cfg.instances, &cfg.requests, &cfg.ledger]
         .into_iter()
         .chain(cfg.policy.as_ref())
         .chain(cfg.waivers.as_ref())
+        .map(PathBuf::as_path)
         .collect();
-    let same = |a: &Path, b: &Path| match (canonical(a), canonical(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    };
+    let mut written = inputs.clone();
+    written.push(&cfg.ledger_out);
     for name in OUTPUTS {
         let target = cfg.out.join(name);
-        let mut written: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
-        written.push(&cfg.ledger_out);
-        if let Some(input) = written.into_iter().find(|i| same(&target, i)) {
-            return Err(Error::refused(format!(
-                "--out {}: writing `{name}` there would overwrite `{}`",
-                cfg.out.display(),
-                input.display()
-            )));
+        for input in &written {
+            if same(&target, input)? {
+                return Err(Error::refused(format!(
+                    "--out {}: writing `{name}` there would overwrite `{}`",
+                    cfg.out.display(),
+                    input.display()
+                )));
+            }
         }
     }
-    let read_only = [&cfg.instances, &cfg.requests]
-        .into_iter()
-        .chain(cfg.policy.as_ref())
-        .chain(cfg.waivers.as_ref());
-    for input in read_only {
-        if same(&cfg.ledger_out, input) {
+    if same(&cfg.ledger_out, &cfg.out)? {
+        return Err(Error::refused(format!(
+            "--ledger-out {}: is the --out folder",
+            cfg.ledger_out.display()
+        )));
+    }
+    for input in inputs.iter().filter(|i| **i != cfg.ledger.as_path()) {
+        if same(&cfg.ledger_out, input)? {
             return Err(Error::refused(format!(
                 "--ledger-out {}: would overwrite the input `{}`",
                 cfg.ledger_out.display(),
@@ -272,31 +290,6 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The canonical form of a path that may not exist yet, nor its folders: its longest part that
-/// exists, canonical, then the rest as written (`None` when the rest steps up with `..`, which
-/// cannot be resolved through a folder that does not exist, or when nothing of it exists).
-fn canonical(p: &Path) -> Option<PathBuf> {
-    use std::path::Component;
-    let mut rest = Vec::new();
-    let mut at = p;
-    loop {
-        let probe = if at.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            at
-        };
-        if let Ok(c) = fs::canonicalize(probe) {
-            return Some(rest.iter().rev().fold(c, |path, part| path.join(part)));
-        }
-        match at.components().next_back()? {
-            Component::Normal(part) => rest.push(part),
-            Component::CurDir => {}
-            _ => return None,
-        }
-        at = at.parent()?;
-    }
 }
 
 /// Creates `--out` and proves it writable before the ledger is touched.

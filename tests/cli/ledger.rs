@@ -231,7 +231,7 @@ fn an_existing_ledger_keeps_its_permissions() {
 }
 
 #[test]
-fn a_ledger_that_cannot_record_a_request_is_refused_for_a_real_run_only() {
+fn a_ledger_that_cannot_record_a_code_is_refused_only_when_codes_would_be_issued() {
     // Exported without the request's columns: a code issued now would be appended without its
     // request id, and a re-run of the same request would get a second code.
     let ledger = "code,instance_id,status\nOLD-1,i-1,spent\n";
@@ -241,10 +241,13 @@ fn a_ledger_that_cannot_record_a_request_is_refused_for_a_real_run_only() {
         .run()
         .expect(2);
     let said = refused.stderr();
-    assert!(
-        said.contains("no `account_id`, `request_id`, `issued_at` column"),
-        "{said}"
-    );
+    for needle in [
+        "ledger.csv:1: the ledger cannot record the codes this run would issue",
+        "no `account_id` column",
+        "no `request_id` column: without it a re-run would issue the same request a second code",
+    ] {
+        assert!(said.contains(needle), "{needle}: {said}");
+    }
     assert_eq!(refused.read("ledger.csv"), ledger);
     assert!(!refused.dir.join("out").exists());
     let dry = base("unrecorded-dry")
@@ -256,9 +259,25 @@ fn a_ledger_that_cannot_record_a_request_is_refused_for_a_real_run_only() {
     let d = dry.read("out/decisions.csv");
     assert_eq!(d.matches(",eligible,,").count(), 2, "{d}");
     assert_eq!(dry.read("ledger.csv"), ledger);
+    // A run that issues nothing has nothing to record.
+    let denied = base("unrecorded-nothing-issued")
+        .file("ledger.csv", ledger)
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\nr1,999,i-1,2026-11-29\n",
+        )
+        .args(RUN)
+        .run()
+        .expect(0);
+    assert!(
+        denied
+            .read("out/decisions.csv")
+            .contains(",denied,,owner-account")
+    );
+    assert_eq!(denied.read("ledger.csv"), ledger);
     // With the columns added (empty cells for the old rows), the run issues and a re-run
     // returns the same codes.
-    let whole = "code,instance_id,status,account_id,request_id,issued_at\nOLD-1,i-1,spent,,,\n";
+    let whole = "code,instance_id,status,account_id,request_id\nOLD-1,i-1,spent,,\n";
     let ran = base("recorded")
         .file("ledger.csv", whole)
         .args(RUN)
@@ -270,6 +289,11 @@ fn a_ledger_that_cannot_record_a_request_is_refused_for_a_real_run_only() {
     crate::harness::copy_dir(&ran.dir, &rerun.dir);
     let rerun = rerun.args(RUN).run().expect(0);
     let decisions = csv_rows(&rerun.read("out/decisions.csv"));
+    assert_eq!(
+        decisions.len(),
+        issued.len(),
+        "a header and a decision a request"
+    );
     for (row, first) in decisions[1..].iter().zip(&issued[1..]) {
         assert_eq!((row[3].as_str(), &row[4]), ("already_issued", &first[3]));
     }

@@ -1,15 +1,18 @@
-//! Transparent huge pages for a large run's tables. A large run looks its rows up at random in
-//! tables of gigabytes: with 4 KiB pages nearly every lookup also misses the TLB, and on a virtual
-//! machine each miss walks two page tables. glibc's `malloc` asks the kernel for huge pages
-//! (`madvise(MADV_HUGEPAGE)`) when started with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`; the
-//! variable is read only as a program starts, so `icp-audit run` starts itself again with it,
-//! once, before it opens anything (the same process: `exec` keeps its id). It does so only when
-//! the inputs are large (`LARGE`: getting huge pages costs the kernel a compaction and a 2 MiB
-//! clearing, which smaller runs do not earn back), and not when the kernel's huge pages are off,
-//! when `GLIBC_TUNABLES` is already set (the operator's own choice: `glibc.malloc.hugetlb=0`
-//! keeps 4 KiB pages, `=1` asks at any size), or when starting again fails, in which case the run
-//! goes on as it is. The measurements are in README › Performance › The machine and
-//! `benches/HISTORY.md` (the thirteenth session).
+//! Transparent huge pages for a large run's tables, when the operator asks for them. A large run
+//! looks its rows up at random in tables of gigabytes: with 4 KiB pages nearly every lookup also
+//! misses the TLB, and on a virtual machine each miss walks two page tables. glibc's `malloc`
+//! asks the kernel for huge pages (`madvise(MADV_HUGEPAGE)`) when started with
+//! `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`; the variable is read only as a program starts, so
+//! with `ICP_AUDIT_HUGE_PAGES_FROM=BYTES` set, `icp-audit run` over inputs of at least that size
+//! starts itself again with it, once, before it opens anything (the same process: `exec` keeps
+//! its id). It does not by default: getting huge pages costs the kernel a compaction and a
+//! clearing of 2 MiB at a time, and the run reserves room it never touches (the tables' texts,
+//! the fingerprint buckets), which 4 KiB pages leave unbacked and a huge page may back whole (a
+//! 10M run held about 110 MiB more with them): on one machine huge pages made a 10M run a fifth
+//! faster, on another every size slower. Nor does it
+//! when the kernel's huge pages are off, when `GLIBC_TUNABLES` is already set (the operator's
+//! own choice), or when starting again fails, in which case the run goes on as it is. The
+//! measurements are in README › Performance › The machine and `benches/HISTORY.md`.
 
 use std::ffi::OsStr;
 
@@ -18,13 +21,9 @@ pub const TUNABLE: &str = "glibc.malloc.hugetlb=1";
 /// Set beside `TUNABLE` on the second start, so that a system that drops `GLIBC_TUNABLES`
 /// (a program run with raised privileges) is not started again and again.
 pub const MARKER: &str = "ICP_AUDIT_RESTARTED";
-/// The inputs' size (the three files together, in bytes) from which a run asks for huge pages.
-/// Measured on one machine, with and without them, alternating: at 1M rows (326 MiB of input)
-/// and 3M (976 MiB) a run that got them was 5 % and 11 % slower; at 10M (3.2 GiB) 3 % faster,
-/// and a fifth faster on another machine.
-pub const LARGE: u64 = 2 << 30;
-/// Replaces `LARGE` when set to a number of bytes (0: at any size).
-pub const LARGE_VAR: &str = "ICP_AUDIT_HUGE_PAGES_FROM";
+/// When set to a number of bytes, the inputs' size (the three files together) from which a run
+/// asks for huge pages (0: at any size); unset, or not a number, it never does.
+pub const FROM_VAR: &str = "ICP_AUDIT_HUGE_PAGES_FROM";
 
 /// The kernel's setting for transparent huge pages, e.g. `always [madvise] never`.
 const KERNEL_SETTING: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
@@ -42,22 +41,21 @@ pub fn kernel_thp_on() -> bool {
 
 /// Whether to start again with `TUNABLE`: `tunables` is `GLIBC_TUNABLES` as found, `restarted`
 /// whether `MARKER` is set, `thp` the kernel's setting (see `thp_on`), `input` the inputs'
-/// size in bytes and `large` the size from which huge pages pay (`LARGE`).
+/// size in bytes and `from` the size from which huge pages are asked (`None`: never).
 pub fn should_restart(
     tunables: Option<&OsStr>,
     restarted: bool,
     thp: Option<&str>,
     input: u64,
-    large: u64,
+    from: Option<u64>,
 ) -> bool {
-    tunables.is_none() && !restarted && thp_on(thp) && input >= large
+    tunables.is_none() && !restarted && thp_on(thp) && from.is_some_and(|f| input >= f)
 }
 
-/// The size from which huge pages are asked: `LARGE_VAR` when it is a number, else `LARGE`.
-fn large(var: Option<&OsStr>) -> u64 {
+/// The size from which huge pages are asked: `FROM_VAR` when it is a number, else `None`.
+fn from(var: Option<&OsStr>) -> Option<u64> {
     var.and_then(OsStr::to_str)
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(LARGE)
 }
 
 /// The size in bytes of the files at `paths` together (a file that cannot be read counts 0:
@@ -89,8 +87,8 @@ pub fn restart_with_huge_pages(input: u64) {
         let thp = std::fs::read_to_string(KERNEL_SETTING).ok();
         let tunables = std::env::var_os("GLIBC_TUNABLES");
         let restarted = std::env::var_os(MARKER).is_some();
-        let large = large(std::env::var_os(LARGE_VAR).as_deref());
-        if !should_restart(tunables.as_deref(), restarted, thp.as_deref(), input, large) {
+        let from = from(std::env::var_os(FROM_VAR).as_deref());
+        if !should_restart(tunables.as_deref(), restarted, thp.as_deref(), input, from) {
             return;
         }
         let Ok(exe) = std::env::current_exe() else {
@@ -118,7 +116,7 @@ mod tests {
 
     #[test]
     fn restarts_only_when_huge_pages_are_on_and_the_choice_is_still_open() {
-        let big = |tunables, restarted, thp| should_restart(tunables, restarted, thp, LARGE, LARGE);
+        let big = |tunables, restarted, thp| should_restart(tunables, restarted, thp, 9, Some(0));
         assert!(big(None, false, MADVISE));
         assert!(big(None, false, Some("[always] madvise never")));
         assert!(!big(None, false, Some("always madvise [never]")));
@@ -139,21 +137,28 @@ mod tests {
     }
 
     #[test]
-    fn restarts_only_for_large_inputs() {
-        assert!(should_restart(None, false, MADVISE, LARGE, LARGE));
-        assert!(should_restart(None, false, MADVISE, LARGE + 1, LARGE));
-        assert!(!should_restart(None, false, MADVISE, LARGE - 1, LARGE));
-        assert!(!should_restart(None, false, MADVISE, 0, LARGE));
-        assert!(should_restart(None, false, MADVISE, 0, 0), "0: at any size");
-        assert_eq!(large(None), LARGE);
-        assert_eq!(large(Some(OsStr::new("0"))), 0);
-        assert_eq!(large(Some(OsStr::new(" 4096 "))), 4096);
+    fn restarts_only_when_asked_and_for_inputs_of_the_size_asked() {
+        const GIB: u64 = 1 << 30;
+        assert!(should_restart(None, false, MADVISE, GIB, Some(GIB)));
+        assert!(should_restart(None, false, MADVISE, GIB + 1, Some(GIB)));
+        assert!(!should_restart(None, false, MADVISE, GIB - 1, Some(GIB)));
+        assert!(
+            should_restart(None, false, MADVISE, 0, Some(0)),
+            "0: at any size"
+        );
+        assert!(
+            !should_restart(None, false, MADVISE, u64::MAX, None),
+            "not asked"
+        );
+        assert_eq!(from(None), None);
+        assert_eq!(from(Some(OsStr::new("0"))), Some(0));
+        assert_eq!(from(Some(OsStr::new(" 4096 "))), Some(4096));
         assert_eq!(
-            large(Some(OsStr::new("two gigabytes"))),
-            LARGE,
+            from(Some(OsStr::new("two gigabytes"))),
+            None,
             "not a number"
         );
-        assert_eq!(large(Some(OsStr::new("-1"))), LARGE, "not a size");
+        assert_eq!(from(Some(OsStr::new("-1"))), None, "not a size");
     }
 
     #[test]

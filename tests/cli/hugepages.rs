@@ -1,6 +1,7 @@
-//! `icp-audit run` starts itself again with glibc's huge-page tunable (src/hugepages.rs) when its
-//! inputs are large, unless the kernel's huge pages are off or the operator has set
-//! `GLIBC_TUNABLES`; `--timings` says which, and the decisions are the same either way.
+//! `icp-audit run` starts itself again with glibc's huge-page tunable (src/hugepages.rs) when
+//! `ICP_AUDIT_HUGE_PAGES_FROM` asks for it and the inputs are that large, unless the kernel's
+//! huge pages are off or the operator has set `GLIBC_TUNABLES`; `--timings` says which, and the
+//! decisions are the same either way.
 
 use crate::harness::{RUN, Test};
 use icp_audit::hugepages;
@@ -26,7 +27,7 @@ fn dry_run(name: &str, tunables: Option<&str>, from: Option<&str>) -> (String, S
         .file("requests.csv", REQUESTS)
         .env("GLIBC_TUNABLES", tunables)
         .env(hugepages::MARKER, None)
-        .env(hugepages::LARGE_VAR, from)
+        .env(hugepages::FROM_VAR, from)
         .args(RUN)
         .args(["--dry-run", "--timings"])
         .run()
@@ -45,8 +46,8 @@ fn dry_run(name: &str, tunables: Option<&str>, from: Option<&str>) -> (String, S
 }
 
 #[test]
-fn a_large_run_asks_for_huge_pages_unless_the_operator_chose() {
-    // The inputs here are a few hundred bytes: "large" from 0 bytes, to see the restart.
+fn a_run_asks_for_huge_pages_only_when_told_and_unless_the_operator_chose() {
+    // The inputs here are a few hundred bytes: huge pages asked from 0 bytes, to see the restart.
     let (default, decided) = dry_run("huge-default", None, Some("0"));
     // The kernel's setting is the restart's one condition that a test does not set.
     let on = hugepages::kernel_thp_on();
@@ -57,7 +58,7 @@ fn a_large_run_asks_for_huge_pages_unless_the_operator_chose() {
     };
     assert_eq!(default, expected, "with no GLIBC_TUNABLES");
     let (small, _) = dry_run("huge-small", None, None);
-    assert_eq!(small, "not asked", "inputs far below the default size");
+    assert_eq!(small, "not asked", "not asked for by default");
     let (below, _) = dry_run("huge-below", None, Some("100000"));
     assert_eq!(below, "not asked", "inputs below the size set");
 

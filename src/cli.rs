@@ -211,7 +211,10 @@ impl RunArgs {
         let requests = from_dir(self.requests.clone(), "requests.csv")?;
         let ledger = from_dir(self.ledger.clone(), "ledger.csv")?;
         let as_of = match &self.as_of {
-            Some(t) => time::parse(t).map_err(|e| Error::refused(format!("--as-of: {e}")))?,
+            // To the second, as the run writes it (`time::whole_seconds`).
+            Some(t) => time::whole_seconds(
+                time::parse(t).map_err(|e| Error::refused(format!("--as-of: {e}")))?,
+            ),
             // The clock is read once per run, to the second.
             None => time::now(),
         };

@@ -175,7 +175,14 @@ pub fn add_months(t: Time, months: i32) -> Option<Time> {
 
 /// The current time, to the whole second.
 pub fn now() -> Time {
-    let t = chrono::Utc::now();
+    whole_seconds(chrono::Utc::now())
+}
+
+/// `t` without its fraction of a second. The as-of time is kept so (the clock's, and
+/// `--as-of`'s): every time the run writes has whole seconds, so the as-of it writes (in
+/// `summary.json`, `issued_at` and messages) is the one it decided with, and a re-run with it
+/// decides the same.
+pub fn whole_seconds(t: Time) -> Time {
     t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
 }
 
@@ -378,6 +385,24 @@ mod tests {
         // 2026-12-01T02:00+08:00 is Nov 30 18:00 UTC: + 3 months clamps to Feb 28.
         let got = add_months(t("2026-12-01T02:00+08:00"), 3).unwrap();
         assert_eq!(format(got), "2027-02-28T18:00:00Z");
+    }
+
+    #[test]
+    fn whole_seconds_drops_the_fraction_only() {
+        let t = |s| parse(s).unwrap();
+        assert_eq!(
+            whole_seconds(t("2026-11-30T08:00:00.75+08:00")),
+            t("2026-11-30T00:00:00Z")
+        );
+        assert_eq!(
+            whole_seconds(t("2026-11-30T00:00:59Z")),
+            t("2026-11-30T00:00:59Z")
+        );
+        assert_eq!(
+            whole_seconds(t("1969-12-31T23:59:59.5Z")),
+            t("1969-12-31T23:59:59Z"),
+            "before 1970 too"
+        );
     }
 
     #[test]

@@ -616,9 +616,17 @@ impl Table {
         let start = self.cells.texts[0].len() as u32;
         self.cells.row_ends.clear();
         if cells.len() != width {
+            // A short row is named by the first column it lacks (when the run reads that
+            // column); a long row's extra fields have no column to name.
+            let lacking = positions
+                .iter()
+                .zip(&schema.columns)
+                .find(|(p, _)| **p == Some(cells.len()))
+                .map_or("", |(_, col)| col.name.as_str());
+            let name = if cells.len() < width { lacking } else { "" };
             self.problem(
                 line,
-                "",
+                name,
                 format!("the row has {} fields, the header has {width}", cells.len()),
             );
         }

@@ -7,7 +7,7 @@
 use crate::direct::DirectWriter;
 use crate::error::{Error, Result};
 use crate::report::csvrow;
-use crate::schema::{LEDGER_COLUMNS, fold};
+use crate::schema::{LEDGER_COLUMNS, ledger_column};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -302,15 +302,6 @@ fn copy_old(old: &Path, out: &mut DirectWriter) -> io::Result<Ending> {
     Ok(ending)
 }
 
-/// The place in `LEDGER_COLUMNS` of the column a ledger header names (`OwnerId` is
-/// `account_id`, as when the ledger is read), `None` for a column of its own.
-fn slot(header: &str) -> Option<usize> {
-    let h = fold(header);
-    LEDGER_COLUMNS
-        .iter()
-        .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
-}
-
 /// The columns an existing ledger's `header` lacks that a re-run needs to answer a request with
 /// the code this run gives it (decision step 3 matches the request id, the instance and the
 /// account): new rows keep the header's columns only, so without `request_id` a re-run would
@@ -322,7 +313,7 @@ pub fn unrecorded_columns(header: &[String]) -> Vec<&'static str> {
         .filter(|c| {
             !header
                 .iter()
-                .any(|h| slot(h).is_some_and(|i| LEDGER_COLUMNS[i] == *c))
+                .any(|h| ledger_column(h).is_some_and(|i| LEDGER_COLUMNS[i] == *c))
         })
         .collect()
 }
@@ -345,7 +336,7 @@ fn append<'r>(
     if write_header {
         csvrow::record(&mut buf, header.iter().map(String::as_str), end);
     }
-    let slots: Vec<Option<usize>> = header.iter().map(|h| slot(h)).collect();
+    let slots: Vec<Option<usize>> = header.iter().map(|h| ledger_column(h)).collect();
     for row in rows {
         let values = [
             row.code,

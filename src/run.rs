@@ -245,49 +245,50 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
             cfg.ledger_out.display()
         )));
     }
-    let same = |a: &Path, b: &Path| -> Result<bool> {
-        paths::same(a, b).ok_or_else(|| {
+    // Each path made canonical once (it may not exist yet); one whose target cannot be told is
+    // refused.
+    let canonical = |p: &Path| -> Result<PathBuf> {
+        paths::canonical(p).ok_or_else(|| {
             Error::refused(format!(
-                "cannot tell where `{}` or `{}` leads (a loop of links?)",
-                a.display(),
-                b.display()
+                "cannot tell where `{}` leads (a loop of links?)",
+                p.display()
             ))
         })
     };
-    let inputs: Vec<&Path> = [&cfg.instances, &cfg.requests, &cfg.ledger]
+    let mut inputs = Vec::new();
+    for p in [&cfg.instances, &cfg.requests, &cfg.ledger]
         .into_iter()
         .chain(cfg.policy.as_ref())
         .chain(cfg.waivers.as_ref())
-        .map(PathBuf::as_path)
-        .collect();
+    {
+        inputs.push((p.as_path(), canonical(p)?));
+    }
+    let ledger_out = canonical(&cfg.ledger_out)?;
     let mut written = inputs.clone();
-    written.push(&cfg.ledger_out);
+    written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
     for name in OUTPUTS {
-        let target = cfg.out.join(name);
-        for input in &written {
-            if same(&target, input)? {
-                return Err(Error::refused(format!(
-                    "--out {}: writing `{name}` there would overwrite `{}`",
-                    cfg.out.display(),
-                    input.display()
-                )));
-            }
+        let target = canonical(&cfg.out.join(name))?;
+        if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
+            return Err(Error::refused(format!(
+                "--out {}: writing `{name}` there would overwrite `{}`",
+                cfg.out.display(),
+                input.display()
+            )));
         }
     }
-    if same(&cfg.ledger_out, &cfg.out)? {
+    if ledger_out == canonical(&cfg.out)? {
         return Err(Error::refused(format!(
             "--ledger-out {}: is the --out folder",
             cfg.ledger_out.display()
         )));
     }
-    for input in inputs.iter().filter(|i| **i != cfg.ledger.as_path()) {
-        if same(&cfg.ledger_out, input)? {
-            return Err(Error::refused(format!(
-                "--ledger-out {}: would overwrite the input `{}`",
-                cfg.ledger_out.display(),
-                input.display()
-            )));
-        }
+    let mut read_only = inputs.iter().filter(|(p, _)| *p != cfg.ledger.as_path());
+    if let Some((input, _)) = read_only.find(|(_, c)| *c == ledger_out) {
+        return Err(Error::refused(format!(
+            "--ledger-out {}: would overwrite the input `{}`",
+            cfg.ledger_out.display(),
+            input.display()
+        )));
     }
     Ok(())
 }

@@ -201,6 +201,15 @@ pub const LEDGER_COLUMNS: [&str; 7] = [
     "domain",
 ];
 
+/// The ledger column (its place in `LEDGER_COLUMNS`) a ledger header names, whatever its case,
+/// `_`, `-` and spaces (`OwnerId` is `account_id`); `None` for a column of the file's own.
+pub fn ledger_column(header: &str) -> Option<usize> {
+    let h = fold(header);
+    LEDGER_COLUMNS
+        .iter()
+        .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
+}
+
 /// Whether a cell would be run as a formula by a spreadsheet: it starts with `=`, `+`, `-` or
 /// `@`, or with a tab or a carriage return (which some spreadsheets skip before such a sign).
 /// Such an identifier makes its row malformed; such free text is written neutralised.

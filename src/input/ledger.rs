@@ -10,7 +10,7 @@ use super::{BATCH, FileInfo, InstanceIndex, Problem, RequestIndex};
 use crate::code;
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
-use crate::schema::{LEDGER_COLUMNS, Status, fold};
+use crate::schema::{LEDGER_COLUMNS, Status, ledger_column};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -696,10 +696,7 @@ fn positions(header: &[String], shown: &str) -> Result<Positions> {
     let mut problems = Vec::new();
     let mut find = |name: &str, required: bool| {
         let hits: Vec<usize> = (0..header.len())
-            .filter(|i| {
-                let h = fold(&header[*i]);
-                h == fold(name) || (name == "account_id" && (h == "ownerid"))
-            })
+            .filter(|i| ledger_column(&header[*i]).is_some_and(|c| LEDGER_COLUMNS[c] == name))
             .collect();
         match hits.as_slice() {
             [] if required => {

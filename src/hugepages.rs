@@ -34,6 +34,22 @@ fn thp_on(thp: Option<&str>) -> bool {
     thp.is_some_and(|s| !s.contains("[never]"))
 }
 
+/// Whether a process can hold huge pages: `malloc` asked for them (`tunables`, see `asked`), or
+/// the kernel gives them unasked (`thp`, its setting, is `always`). Only then is it worth
+/// reading `/proc/self/smaps_rollup` for them, which walks every page the process holds (about
+/// 2 ms at 300 MiB, on the run's serial path at each phase's end).
+pub fn may_get(tunables: Option<&OsStr>, thp: Option<&str>) -> bool {
+    asked(tunables) || thp.is_some_and(|s| s.contains("[always]"))
+}
+
+/// `may_get` for this process and kernel.
+pub fn may_get_here() -> bool {
+    may_get(
+        std::env::var_os("GLIBC_TUNABLES").as_deref(),
+        std::fs::read_to_string(KERNEL_SETTING).ok().as_deref(),
+    )
+}
+
 /// Whether this kernel's transparent huge pages are on (`always` or `madvise`).
 pub fn kernel_thp_on() -> bool {
     thp_on(std::fs::read_to_string(KERNEL_SETTING).ok().as_deref())
@@ -113,6 +129,19 @@ mod tests {
     use super::*;
 
     const MADVISE: Option<&str> = Some("always [madvise] never\n");
+
+    #[test]
+    fn huge_pages_are_looked_for_only_when_asked_or_given_unasked() {
+        let asked = Some(OsStr::new("glibc.malloc.hugetlb=1"));
+        assert!(may_get(asked, MADVISE));
+        assert!(may_get(None, Some("[always] madvise never")));
+        assert!(!may_get(None, MADVISE));
+        assert!(!may_get(None, None));
+        assert!(!may_get(
+            Some(OsStr::new("glibc.malloc.hugetlb=0")),
+            MADVISE
+        ));
+    }
 
     #[test]
     fn restarts_only_when_huge_pages_are_on_and_the_choice_is_still_open() {

@@ -1,5 +1,6 @@
 //! Wall time, peak memory and page faults per phase of a run, for `--timings` and the benchmark.
-//! Reads the clock, `/proc/self/status` and `/proc/self/stat` only; printing is `main`'s job.
+//! Reads the clock, `/proc/self/status` and `/proc/self/stat` (and `/proc/self/smaps_rollup` where
+//! the process may hold huge pages); printing is `main`'s job.
 
 use std::time::Instant;
 
@@ -24,8 +25,12 @@ pub struct Phases {
     cpu: f64,
     pub done: Vec<Phase>,
     /// The most anonymous memory held in transparent huge pages at the end of a phase, in KiB
-    /// (0 where unknown): whether `malloc` got the huge pages it was asked for (`hugepages`).
+    /// (0 where unknown, and where the process cannot hold any): whether `malloc` got the huge
+    /// pages it was asked for (`hugepages`).
     pub huge_kib: u64,
+    /// Whether the process may hold huge pages (`hugepages::may_get_here`): only then is
+    /// `huge_kib` read.
+    watch_huge: bool,
 }
 
 impl Phases {
@@ -37,6 +42,7 @@ impl Phases {
             cpu,
             done: Vec::new(),
             huge_kib: 0,
+            watch_huge: crate::hugepages::may_get_here(),
         }
     }
 
@@ -51,7 +57,9 @@ impl Phases {
             faults: faults.saturating_sub(self.faults),
             cpu: (cpu - self.cpu).max(0.0),
         });
-        self.huge_kib = self.huge_kib.max(huge_kib());
+        if self.watch_huge {
+            self.huge_kib = self.huge_kib.max(huge_kib());
+        }
         self.started = now;
         self.faults = faults;
         self.cpu = cpu;

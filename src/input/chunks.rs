@@ -71,7 +71,8 @@ fn stream_in_blocks<C: Sync, T: Send>(
             .take((upto.saturating_sub(before)) as u64)
             .read_to_end(carry)
             .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
-        Ok(got == 0 && upto > before)
+        // `read_to_end` stops short of what was asked only at the end of the file.
+        Ok(before + got < upto)
     };
     // The header: read until its line is whole (all of a file whose header is quoted).
     let mut eof = false;
@@ -658,7 +659,7 @@ mod tests {
     }
 
     /// Streaming in blocks far smaller than the file (every line crossing some block's end, a
-    /// line longer than a block, a quote arriving late, blank lines, no final line end) gives
+    /// line longer than a block, a quote arriving late or early, blank lines, no final line end) gives
     /// the records and lines a sequential reader gives, in order, and the file's SHA-256.
     #[test]
     fn streaming_across_many_blocks_reads_as_one_pass_would() {
@@ -672,7 +673,11 @@ mod tests {
         plain.push_str(&format!("long,{},end\n", "y".repeat(5_000)));
         let mut quoted = plain.clone();
         quoted.push_str("q1,\"two\nlines\",after\nlast,row,no-end");
-        for text in [plain, quoted] {
+        // A quote on the first row, with many blocks of the file after it (read whole from the
+        // quote on: its end must be seen, not taken for a file too large).
+        let early = plain.replacen("\nr0,", "\n\"r0\",", 1);
+        assert_ne!(early, plain);
+        for text in [plain, quoted, early] {
             let whole = Piece {
                 bytes: text.as_bytes(),
                 first_line: 1,

@@ -28,6 +28,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         None => Waivers::default(),
     };
     refuse_overwrites(cfg)?;
+    // A ledger that is there but cannot be looked up is refused now, before anything is made.
+    input::ledger::present(&cfg.ledger, &shown(&cfg.ledger))?;
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
     let ledger_out = ledger::resolve_links(&cfg.ledger_out);

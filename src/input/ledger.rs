@@ -310,10 +310,11 @@ struct Waiting {
 }
 
 /// Where a waiting row's instance id, request id, code and account id are in `Waiting::text`
-/// (one after the other: where the first starts, then where each ends), and its status.
+/// (one after the other: where the first starts, then where each ends), its status and its line.
 struct WaitingRow {
     at: [usize; 5],
     status: Status,
+    line: u64,
 }
 
 impl Waiting {
@@ -348,7 +349,7 @@ pub fn scan(
             path: shown.to_string(),
             ..FileInfo::default()
         },
-        exists: path.exists(),
+        exists: present(path, shown)?,
         header: Vec::new(),
         codes: Codes::default(),
         held: Held::new(by_instance.key_space()),
@@ -433,6 +434,18 @@ pub fn scan(
     // Sorted already, by `sort_and_find_repeats`.
     ledger.codes = Codes(codes);
     Ok(ledger)
+}
+
+/// Whether the ledger file is there. Only a ledger that is not found is an empty ledger (a
+/// dangling link too: the new ledger is made where it points); one that cannot be looked up (a
+/// folder it is in that cannot be read, a file where a folder should be) refuses the run, as
+/// an unreadable file does: read as empty, it would lose every code it holds.
+pub fn present(path: &Path, shown: &str) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::refused(format!("{shown}: cannot read: {e}"))),
+    }
 }
 
 /// The ledger's header names and where its columns are, for the scan and for the second read.
@@ -604,6 +617,8 @@ impl Context<'_> {
         self.look_up(&mut part);
         // Its buffers are freed before the part is kept.
         part.waiting = Waiting::default();
+        // The lookups' findings came a batch at a time, after the rows' own: file order again.
+        part.findings.sort_by_key(|p| p.line);
         let last = match read {
             Ok(read) => read.last,
             Err((e, line)) => {
@@ -638,7 +653,11 @@ impl Context<'_> {
             waiting.text.push_str(cell);
             at[i + 1] = waiting.text.len();
         }
-        waiting.rows.push(WaitingRow { at, status });
+        waiting.rows.push(WaitingRow {
+            at,
+            status,
+            line: row.line,
+        });
         findings(row, self.pos, status, &mut part.findings);
         Ok(())
     }
@@ -663,7 +682,8 @@ impl Context<'_> {
             .fold(0, |acc, k| acc ^ self.held.touch(*k));
         std::hint::black_box(sink);
         for (i, w) in waiting.rows.iter().enumerate() {
-            if let Some(k) = keys[i] {
+            let key = keys[i].or_else(|| self.loose_key(instances[i], w.line, part));
+            if let Some(k) = key {
                 self.held.add(k, w.status as usize);
             }
             if let Some(r) = answered[i] {
@@ -679,6 +699,32 @@ impl Context<'_> {
         waiting.text.clear();
         waiting.rows.clear();
         part.waiting = waiting;
+    }
+}
+
+impl Context<'_> {
+    /// The key of the inventory instance that a ledger instance id names once case and
+    /// surrounding spaces are ignored, when it names none exactly (`I-BP1 `, written by hand, for
+    /// the API's `i-bp1`): its code counts toward that instance's limit, so that a limit never
+    /// fails open on a spelling, and the row gets a finding. The inventory is matched as the API
+    /// writes ids (lower case, no spaces); requests are still matched exactly.
+    #[cold]
+    fn loose_key(&self, instance: &str, line: u64, part: &mut Part) -> Option<u32> {
+        let loose = instance.trim().to_ascii_lowercase();
+        if loose == instance || loose.is_empty() {
+            return None;
+        }
+        let key = self.by_instance.key(&loose)?;
+        // No ledger cell is repeated in a message: a code may sit in the wrong column.
+        part.findings.push(Problem {
+            file: self.shown.to_string(),
+            line,
+            column: "instance_id".to_string(),
+            message: "names an inventory instance only when case and surrounding spaces are \
+                      ignored; its code counts toward that instance's codes"
+                .to_string(),
+        });
+        Some(key)
     }
 }
 

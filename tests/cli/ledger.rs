@@ -298,3 +298,62 @@ fn a_ledger_that_cannot_record_a_code_is_refused_only_when_codes_would_be_issued
         assert_eq!((row[3].as_str(), &row[4]), ("already_issued", &first[3]));
     }
 }
+
+/// Only a ledger that is not there is an empty ledger. One that cannot be looked up (here a
+/// path through a file) refuses the run, dry or not, with nothing written: read as empty, it
+/// would lose its codes from a `--ledger-out` ledger and let every quota and re-run start over.
+#[test]
+fn a_ledger_that_cannot_be_looked_up_is_refused_not_taken_as_empty() {
+    for dry in [false, true] {
+        let ran = base(&format!("unreachable-ledger-{dry}"))
+            .args(RUN)
+            .args(["--ledger", "instances.csv/ledger.csv"])
+            .args(["--ledger-out", "new/ledger.csv"])
+            .args(dry.then_some("--dry-run"))
+            .run()
+            .expect(2);
+        assert!(
+            ran.stderr()
+                .contains("instances.csv/ledger.csv: cannot read:"),
+            "{}",
+            ran.stderr()
+        );
+        assert!(!ran.dir.join("out").exists(), "no output may be written");
+        assert!(!ran.dir.join("new").exists(), "no ledger may be written");
+    }
+}
+
+/// A hand-written ledger row whose instance id differs from the inventory's only in case or
+/// surrounding spaces still counts toward that instance's five codes (the limit fails closed),
+/// and is a finding; rows written exactly count as before.
+#[test]
+fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
+    let mut ledger =
+        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    for (i, id) in ["i-1 ", "I-1", " i-1", "i-1\t", "i-1"].iter().enumerate() {
+        ledger.push_str(&format!(
+            "X{i},\"{id}\",100,,2025-01-01T00:00:00Z,spent,d{i}\n"
+        ));
+    }
+    let ran = base("loose-ids")
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    let r1 = decisions.iter().find(|r| r[0] == "r1").unwrap();
+    assert_eq!(
+        (r1[3].as_str(), r1[5].as_str()),
+        ("denied", "max-codes-per-instance"),
+        "{decisions:?}"
+    );
+    let r2 = decisions.iter().find(|r| r[0] == "r2").unwrap();
+    assert_eq!(r2[3], "issued", "another instance is not affected");
+    let errors = csv_rows(&ran.read("out/input-errors.csv"));
+    let lines: Vec<&str> = errors[1..]
+        .iter()
+        .filter(|r| r[2] == "instance_id")
+        .map(|r| r[1].as_str())
+        .collect();
+    assert_eq!(lines, ["2", "3", "4", "5"], "{errors:?}");
+}

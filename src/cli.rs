@@ -70,6 +70,10 @@ enum RawCommand {
         /// The seed: the same seed writes the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Replace the three files when they are already in the folder (without it, generate
+        /// refuses rather than write over what may be a real ledger).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -97,8 +101,8 @@ struct RunArgs {
     /// A waivers file (YAML): time-limited exemptions of one instance or account from one check.
     #[arg(long, value_name = "F")]
     waivers: Option<PathBuf>,
-    /// The time the rules are evaluated at: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z or ±HH:MM
-    /// (default: now, UTC).
+    /// The time the rules are evaluated at: YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fraction]]
+    /// then Z or ±HH:MM (default: now, UTC, to the second).
     #[arg(long, value_name = "TIME")]
     as_of: Option<String>,
     /// The folder for the outputs (created if missing).
@@ -137,6 +141,8 @@ pub struct RunConfig {
     pub ledger: PathBuf,
     /// Where the new ledger goes (the ledger itself unless --ledger-out).
     pub ledger_out: PathBuf,
+    /// Whether --ledger-out was given (messages name it only then).
+    pub ledger_out_given: bool,
     pub policy: Option<PathBuf>,
     pub waivers: Option<PathBuf>,
     pub as_of: Time,
@@ -160,6 +166,7 @@ pub enum Command {
         instances: usize,
         requests: usize,
         seed: u64,
+        force: bool,
     },
     Test {
         files: Vec<PathBuf>,
@@ -184,11 +191,13 @@ impl Cli {
                 instances,
                 requests,
                 seed,
+                force,
             } => Command::Generate {
                 out,
                 instances,
                 requests,
                 seed,
+                force,
             },
             RawCommand::Test { coverage, files } => Command::Test { files, coverage },
             RawCommand::Schema => Command::Schema,
@@ -211,8 +220,9 @@ impl RunArgs {
         let requests = from_dir(self.requests.clone(), "requests.csv")?;
         let ledger = from_dir(self.ledger.clone(), "ledger.csv")?;
         let as_of = match &self.as_of {
-            // To the second, as the run writes it (`time::whole_seconds`).
-            Some(t) => time::whole_seconds(
+            // With its fraction, if it has one, to the microsecond: decided and written so
+            // (`time::write`).
+            Some(t) => time::whole_micros(
                 time::parse(t).map_err(|e| Error::refused(format!("--as-of: {e}")))?,
             ),
             // The clock is read once per run, to the second.
@@ -226,6 +236,7 @@ impl RunArgs {
             )));
         }
         Ok(RunConfig {
+            ledger_out_given: self.ledger_out.is_some(),
             ledger_out: self.ledger_out.unwrap_or_else(|| ledger.clone()),
             instances,
             requests,

@@ -160,8 +160,26 @@ impl World {
     }
 }
 
-/// Writes instances.csv, ledger.csv and requests.csv into `out`.
-pub fn write(out: &Path, instances: usize, requests: usize, seed: u64) -> Result<()> {
+/// The files `write` makes.
+pub const FILES: [&str; 3] = ["instances.csv", "ledger.csv", "requests.csv"];
+
+/// Writes instances.csv, ledger.csv and requests.csv into `out`; unless `force`, refuses (exit
+/// 2, nothing written) when one of them is already there: it may be a real ledger.
+pub fn write(out: &Path, instances: usize, requests: usize, seed: u64, force: bool) -> Result<()> {
+    if !force {
+        let there: Vec<&str> = FILES
+            .into_iter()
+            .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
+            .collect();
+        if !there.is_empty() {
+            return Err(Error::refused(format!(
+                "generate --out {}: {} already there; nothing was written (give --force to \
+                 replace them with synthetic data)",
+                out.display(),
+                there.join(", ")
+            )));
+        }
+    }
     std::fs::create_dir_all(out)
         .map_err(|e| Error::failed(format!("{}: cannot create the folder: {e}", out.display())))?;
     let world = World::new(instances, seed);
@@ -584,9 +602,9 @@ mod tests {
     #[test]
     fn same_seed_same_bytes_different_seed_different_bytes() {
         let (a, b, c) = (scratch("a"), scratch("b"), scratch("c"));
-        write(&a, 2000, 3000, 7).unwrap();
-        write(&b, 2000, 3000, 7).unwrap();
-        write(&c, 2000, 3000, 8).unwrap();
+        write(&a, 2000, 3000, 7, false).unwrap();
+        write(&b, 2000, 3000, 7, false).unwrap();
+        write(&c, 2000, 3000, 8, false).unwrap();
         let (fa, fb, fc) = (files(&a), files(&b), files(&c));
         assert_eq!(fa, fb);
         for k in 0..3 {
@@ -600,7 +618,7 @@ mod tests {
     #[test]
     fn header_rows() {
         let dir = scratch("headers");
-        write(&dir, 10, 10, 1).unwrap();
+        write(&dir, 10, 10, 1, false).unwrap();
         let first = |f: &str| {
             let text = std::fs::read_to_string(dir.join(f)).unwrap();
             text.lines().next().unwrap().to_string()
@@ -624,7 +642,7 @@ mod tests {
     #[test]
     fn empty_inventory_and_batch() {
         let dir = scratch("empty");
-        write(&dir, 0, 0, 1).unwrap();
+        write(&dir, 0, 0, 1, false).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("requests.csv"))
                 .unwrap()
@@ -632,7 +650,19 @@ mod tests {
                 .count(),
             1
         );
-        write(&dir, 0, 5, 1).unwrap();
+        // Written again: refused without --force, nothing changed; replaced with it.
+        let before = files(&dir);
+        let refused = write(&dir, 0, 5, 1, false).unwrap_err();
+        assert_eq!(refused.exit, crate::error::Exit::Refused);
+        assert!(
+            refused
+                .message
+                .contains("instances.csv, ledger.csv, requests.csv already there"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(files(&dir), before);
+        write(&dir, 0, 5, 1, true).unwrap();
         let (_, reqs) = rows(&dir, "requests.csv");
         assert_eq!(reqs.len(), 5);
         std::fs::remove_dir_all(dir).unwrap();
@@ -642,7 +672,7 @@ mod tests {
     fn well_formed_unique_and_realistic() {
         let dir = scratch("shape");
         let n = 20_000;
-        write(&dir, n, n, 42).unwrap();
+        write(&dir, n, n, 42, false).unwrap();
         let (ih, inst) = rows(&dir, "instances.csv");
         let (lh, ledger) = rows(&dir, "ledger.csv");
         let (rh, reqs) = rows(&dir, "requests.csv");

@@ -12,6 +12,12 @@ pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex};
 pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 
+/// Refuses, with the message reading it would give, an input that cannot be opened: checked
+/// before the run makes anything, so that a refused run leaves nothing behind.
+pub fn check_openable(path: &std::path::Path, shown: &str) -> crate::error::Result<()> {
+    chunks::open(path, shown).map(drop)
+}
+
 /// A problem found in an input row, for `input-errors.csv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             );
             hugepages::restart_with_huge_pages(input);
         }
-        execute(command)
+        execute(command).and_then(|()| stdout_result())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +73,8 @@ fn execute(command: Command) -> Result<(), Error> {
             instances,
             requests,
             seed,
-        } => generate::write(&out, instances, requests, seed),
+            force,
+        } => generate::write(&out, instances, requests, seed, force),
         Command::Test { files, coverage } => test_policies(&files, coverage),
         Command::Schema => {
             say(policy::schema::text().trim_end());
@@ -144,8 +145,28 @@ fn verify_codes(policy: Option<&std::path::Path>, codes: &[String]) -> Result<()
     }
 }
 
-/// A line on stdout; a closed pipe is not an error.
+/// The first failure to write to stdout other than a closed pipe (a full disk, say), reported
+/// when the command ends: what a log was to get must not be lost without a word.
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A line on stdout; a closed pipe is not an error (`icp-audit … | head`), any other failure is
+/// remembered for `stdout_result`.
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = STDOUT_FAILED.set(e.to_string());
+    }
+}
+
+/// `Ok` unless a line could not be written to stdout (see `say`).
+fn stdout_result() -> Result<(), Error> {
+    match STDOUT_FAILED.get() {
+        None => Ok(()),
+        Some(e) => Err(Error {
+            exit: Exit::Failed,
+            message: format!("cannot write to standard output: {e}"),
+        }),
+    }
 }

@@ -28,8 +28,13 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         None => Waivers::default(),
     };
     refuse_overwrites(cfg)?;
-    // A ledger that is there but cannot be looked up is refused now, before anything is made.
+    // A ledger that is there but cannot be looked up, and inputs that cannot be opened, are
+    // refused now, before the ledger's folder and lock are made: a mistyped --input leaves
+    // nothing behind.
     input::ledger::present(&cfg.ledger, &shown(&cfg.ledger))?;
+    for p in [&cfg.instances, &cfg.requests] {
+        input::check_openable(p, &shown(p))?;
+    }
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
     let ledger_out = ledger::resolve_links(&cfg.ledger_out);
@@ -40,8 +45,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         // Like --out, a new ledger's folder is created when missing.
         std::fs::create_dir_all(ledger::parent(&ledger_out)).map_err(|e| {
             Error::refused(format!(
-                "--ledger-out {}: cannot create its folder: {e}",
-                ledger_out.display()
+                "{}: cannot create its folder: {e}",
+                ledger_out_named(cfg, &ledger_out)
             ))
         })?;
         Some(ledger::lock(&ledger_out)?)
@@ -204,6 +209,16 @@ fn shown(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// The new ledger's path for messages: as `--ledger-out` when it was given, else as the ledger
+/// (which is then rewritten in place).
+fn ledger_out_named(cfg: &RunConfig, path: &Path) -> String {
+    if cfg.ledger_out_given {
+        format!("--ledger-out {}", path.display())
+    } else {
+        format!("the ledger {}", path.display())
+    }
+}
+
 /// The names the run writes into `--out`.
 pub const OUTPUTS: [&str; 6] = [
     "decisions.csv",
@@ -280,8 +295,8 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     }
     if ledger_out == canonical(&cfg.out)? {
         return Err(Error::refused(format!(
-            "--ledger-out {}: is the --out folder",
-            cfg.ledger_out.display()
+            "{}: is the --out folder",
+            ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
     let mut read_only = inputs.iter().filter(|(p, _)| *p != cfg.ledger.as_path());

@@ -10,7 +10,11 @@ pub type Time = DateTime<Utc>;
 /// `Z` or an offset `±HH:MM`. A bare date is midnight UTC.
 pub fn parse(text: &str) -> Result<Time, String> {
     let b = text.as_bytes();
-    let bad = || format!("`{text}` is not a time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z)");
+    let bad = || {
+        format!(
+            "`{text}` is not a time (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fraction]] then Z or ±HH:MM)"
+        )
+    };
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }
@@ -178,15 +182,22 @@ pub fn now() -> Time {
     whole_seconds(chrono::Utc::now())
 }
 
-/// `t` without its fraction of a second. The as-of time is kept so (the clock's, and
-/// `--as-of`'s): every time the run writes has whole seconds, so the as-of it writes (in
-/// `summary.json`, `issued_at` and messages) is the one it decided with, and a re-run with it
-/// decides the same.
+/// `t` to the microsecond, the precision every time of the inputs is kept at (and written at):
+/// an `--as-of` is kept so, with its fraction, so that the as-of a run writes is the one it
+/// decided with.
+pub fn whole_micros(t: Time) -> Time {
+    t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1_000))
+}
+
+/// `t` without its fraction of a second: the clock's as-of time is kept so (its fraction is
+/// only noise).
 pub fn whole_seconds(t: Time) -> Time {
     t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
 }
 
-/// The one output form: RFC 3339, UTC, whole seconds (`2026-11-30T00:00:00Z`).
+/// The one output form: RFC 3339, UTC, with seconds (`2026-11-30T00:00:00Z`), and the fraction
+/// of a second when there is one, to the microsecond the run keeps, without trailing zeros
+/// (`2026-11-30T00:00:00.5Z`): so that the as-of time a run writes is the one it decided with.
 pub fn format(t: Time) -> String {
     let mut s = String::with_capacity(20);
     write(t, &mut s);
@@ -215,7 +226,15 @@ pub fn write(t: Time, out: &mut String) {
     put(11, t.hour(), 2);
     put(14, t.minute(), 2);
     put(17, t.second(), 2);
-    out.push_str(std::str::from_utf8(&text).expect("digits and punctuation are ASCII"));
+    let micros = t.nanosecond() / 1_000 % 1_000_000;
+    if micros == 0 {
+        out.push_str(std::str::from_utf8(&text).expect("digits and punctuation are ASCII"));
+        return;
+    }
+    out.push_str(std::str::from_utf8(&text[..19]).expect("digits and punctuation are ASCII"));
+    let digits = format!(".{micros:06}");
+    out.push_str(digits.trim_end_matches('0'));
+    out.push('Z');
 }
 
 #[cfg(test)]
@@ -238,13 +257,32 @@ mod tests {
             "9999-12-31T23:59:59Z",
         ] {
             let time = t(text);
-            assert_eq!(
-                format(time),
-                time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "{text}"
-            );
+            // chrono's own RFC 3339 form, with as many fraction digits as it takes.
+            let want = time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            let want = match want.split_once('.') {
+                Some((whole, frac)) => {
+                    let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+                    format!("{whole}.{digits}Z")
+                }
+                None => want,
+            };
+            assert_eq!(format(time), want, "{text}");
         }
         assert_eq!(format(t("2026-03-01T08:30+08:00")), "2026-03-01T00:30:00Z");
+        // A fraction is kept to the microsecond, without trailing zeros, and read back the same.
+        for (text, written) in [
+            ("2026-11-27T00:00:00.5Z", "2026-11-27T00:00:00.5Z"),
+            ("2026-11-27T00:00:00.000001Z", "2026-11-27T00:00:00.000001Z"),
+            (
+                "2026-11-27T00:00:00.1234567Z",
+                "2026-11-27T00:00:00.123456Z",
+            ),
+            ("2026-11-27T08:00:00.250+08:00", "2026-11-27T00:00:00.25Z"),
+            ("2026-11-27T00:00:00.000Z", "2026-11-27T00:00:00Z"),
+        ] {
+            assert_eq!(format(t(text)), written, "{text}");
+            assert_eq!(format(t(written)), written, "{written} read back");
+        }
     }
 
     #[test]
@@ -267,7 +305,8 @@ mod tests {
         assert_eq!(long.timestamp_subsec_nanos(), 123_456_789);
         assert_eq!(
             format(t("2026-01-01T23:59:59.99999999999+00:00")),
-            "2026-01-01T23:59:59Z"
+            "2026-01-01T23:59:59.999999Z",
+            "written to the microsecond"
         );
     }
 

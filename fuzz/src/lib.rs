@@ -147,6 +147,7 @@ pub fn policy_run(data: &[u8], demo: &Path) {
         requests: demo.join("requests.csv"),
         ledger: demo.join("ledger.csv"),
         ledger_out: demo.join("ledger.csv"),
+        ledger_out_given: false,
         policy: Some(policy.0.clone()),
         waivers: None,
         as_of: icp_audit::time::parse("2026-11-30T00:00:00Z").unwrap(),

@@ -199,8 +199,34 @@ pub fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
         .from_reader(bytes)
 }
 
-/// One cell of a record: its text, or its bytes when they are not UTF-8.
-pub type Cell<'a> = std::result::Result<&'a str, &'a [u8]>;
+/// One cell of a record: its text, or what is wrong with it.
+pub type Cell<'a> = std::result::Result<&'a str, Bad<'a>>;
+
+/// A cell that cannot be taken as text, with its bytes (as the csv reader gave them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad<'a> {
+    /// Not valid UTF-8.
+    NotUtf8(&'a [u8]),
+    /// A quoted value with more after its closing quote (`"r3"x`): not RFC 4180, and read
+    /// leniently it would be a value (`r3x`) the file does not hold.
+    AfterQuote(&'a [u8]),
+}
+
+impl<'a> Bad<'a> {
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Bad::NotUtf8(b) | Bad::AfterQuote(b) => b,
+        }
+    }
+
+    /// What a problem with the cell says.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Bad::NotUtf8(_) => "the value is not valid UTF-8",
+            Bad::AfterQuote(_) => "text follows the closing quote of a quoted value",
+        }
+    }
+}
 
 /// What `read_records` read of a piece.
 pub struct PieceRead {
@@ -369,12 +395,66 @@ fn read_with_csv(
         let at = record.position().map_or(0, |p| p.byte());
         let line = lines.at(at);
         last = (at as usize, line);
+        let raw =
+            &piece.bytes[at as usize..(rdr.position().byte() as usize).min(piece.bytes.len())];
+        let stray = after_quote(raw);
         let cells: Vec<Cell> = record
             .iter()
-            .map(|f| std::str::from_utf8(f).map_err(|_| f))
+            .enumerate()
+            .map(|(i, f)| {
+                if stray.contains(&i) {
+                    return Err(Bad::AfterQuote(f));
+                }
+                std::str::from_utf8(f).map_err(|_| Bad::NotUtf8(f))
+            })
             .collect();
         each(&cells, line);
     }
+}
+
+/// The fields (by place) of one record's raw bytes that have text after their closing quote,
+/// which the csv reader would join to the value (`"r3"x` → `r3x`). The record is read as the
+/// csv reader reads it (a field that starts with a quote is quoted, `""` inside it is a
+/// quote); it ends at the first line end outside quotes.
+fn after_quote(raw: &[u8]) -> Vec<usize> {
+    let mut stray = Vec::new();
+    if memchr::memchr(b'"', raw).is_none() {
+        return stray;
+    }
+    let end_of_field = |b: u8| matches!(b, b',' | b'\n' | b'\r');
+    let (mut i, mut field) = (0, 0);
+    while i < raw.len() {
+        if raw[i] == b'"' {
+            i += 1;
+            // To the closing quote (a doubled quote is one quote of the value).
+            loop {
+                match raw.get(i) {
+                    None => return stray,
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            if raw.get(i).is_some_and(|b| !end_of_field(*b)) {
+                stray.push(field);
+            }
+        }
+        // The rest of the field, read as unquoted text.
+        while i < raw.len() && !end_of_field(raw[i]) {
+            i += 1;
+        }
+        match raw.get(i) {
+            Some(b',') => {
+                field += 1;
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    stray
 }
 
 /// The header record, and where the body starts: its byte offset and its line number.
@@ -611,7 +691,12 @@ mod tests {
         let mut each = |cells: &[Cell], line: u64| {
             let cells = cells
                 .iter()
-                .map(|c| c.map_or_else(|b| String::from_utf8_lossy(b).into(), str::to_string))
+                .map(|c| {
+                    c.map_or_else(
+                        |b| String::from_utf8_lossy(b.bytes()).into(),
+                        str::to_string,
+                    )
+                })
                 .collect();
             out.push((line, cells));
         };
@@ -701,6 +786,44 @@ mod tests {
                 assert_eq!(streamed.sha256, crate::digest::sha256(text.as_bytes()));
             }
         }
+    }
+
+    /// A quoted value with text after its closing quote is told apart, by its field's place,
+    /// from every well-formed use of quotes; the csv reader hands it on as `Bad::AfterQuote`.
+    #[test]
+    fn text_after_a_closing_quote_is_found() {
+        for (raw, want) in [
+            ("\"r3\"x,100,i-2\n", vec![0]),
+            ("a,\"b\" ,c\n", vec![1]),
+            ("a,b,\"c\"d\r\n", vec![2]),
+            ("\"a\"x,\"b\"y\n", vec![0, 1]),
+            ("\"a,\"\"x\"\"\",b\n", vec![]),
+            ("\"two\nlines\",b\n", vec![]),
+            ("r\"2,100\n", vec![]),
+            ("\"\",\"\"\"\"\n", vec![]),
+            ("a,\"b\"", vec![]),
+            ("plain,cells\n", vec![]),
+        ] {
+            assert_eq!(after_quote(raw.as_bytes()), want, "{raw:?}");
+        }
+        let text = "\"r1\",a\n\"r3\"x,b\n";
+        let piece = Piece {
+            bytes: text.as_bytes(),
+            first_line: 2,
+            lines: 2,
+            number: 0,
+        };
+        let mut got = Vec::new();
+        read_records(&piece, |cells, line| {
+            let first = match cells[0] {
+                Ok(text) => Ok(text.to_string()),
+                Err(b) => Err((b.message(), b.bytes().to_vec())),
+            };
+            got.push((line, first));
+        })
+        .unwrap();
+        let stray = (Bad::AfterQuote(b"").message(), b"r3x".to_vec());
+        assert_eq!(got, [(2, Ok("r1".to_string())), (3, Err(stray))]);
     }
 
     #[test]

@@ -783,13 +783,13 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// A cell as text; `Err` names the place when it is not UTF-8.
+    /// A cell as text; `Err` names the place when it cannot be (see `chunks::Bad`).
     fn cell(&self, at: Option<usize>, name: &str) -> std::result::Result<&str, String> {
         let Some(i) = at else { return Ok("") };
         match self.cells.get(i) {
             None => Ok(""),
             Some(Ok(text)) => Ok(text),
-            Some(Err(_)) => Err(self.at(name, "the value is not valid UTF-8")),
+            Some(Err(bad)) => Err(self.at(name, bad.message())),
         }
     }
 
@@ -810,10 +810,13 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
     };
     // These two cells are not the ledger's keys: one that is not text is a finding, not a
     // reason to stop.
-    let mut text = |column: &str, at: Option<usize>| {
-        row.cell(at, column)
-            .map_err(|_| finding(column, "the value is not valid UTF-8".to_string()))
-            .ok()
+    let mut text = |column: &str, at: Option<usize>| match at.and_then(|i| row.cells.get(i)) {
+        Some(Err(bad)) => {
+            finding(column, bad.message().to_string());
+            None
+        }
+        Some(Ok(text)) => Some(*text),
+        None => Some(""),
     };
     let (domain, issued_at) = (text("domain", pos.domain), text("issued_at", pos.issued_at));
     if status == Status::InUse && domain.is_some_and(|d| trim(d).is_empty()) {

@@ -677,7 +677,7 @@ impl Table {
             slot: self.slots[c],
             cells: &mut self.cells,
         };
-        let len = raw.map_or_else(<[u8]>::len, str::len);
+        let len = raw.map_or_else(|bad| bad.bytes().len(), str::len);
         if len > MAX_CELL {
             store.push_missing();
             return Err(format!(
@@ -686,13 +686,13 @@ impl Table {
         }
         let text = match *raw {
             Ok(text) => text,
-            Err(bytes) => {
+            Err(bad) => {
                 if col.identifier {
-                    push_text(store, &String::from_utf8_lossy(bytes));
+                    push_text(store, &String::from_utf8_lossy(bad.bytes()));
                 } else {
                     store.push_missing();
                 }
-                return Err("the value is not valid UTF-8".to_string());
+                return Err(bad.message().to_string());
             }
         };
         // A cell of spaces is as empty as an empty one: it must not pass an `exists` test.

@@ -357,3 +357,92 @@ fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
         .collect();
     assert_eq!(lines, ["2", "3", "4", "5"], "{errors:?}");
 }
+
+/// A refused run leaves nothing behind: a mistyped `--input` creates no folder (the ledger's
+/// folder and lock come after the inputs are known to open), and a message names
+/// `--ledger-out` only when it was given.
+#[test]
+fn a_mistyped_input_leaves_nothing_and_messages_name_only_given_flags() {
+    let ran = base("mistyped-input")
+        .args(["run", "--input", "nonexistent", "--out", "out"])
+        .args(["--as-of", "2026-11-30"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("nonexistent/instances.csv: cannot open"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(
+        !ran.dir.join("nonexistent").exists(),
+        "no folder may be made"
+    );
+    assert!(!ran.dir.join("out").exists());
+    // --out naming the ledger, with no --ledger-out: the message names the ledger.
+    let ran = base("out-is-ledger")
+        .args(["run", "--input", ".", "--out", "ledger.csv"])
+        .args(["--as-of", "2026-11-30"])
+        .run()
+        .expect(2);
+    assert!(!ran.stderr().contains("--ledger-out"), "{}", ran.stderr());
+    assert!(
+        ran.stderr().contains("the ledger ./ledger.csv"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+}
+
+/// An `--as-of` with a fraction is decided with it and written with it (summary.json, the new
+/// ledger rows' `issued_at`, issued.csv): a re-run with the as-of the summary records decides
+/// the same.
+#[test]
+fn a_fractional_as_of_is_written_as_it_was_decided() {
+    let args = ["run", "--input", ".", "--out", "out", "--dry-run"];
+    // i-1 expires half a second after the as-of: not expired. Truncated to the second, the
+    // expiry would be compared with a time it is not.
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n";
+    let ran = base("fractional-as-of")
+        .file("instances.csv", instances)
+        .args(args)
+        .args(["--as-of", "2026-11-30T08:00:00.5+08:00"])
+        .run()
+        .expect(0);
+    let summary: serde_json::Value = serde_json::from_str(&ran.read("out/summary.json")).unwrap();
+    let recorded = summary["as_of"].as_str().unwrap().to_string();
+    assert_eq!(recorded, "2026-11-30T00:00:00.5Z");
+    let decisions = ran.read("out/decisions.csv");
+    let denials = ran.read("out/denials.csv");
+    assert!(denials.contains("2026-11-30T00:00:00.5Z"), "{denials}");
+    let again = Test::new("fractional-as-of-again");
+    crate::harness::copy_dir(&ran.dir, &again.dir);
+    let again = again
+        .args(args)
+        .args(["--as-of", &recorded])
+        .run()
+        .expect(0);
+    assert_eq!(again.read("out/decisions.csv"), decisions);
+    assert_eq!(again.read("out/denials.csv"), denials);
+    // A real run records the same instant as each new code's issued_at.
+    let real = base("fractional-as-of-real")
+        .args(RUN[..5].iter())
+        .args(["--as-of", "2026-11-30T00:00:00.25Z"])
+        .run()
+        .expect(0);
+    let ledger = csv_rows(&real.read("ledger.csv"));
+    assert!(
+        ledger[2..]
+            .iter()
+            .all(|r| r[4] == "2026-11-30T00:00:00.25Z"),
+        "{ledger:?}"
+    );
+    let issued = csv_rows(&real.read("out/issued.csv"));
+    assert!(
+        issued[1..]
+            .iter()
+            .all(|r| r[4] == "2026-11-30T00:00:00.25Z"),
+        "{issued:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The largest inputs the tool accepts: a cell over 64 KiB makes its row malformed; a line over
-//! 64 MiB refuses the file instead of filling memory.
+//! 64 MiB refuses the file instead of filling memory. And a stdout that cannot take a line.
 
 use crate::harness::{RUN, Test, csv_rows};
 
@@ -48,4 +48,38 @@ fn a_line_over_64_mib_refuses_the_file() {
         ran.stderr()
     );
     assert!(!ran.dir.join("out").exists());
+}
+
+/// A line stdout cannot take (a full disk) is not lost without a word: the command says so and
+/// exits 1. A closed pipe (`| head`) is not an error.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stdout_that_cannot_be_written_is_an_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("Linux has /dev/full");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["check-policy", "policies/icp-service-code.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot write to standard output"),
+        "{stderr}"
+    );
+    // The same command into a pipe closed at once.
+    let mut child = std::process::Command::new(crate::harness::BIN)
+        .args(["check-policy", "policies/icp-service-code.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -710,10 +710,14 @@ impl Context<'_> {
     /// writes ids (lower case, no spaces); requests are still matched exactly.
     #[cold]
     fn loose_key(&self, instance: &str, line: u64, part: &mut Part) -> Option<u32> {
-        let loose = instance.trim().to_ascii_lowercase();
-        if loose == instance || loose.is_empty() {
+        let trimmed = instance.trim();
+        if trimmed.is_empty()
+            || (trimmed.len() == instance.len()
+                && !instance.bytes().any(|b| b.is_ascii_uppercase()))
+        {
             return None;
         }
+        let loose = trimmed.to_ascii_lowercase();
         let key = self.by_instance.key(&loose)?;
         // No ledger cell is repeated in a message: a code may sit in the wrong column.
         part.findings.push(Problem {

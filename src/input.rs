@@ -13,8 +13,13 @@ pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 
 /// Refuses, with the message reading it would give, an input that cannot be opened: checked
-/// before the run makes anything, so that a refused run leaves nothing behind.
+/// before the run makes anything, so that a refused run leaves nothing behind. A pipe or a
+/// device is not opened here (opened and closed, a named pipe's writer could lose its reader):
+/// it is opened once, when it is read.
 pub fn check_openable(path: &std::path::Path, shown: &str) -> crate::error::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Ok(());
+    }
     chunks::open(path, shown).map(drop)
 }
 

@@ -6,6 +6,7 @@
 
 use crate::direct::DirectWriter;
 use crate::error::{Error, Result};
+use crate::input::ledger::Snapshot;
 use crate::report::csvrow;
 use crate::schema::{LEDGER_COLUMNS, ledger_column};
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -79,7 +80,8 @@ pub fn commit<'r>(
     header: &[String],
     rows: impl IntoIterator<Item = NewRow<'r>>,
 ) -> Result<()> {
-    draft(old, out).commit(header, rows, false)
+    let shown = old.display().to_string();
+    draft(&Snapshot::open(old, &shown)?, out).commit(header, rows, false)
 }
 
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
@@ -89,7 +91,7 @@ pub fn commit<'r>(
 /// file, so a refused run leaves nothing behind.
 pub struct Draft {
     tmp: PathBuf,
-    old: PathBuf,
+    old: Snapshot,
     out: PathBuf,
     old_exists: bool,
     copy: Option<JoinHandle<io::Result<(DirectWriter, Ending)>>>,
@@ -97,9 +99,10 @@ pub struct Draft {
     committed: bool,
 }
 
-/// Starts the new ledger: removes what killed runs left beside `out`, then copies `old` into a
-/// temporary file on a thread of its own. Only called while holding the ledger's lock.
-pub fn draft(old: &Path, out: &Path) -> Draft {
+/// Starts the new ledger: removes what killed runs left beside `out`, then copies `old` (the
+/// open file the run also scans) into a temporary file on a thread of its own. Only called
+/// while holding the ledger's lock.
+pub fn draft(old: &Snapshot, out: &Path) -> Draft {
     let dir = parent(out);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -109,7 +112,7 @@ pub fn draft(old: &Path, out: &Path) -> Draft {
     remove_stale(dir, out);
     let old_exists = old.exists();
     let copy = {
-        let (old, out, tmp) = (old.to_path_buf(), out.to_path_buf(), tmp.clone());
+        let (old, out, tmp) = (old.clone(), out.to_path_buf(), tmp.clone());
         std::thread::Builder::new()
             .name("ledger-copy".into())
             // The old bytes go to disk now, beside the run's other work (whole blocks are
@@ -118,7 +121,7 @@ pub fn draft(old: &Path, out: &Path) -> Draft {
     };
     Draft {
         tmp,
-        old: old.to_path_buf(),
+        old: old.clone(),
         out: out.to_path_buf(),
         old_exists,
         // A thread that cannot start leaves the copy to `commit`.
@@ -168,14 +171,14 @@ impl Draft {
 /// Creates `tmp` (with `out`'s permissions) and copies the old ledger into it when there is one.
 fn copy_into(
     tmp: &Path,
-    old: &Path,
+    old: &Snapshot,
     out: &Path,
     old_exists: bool,
 ) -> io::Result<(DirectWriter, Ending)> {
     let mut w = DirectWriter::new(create_like(tmp, out)?);
-    let ending = match old_exists {
-        true => copy_old(old, &mut w)?,
-        false => Ending::Lf,
+    let ending = match old.reader() {
+        Some(r) => copy_old(r, &mut w)?,
+        None => Ending::Lf,
     };
     // The old bytes are synced now, while the run reads and decides, rather than by the
     // commit's sync, which would otherwise wait for the device to take them all while the
@@ -267,8 +270,7 @@ enum Ending {
 
 /// Copies the old ledger into `out` and ends it with a line end; returns the line ending its
 /// header uses.
-fn copy_old(old: &Path, out: &mut DirectWriter) -> io::Result<Ending> {
-    let mut r = File::open(old)?;
+fn copy_old(mut r: impl Read + Seek, out: &mut DirectWriter) -> io::Result<Ending> {
     let mut ending = Ending::Lf;
     let mut buf = vec![0u8; 64 << 10];
     let mut last = b'\n';
@@ -470,7 +472,7 @@ mod tests {
             n.sort();
             n
         };
-        let draft = draft(&p, &p);
+        let draft = draft(&Snapshot::open(&p, "ledger.csv").unwrap(), &p);
         drop(draft);
         assert_eq!(names(), ["ledger.csv"], "no temporary file is left");
         assert_eq!(

@@ -53,7 +53,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
     // inputs are read and decided; dropped on a refusal, the copy is removed.
-    let draft = (!cfg.dry_run).then(|| ledger::draft(&cfg.ledger, &ledger_out));
+    // The old ledger is opened once, under the lock: the copy and the scan read this one open
+    // file, so the new ledger holds exactly the rows the run decided by, even if another run
+    // replaces the ledger at its path meanwhile (one writing it in place while this one writes
+    // --ledger-out, which it does not lock).
+    let old_ledger = input::ledger::Snapshot::open(&cfg.ledger, &shown(&cfg.ledger))?;
+    let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,
     // merging its pieces) leave a core idle that the other's parsing fills. A refusal of the
@@ -75,8 +80,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // serial steps (reading a block, merging its pieces) leave a core idle that they fill.
     let (ledger, verdicts) = rayon::join(
         || {
-            input::ledger::scan(
-                &cfg.ledger,
+            input::ledger::scan_snapshot(
+                &old_ledger,
                 &shown(&cfg.ledger),
                 &fingerprints,
                 &by_instance,

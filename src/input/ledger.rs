@@ -344,26 +344,38 @@ pub fn scan(
     by_instance: &InstanceIndex,
     by_request: &RequestIndex,
 ) -> Result<Ledger> {
+    let snapshot = Snapshot::open(path, shown)?;
+    scan_snapshot(&snapshot, shown, fingerprints, by_instance, by_request)
+}
+
+/// `scan` of a ledger opened already (see `Snapshot`).
+pub fn scan_snapshot(
+    snapshot: &Snapshot,
+    shown: &str,
+    fingerprints: &Fingerprinter,
+    by_instance: &InstanceIndex,
+    by_request: &RequestIndex,
+) -> Result<Ledger> {
     let mut ledger = Ledger {
         info: FileInfo {
             path: shown.to_string(),
             ..FileInfo::default()
         },
-        exists: present(path, shown)?,
+        exists: snapshot.exists(),
         header: Vec::new(),
         codes: Codes::default(),
         held: Held::new(by_instance.key_space()),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
-    if !ledger.exists {
+    let Some(reader) = snapshot.reader() else {
         return Ok(ledger);
-    }
+    };
     let prepare = |record: &csv::ByteRecord| read_header(record, shown);
     let mut corrupt = Vec::new();
     // Room for a fingerprint of each kind per row, the rows counted from the file's size (a
     // row of the ledger is rarely under a hundred bytes).
-    let expected = std::fs::metadata(path).map_or(0, |m| m.len() / 100) as usize;
+    let expected = (snapshot.len() / 100) as usize;
     let mut codes = Fingerprints::with_room(expected);
     let mut request_ids = Fingerprints::with_room(expected);
     let keep = |part: Part| {
@@ -375,7 +387,7 @@ pub fn scan(
         corrupt.extend(part.corrupt);
     };
     let streamed = chunks::stream(
-        chunks::open(path, shown)?,
+        reader,
         shown,
         prepare,
         |(header, pos), piece| {
@@ -404,7 +416,7 @@ pub fn scan(
     let lines = if repeated.iter().all(Vec::is_empty) {
         Default::default()
     } else {
-        repeat_lines(path, shown, fingerprints, [&repeated[0], &repeated[1]])?
+        repeat_lines(snapshot, shown, fingerprints, [&repeated[0], &repeated[1]])?
     };
     for ((Lines { pairs, found }, repeated), (column, what)) in lines
         .into_iter()
@@ -434,6 +446,75 @@ pub fn scan(
     // Sorted already, by `sort_and_find_repeats`.
     ledger.codes = Codes(codes);
     Ok(ledger)
+}
+
+/// The old ledger, opened once: the copy into the new ledger, the scan the run decides by and
+/// the second read for a repeat's lines all read this one open file, so they read the same
+/// bytes even if another run (one writing the ledger in place, while this one writes
+/// `--ledger-out`) renames a new ledger over its path meanwhile. `None`: no ledger file.
+#[derive(Clone, Default)]
+pub struct Snapshot(Option<std::sync::Arc<std::fs::File>>);
+
+impl Snapshot {
+    /// Opens the ledger at `path`; a ledger that is not found is an empty one (see `present`).
+    pub fn open(path: &Path, shown: &str) -> Result<Snapshot> {
+        if !present(path, shown)? {
+            return Ok(Snapshot(None));
+        }
+        let file = chunks::open(path, shown)?;
+        Ok(Snapshot(Some(std::sync::Arc::new(file))))
+    }
+
+    pub fn exists(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The file's size in bytes (0 without a file, or when it cannot be told).
+    pub fn len(&self) -> u64 {
+        self.0
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
+    }
+
+    /// A reader from the file's first byte, with its own position (others read beside it).
+    pub fn reader(&self) -> Option<ReadAt> {
+        self.0.as_ref().map(|file| ReadAt {
+            file: file.clone(),
+            at: 0,
+        })
+    }
+}
+
+/// Reads a shared open file from a position of its own (`pread`), so that several readers of
+/// one open file never move each other's position.
+pub struct ReadAt {
+    file: std::sync::Arc<std::fs::File>,
+    at: u64,
+}
+
+impl std::io::Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for ReadAt {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let end = || self.file.metadata().map(|m| m.len());
+        let at = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::Current(d) => self.at.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => end()?.checked_add_signed(d),
+        };
+        self.at = at.ok_or_else(|| std::io::Error::other("seek before the start of the file"))?;
+        Ok(self.at)
+    }
 }
 
 /// Whether the ledger file is there. Only a ledger that is not found is an empty ledger (a
@@ -470,7 +551,7 @@ struct Lines {
 /// were found repeated again. A row counts only where the scan took its fingerprint (`sound`).
 /// Only a ledger with repeats is read twice, and that run refuses.
 fn repeat_lines(
-    path: &Path,
+    snapshot: &Snapshot,
     shown: &str,
     fingerprints: &Fingerprinter,
     repeated: [&[u128]; 2],
@@ -479,8 +560,11 @@ fn repeat_lines(
         read_header(record, shown).map(|(header, pos)| (header.len(), pos))
     };
     let mut seen: [Vec<(u128, u64)>; 2] = Default::default();
+    let Some(reader) = snapshot.reader() else {
+        return Ok(Default::default());
+    };
     chunks::stream(
-        chunks::open(path, shown)?,
+        reader,
         shown,
         prepare,
         |(width, pos), piece| {
@@ -862,8 +946,13 @@ mod tests {
         let mut codes = vec![fp_of_code("A"), fp_of_code("B")];
         codes.sort_unstable();
         let requests = [fingerprints.of("L1")];
-        let [codes, requests] =
-            repeat_lines(&path, "ledger.csv", &fingerprints, [&codes, &requests]).unwrap();
+        let [codes, requests] = repeat_lines(
+            &Snapshot::open(&path, "ledger.csv").unwrap(),
+            "ledger.csv",
+            &fingerprints,
+            [&codes, &requests],
+        )
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(codes.pairs, [(4, 2), (5, 2)]);
         assert_eq!(codes.found, 1);

@@ -446,3 +446,95 @@ i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n";
         "{issued:?}"
     );
 }
+
+/// A run writing `--ledger-out` locks only that ledger, so a run writing the input ledger in
+/// place may replace it meanwhile. The new ledger must still hold exactly the rows the run
+/// decided by: the old ledger is opened once, and copied and scanned from that one open file.
+/// Here run B reads its requests from a named pipe, so it waits, with the old ledger open,
+/// while run A issues codes in place; then B gets its requests.
+#[cfg(unix)]
+#[test]
+fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_its_ledger() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let t = base("replaced-meanwhile");
+    let dir = t.dir.clone();
+    let fifo = dir.join("requests.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut b = Command::new(crate::harness::BIN)
+        .args([
+            "run",
+            "--instances",
+            "instances.csv",
+            "--requests",
+            "requests.fifo",
+        ])
+        .args([
+            "--ledger",
+            "ledger.csv",
+            "--ledger-out",
+            "o.csv",
+            "--out",
+            "out-b",
+        ])
+        .args(["--as-of", "2026-11-30", "--quiet"])
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // B has opened the old ledger once its draft of o.csv is there (it then waits for the pipe).
+    let started = std::time::Instant::now();
+    let drafted = || {
+        fs::read_dir(&dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".o.csv.tmp-")
+        })
+    };
+    while !drafted() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "run B never started its draft"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // A writes the input ledger in place: two new codes.
+    let a = Command::new(crate::harness::BIN)
+        .args(RUN)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(a.status.code(), Some(0), "{a:?}");
+    assert_eq!(
+        csv_rows(&fs::read_to_string(dir.join("ledger.csv")).unwrap()).len(),
+        4
+    );
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(REQUESTS.as_bytes())
+        .unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!(b.status.code(), Some(0), "{b:?}");
+    // B decided by the old ledger (one row): it issued both requests, and o.csv holds the old
+    // row and exactly B's codes.
+    let o = csv_rows(&fs::read_to_string(dir.join("o.csv")).unwrap());
+    let decisions = csv_rows(&fs::read_to_string(dir.join("out-b/decisions.csv")).unwrap());
+    let codes: Vec<&str> = decisions[1..].iter().map(|r| r[4].as_str()).collect();
+    assert!(
+        decisions[1..].iter().all(|r| r[3] == "issued"),
+        "{decisions:?}"
+    );
+    assert_eq!(o.len(), 1 + 1 + codes.len(), "{o:?}");
+    for code in codes {
+        assert!(o.iter().any(|r| r[0] == code), "{code} is not in o.csv");
+    }
+}

@@ -375,7 +375,7 @@ pub fn scan_snapshot(
     let mut corrupt = Vec::new();
     // Room for a fingerprint of each kind per row, the rows counted from the file's size (a
     // row of the ledger is rarely under a hundred bytes).
-    let expected = (snapshot.len() / 100) as usize;
+    let expected = (snapshot.size() / 100) as usize;
     let mut codes = Fingerprints::with_room(expected);
     let mut request_ids = Fingerprints::with_room(expected);
     let keep = |part: Part| {
@@ -470,7 +470,7 @@ impl Snapshot {
     }
 
     /// The file's size in bytes (0 without a file, or when it cannot be told).
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.0
             .as_ref()
             .and_then(|f| f.metadata().ok())

@@ -467,7 +467,7 @@ fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_i
             .unwrap()
             .success()
     );
-    let mut b = Command::new(crate::harness::BIN)
+    let b = Command::new(crate::harness::BIN)
         .args([
             "run",
             "--instances",

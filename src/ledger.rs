@@ -19,11 +19,13 @@ pub struct Lock {
     _file: File,
 }
 
-/// The file a path names once symbolic links are followed (the path itself when it is not a
-/// link, or when the link is dangling).
+/// The file a path names once symbolic links are followed, also where a link is dangling (the
+/// path itself when it is not a link, or when its links loop).
 pub fn resolve_links(p: &Path) -> PathBuf {
     let is_link = fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link && let Ok(real) = fs::canonicalize(p) {
+    // A dangling link too: the new ledger is made, and locked, where it points (its folder
+    // created if missing), not in the link's place, where it would be a second ledger.
+    if is_link && let Some(real) = crate::paths::canonical(p) {
         return real;
     }
     p.to_path_buf()
@@ -225,7 +227,8 @@ pub fn parent(p: &Path) -> &Path {
     }
 }
 
-/// Creates `tmp` with the permissions of `like` when it exists, owner-only otherwise. A file
+/// Creates `tmp` with the permissions (and, where allowed, the owner and group) of `like` when
+/// it exists, owner-only otherwise. A file
 /// already at `tmp` was left by a dead process (the name holds our process id, unique among
 /// live processes) and is replaced.
 pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
@@ -234,11 +237,21 @@ pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = fs::metadata(like).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+        let old = fs::metadata(like).ok();
+        let mode = old
+            .as_ref()
+            .map_or(0o600, |m| m.permissions().mode() & 0o7777);
         opts.mode(mode);
         let file = opts.open(tmp)?;
-        // The umask may have narrowed the mode; set it exactly.
+        // The owner and group too, where this process may give them (root may; others may
+        // give a group they are in): a ledger that its owner's group reads stays readable.
+        // Where it may not, the file is this process's, with the same mode.
+        if let Some(m) = &old {
+            let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+        }
+        // The umask may have narrowed the mode (and a change of owner cleared set-id bits);
+        // set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         Ok(file)
     }

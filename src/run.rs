@@ -261,7 +261,10 @@ fn refuse_unrecorded(header: &[String], shown: &str) -> Result<()> {
 /// whose target cannot be told (a loop of links) is refused too.
 fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     // The ledger itself, when it is a folder, is refused as an input, with its own name.
-    if !cfg.dry_run && cfg.ledger_out != cfg.ledger && cfg.ledger_out.is_dir() {
+    // A path ending in `/` names a folder even before it exists (it would fail only at the
+    // rename, after all the work).
+    let folder = |p: &Path| p.is_dir() || p.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if !cfg.dry_run && cfg.ledger_out != cfg.ledger && folder(&cfg.ledger_out) {
         return Err(Error::refused(format!(
             "--ledger-out {}: is a folder, not a file",
             cfg.ledger_out.display()
@@ -326,5 +329,41 @@ fn prepare_out(out: &Path) -> Result<()> {
     fs::create_dir_all(out).map_err(refuse)?;
     let probe = out.join(format!(".icp-audit-probe-{}", std::process::id()));
     fs::write(&probe, b"").map_err(refuse)?;
-    fs::remove_file(&probe).map_err(refuse)
+    fs::remove_file(&probe).map_err(refuse)?;
+    remove_dead_outputs(out);
+    Ok(())
+}
+
+/// Removes the outputs that runs killed while writing them left in `out` under their temporary
+/// names (`.issued.csv.tmp-PID`: a killed run's hand-off holds codes). Several runs may share
+/// an `--out` folder, so only the files of processes that no longer exist are removed; where
+/// that cannot be told (no `/proc`), none is.
+fn remove_dead_outputs(out: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(dead_output_pid) else {
+            continue;
+        };
+        if !proc.join(pid.to_string()).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process id in an output's temporary name (`.<output>.tmp-<pid>`), if `name` is one.
+fn dead_output_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    OUTPUTS.iter().find_map(|output| {
+        rest.strip_prefix(output)?
+            .strip_prefix(".tmp-")?
+            .parse()
+            .ok()
+    })
 }

@@ -227,6 +227,22 @@ fn an_existing_ledger_keeps_its_permissions() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o640);
+        // Its owner and group too, where the run may give them: as root (which CI is), any.
+        use std::os::unix::fs::MetadataExt;
+        let t = base("owner");
+        let ledger = t.dir.join("ledger.csv");
+        let root = fs::metadata(&t.dir).unwrap().uid() == 0;
+        if root {
+            std::os::unix::fs::chown(&ledger, Some(65534), Some(65533)).unwrap();
+        }
+        let before = fs::metadata(&ledger).unwrap();
+        let ran = t.args(RUN).run().expect(0);
+        let after = fs::metadata(ran.dir.join("ledger.csv")).unwrap();
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert!(
+            !root || after.uid() == 65534,
+            "as root the owner is given back"
+        );
     }
 }
 
@@ -537,4 +553,71 @@ fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_i
     for code in codes {
         assert!(o.iter().any(|r| r[0] == code), "{code} is not in o.csv");
     }
+}
+
+/// A ledger named through a dangling link (its target, and the target's folder, not made yet)
+/// is created and locked where the link points: a later run naming the target finds its codes.
+#[cfg(unix)]
+#[test]
+fn a_dangling_link_to_the_ledger_is_followed_to_where_it_points() {
+    let t = base("dangling-link");
+    fs::remove_file(t.dir.join("ledger.csv")).unwrap();
+    fs::create_dir_all(t.dir.join("links")).unwrap();
+    std::os::unix::fs::symlink("../real/ledger.csv", t.dir.join("links/ledger.csv")).unwrap();
+    let ran = t
+        .args(RUN)
+        .args(["--ledger", "links/ledger.csv"])
+        .run()
+        .expect(0);
+    let link = fs::symlink_metadata(ran.dir.join("links/ledger.csv")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    assert!(ran.dir.join("real/ledger.csv.lock").exists());
+    assert!(!ran.dir.join("links/ledger.csv.lock").exists());
+    let issued = csv_rows(&ran.read("out/issued.csv"));
+    assert_eq!(issued.len(), 3);
+    let again = Test::new("dangling-link-again");
+    crate::harness::copy_dir(&ran.dir, &again.dir);
+    crate::harness::copy_dir(&ran.dir.join("real"), &again.dir.join("real"));
+    let again = again
+        .args(RUN)
+        .args(["--ledger", "real/ledger.csv"])
+        .run()
+        .expect(0);
+    let decisions = again.read("out/decisions.csv");
+    assert_eq!(
+        decisions.matches(",already_issued,").count(),
+        2,
+        "{decisions}"
+    );
+}
+
+/// The outputs a killed run left under their temporary names in `--out` (its hand-off holds
+/// codes) are removed by the next run, but only those of processes that are gone: another run
+/// may be writing into the same folder.
+#[cfg(target_os = "linux")]
+#[test]
+fn outputs_left_by_killed_runs_are_removed_and_live_ones_kept() {
+    let alive = format!("out/.issued.csv.tmp-{}", std::process::id());
+    let ran = base("dead-outputs")
+        .file(
+            "out/.issued.csv.tmp-999999999",
+            "request_id,instance_id,account_id,code,issued_at\n",
+        )
+        .file("out/.denials.csv.tmp-999999998", "")
+        .file(&alive, "")
+        .file("out/.notes.tmp-999999999", "")
+        .args(RUN)
+        .run()
+        .expect(0);
+    let out = ran.dir.join("out");
+    assert!(!out.join(".issued.csv.tmp-999999999").exists());
+    assert!(!out.join(".denials.csv.tmp-999999998").exists());
+    assert!(
+        ran.dir.join(&alive).exists(),
+        "a live process's file is kept"
+    );
+    assert!(
+        out.join(".notes.tmp-999999999").exists(),
+        "not an output: kept"
+    );
 }

@@ -156,10 +156,13 @@ pub enum Cond {
         field: Field,
         pattern: glob::Pattern,
     },
-    /// A list field holds this value.
+    /// A list field holds this value. With `empty_list` (the inventory's `operation_locks`, for
+    /// which SPEC says so), an empty cell is an empty list; otherwise, like an absent column, it
+    /// is an unknown value.
     Contains {
         field: Field,
         value: String,
+        empty_list: bool,
     },
 }
 

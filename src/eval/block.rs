@@ -170,13 +170,16 @@ fn eval_leaf(leaf: &Cond, b: &Block<'_>) -> Masks {
         Cond::Contains {
             field: Field::Instance(c),
             ref value,
+            empty_list,
         } => {
-            // An empty list cell is an empty list, not an unknown value.
+            // An empty `operation_locks` cell is an empty list (SPEC); any other empty list
+            // cell is an unknown value (as `cond::eval` decides).
+            let empty = if empty_list { Truth::False } else { unknown(c) };
             let has = |list: &str| truth(cond::list_contains(list, value));
             match inst.vocabulary(c) {
-                Some(list) => b.by_word(c, list, Truth::False, has),
+                Some(list) => b.by_word(c, list, empty, has),
                 None => b.each(|row| match inst.value(c, row) {
-                    Value::Missing => Truth::False,
+                    Value::Missing => empty,
                     Value::Str(v) => has(v),
                     _ => unknown(c),
                 }),
@@ -325,6 +328,7 @@ mod tests {
             6 => Cond::Contains {
                 field,
                 value: word(rng),
+                empty_list: rng.bool(),
             },
             7 => Cond::Matches {
                 field,

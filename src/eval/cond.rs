@@ -55,9 +55,14 @@ pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
             Some(Value::Str(s)) => truth(pattern.matches(s)),
             _ => Truth::Unknown(*field),
         },
-        Cond::Contains { field, value } => match env.get(*field) {
-            // An empty list cell is an empty list, not an unknown value.
-            Some(Value::Missing) => Truth::False,
+        Cond::Contains {
+            field,
+            value,
+            empty_list,
+        } => match env.get(*field) {
+            // An empty `operation_locks` cell is an empty list (SPEC; an absent column too, as
+            // its every cell is empty); any other empty list cell is an unknown value.
+            Some(Value::Missing) if *empty_list => Truth::False,
             Some(Value::Str(list)) => truth(list_contains(list, value)),
             _ => Truth::Unknown(*field),
         },
@@ -446,14 +451,22 @@ mod tests {
         let has = |f, v: &str| Cond::Contains {
             field: Field::Instance(f),
             value: v.into(),
+            empty_list: true,
         };
         assert_eq!(eval(&has(3, "security"), &row()), Truth::True);
         assert_eq!(eval(&has(3, "fin"), &row()), Truth::False);
         assert_eq!(eval(&has(3, "SECURITY"), &row()), Truth::True, "any case");
         assert!(list_contains(" Financial ; security", "financial"));
         assert!(!list_contains("financial-review", "financial"));
-        // An empty list cell is an empty list; a missing row is unknown.
+        // An empty `operation_locks` cell is an empty list; a missing row is unknown.
         assert_eq!(eval(&has(4, "financial"), &row()), Truth::False);
+        // Any other empty list cell is an unknown value.
+        let other = Cond::Contains {
+            field: Field::Instance(4),
+            value: "financial".into(),
+            empty_list: false,
+        };
+        assert_eq!(eval(&other, &row()), Truth::Unknown(Field::Instance(4)));
         assert_eq!(
             eval(&has(3, "financial"), &Row(None)),
             Truth::Unknown(Field::Instance(3))

@@ -767,6 +767,19 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     }
 }
 
+/// A policy's text literal for a comparison with column `col`, in the form the column's cells
+/// are kept in (a charge type as the API's word, a status capitalised, a region in lower case),
+/// so that `ne: PayAsYouGo` compares with what `PayAsYouGo` cells are kept as; `Err` for a word
+/// no cell of the column can hold (a rule that could never match, or always would).
+pub fn literal_form(col: &Column, text: &str) -> std::result::Result<String, String> {
+    match col.domain {
+        Some(Domain::ChargeType) => charge_type(text).map(str::to_string),
+        Some(Domain::InstanceStatus) => instance_status(text).map(str::to_string),
+        Some(Domain::RegionId) => Ok(trim(text).to_ascii_lowercase()),
+        _ => Ok(text.to_string()),
+    }
+}
+
 /// The API's charge types, as the inventory keeps them.
 const CHARGE_TYPES: [&str; 2] = ["PrePaid", "PostPaid"];
 /// The API's instance statuses.

@@ -366,6 +366,15 @@ impl Compiler {
         }
     }
 
+    /// The schema column a field reads (`None` for the as-of time and the quota's counts).
+    pub(super) fn column_of(&self, f: Field) -> Option<&crate::schema::Column> {
+        match f {
+            Field::Instance(i) => self.instances.columns.get(i),
+            Field::Request(i) => self.requests.columns.get(i),
+            Field::AsOf | Field::QuotaUsed | Field::QuotaMax => None,
+        }
+    }
+
     fn type_of(&self, f: Field) -> Type {
         match f {
             Field::Instance(i) => self.instances.columns[i].ty,

@@ -107,9 +107,16 @@ fn check_policy_reports_several_problems_at_once() {
         .args(["check-policy", "p.yaml"])
         .run()
         .expect(2);
-    // A string field compared with 5 is accepted (YAML numbers read as text for strings), so
-    // two problems: the unknown column and the unknown placeholder.
-    assert_eq!(ran.stderr().lines().count(), 2, "{}", ran.stderr());
+    // Three problems: the unknown column, a charge type that no cell can hold (`5`: YAML
+    // numbers are read as text for strings, and the charge type's words are known), and the
+    // unknown placeholder.
+    assert_eq!(ran.stderr().lines().count(), 3, "{}", ran.stderr());
+    assert!(
+        ran.stderr()
+            .contains("`instance.charge_type` can never hold this value: unknown charge type `5`"),
+        "{}",
+        ran.stderr()
+    );
 }
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip,eip_address,tier\n\
@@ -365,5 +372,73 @@ fn a_broken_only_rule_is_not_also_a_missing_rule() {
         ran.stderr().contains("a policy needs at least one rule"),
         "{}",
         ran.stderr()
+    );
+}
+
+/// A policy's words for the charge type, the status and the region are compared in the form
+/// the inventory keeps them in (`PayAsYouGo` is `PostPaid`, `stopped` is `Stopped`,
+/// `CN-HongKong` is `cn-hongkong`), so `ne` and `not_in` cannot let every instance through
+/// because of a spelling; a word no cell can hold is a load error. A `contains` on a list
+/// column of the policy's own refuses on an empty cell (unknown), where `operation_locks`'s
+/// empty cell is an empty list (SPEC §2).
+#[test]
+fn policy_words_are_compared_as_the_inventory_keeps_them() {
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip,status,flags\n\
+i-1,100,CN-HongKong,PayAsYouGo,2028-01-01,5,1.2.3.4,stopped,\n\
+i-2,100,cn-hangzhou,Subscription,2028-01-01,5,1.2.3.5,Running,vip\n";
+    let requests = "request_id,account_id,instance_id,requested_at\nr1,100,i-1,2026-11-29\nr2,100,i-2,2026-11-29\n";
+    let rule = |id: &str, require: &str| {
+        format!(
+            "  - id: {id}\n    kind: check\n    require: {require}\n    message: \"{id}\"\n    remedy: \"fix\"\n"
+        )
+    };
+    let policy = format!(
+        "name: words\ncolumns:\n  - {{ field: instance.flags, type: list }}\ncode:\n  random_symbols: 19\n  group: 4\nrules:\n{}{}{}{}{}",
+        rule("prepaid", "{ field: instance.charge_type, ne: payasyougo }"),
+        rule(
+            "not-postpaid",
+            "{ field: instance.charge_type, not_in: [postpaid, PayAsYouGo] }"
+        ),
+        rule(
+            "not-hk",
+            "{ field: instance.region_id, not_in: [CN-HongKong] }"
+        ),
+        rule("running", "{ field: instance.status, ne: stopped }"),
+        rule(
+            "not-sanctioned",
+            "{ not: { field: instance.flags, contains: sanctioned } }"
+        ),
+    );
+    let ran = Test::new("policy-words")
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("p.yaml", &policy)
+        .args(RUN)
+        .args(["--policy", "p.yaml", "--dry-run"])
+        .run()
+        .expect(0);
+    let rows = csv_rows(&ran.read("out/decisions.csv"));
+    assert_eq!(
+        (rows[1][3].as_str(), rows[1][5].as_str()),
+        (
+            "denied",
+            "prepaid;not-postpaid;not-hk;running;not-sanctioned"
+        ),
+        "{rows:?}"
+    );
+    assert_eq!((rows[2][3].as_str(), rows[2][5].as_str()), ("eligible", ""));
+    // A word the column never holds is refused at load, with its place.
+    let broken = policy.replace("ne: stopped", "ne: Halted");
+    let refused = Test::new("policy-words-broken")
+        .file("p.yaml", &broken)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        refused.stderr().contains(
+            "`instance.status` can never hold this value: unknown instance status `Halted`"
+        ),
+        "{}",
+        refused.stderr()
     );
 }

@@ -2,9 +2,10 @@
 //! against the columns' declared types. Part of `compile`; problems carry YAML paths.
 
 use super::{Compiler, scalar_text};
+use crate::input::table::literal_form;
 use crate::policy::raw::RawCond;
 use crate::policy::{CmpOp, Cond, Field, Operand};
-use crate::schema::Type;
+use crate::schema::{Domain, Type};
 use crate::time;
 use serde_yaml::Value;
 
@@ -107,6 +108,9 @@ impl Compiler {
                     return None;
                 }
                 let values = self.set_operand(path, value)?;
+                let mut values = self.literals(path, name, field, values)?;
+                values.sort();
+                values.dedup();
                 Some(Cond::In {
                     field,
                     values,
@@ -122,6 +126,15 @@ impl Compiler {
                     self.problem(path, "`matches` takes a glob pattern string");
                     return None;
                 };
+                // Region ids are kept in lower case: so is a pattern for them.
+                let lower;
+                let text = match self.column_of(field).and_then(|c| c.domain) {
+                    Some(Domain::RegionId) => {
+                        lower = text.to_ascii_lowercase();
+                        lower.as_str()
+                    }
+                    _ => text,
+                };
                 match glob::Pattern::new(text) {
                     Ok(pattern) => Some(Cond::Matches { field, pattern }),
                     Err(e) => {
@@ -135,8 +148,18 @@ impl Compiler {
                     self.problem(path, mismatch("a list field"));
                     return None;
                 }
+                // SPEC makes an empty `operation_locks` cell an empty list; any other empty list
+                // cell is an unknown value.
+                let empty_list = matches!(field, Field::Instance(_))
+                    && self
+                        .column_of(field)
+                        .is_some_and(|c| c.name == "operation_locks");
                 match scalar_text(value) {
-                    Some(v) => Some(Cond::Contains { field, value: v }),
+                    Some(v) => Some(Cond::Contains {
+                        field,
+                        value: v,
+                        empty_list,
+                    }),
                     None => {
                         self.problem(path, "`contains` takes one value");
                         None
@@ -164,10 +187,45 @@ impl Compiler {
                     );
                     return None;
                 }
-                let right = self.operand(path, name, ty, value)?;
+                let right = match self.operand(path, name, ty, value)? {
+                    Operand::Str(text) => {
+                        let [text] = self
+                            .literals(path, name, field, vec![text])?
+                            .try_into()
+                            .ok()?;
+                        Operand::Str(text)
+                    }
+                    other => other,
+                };
                 Some(Cond::Compare { field, op, right })
             }
         }
+    }
+
+    /// Text literals compared with `field`, in the form its cells are kept in (see
+    /// `table::literal_form`); a word no cell can hold is a problem (`None`).
+    fn literals(
+        &mut self,
+        path: &str,
+        name: &str,
+        field: Field,
+        values: Vec<String>,
+    ) -> Option<Vec<String>> {
+        let Some(col) = self.column_of(field).cloned() else {
+            return Some(values);
+        };
+        let mut out = Vec::with_capacity(values.len());
+        let mut ok = true;
+        for v in values {
+            match literal_form(&col, &v) {
+                Ok(form) => out.push(form),
+                Err(e) => {
+                    self.problem(path, format!("`{name}` can never hold this value: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     /// A literal of the field's type, or `{field: NAME, plus_months: N}`.

@@ -249,7 +249,9 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
         let (line, col) = place.unwrap_or((1, 1));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
-    let mut policy = compile::compile(raw).map_err(|problems| placed(text, shown, &problems))?;
+    let written = locate::Locations::of(text);
+    let mut policy =
+        compile::compile(raw, &written).map_err(|problems| placed(text, shown, &problems))?;
     policy.sha256 = crate::digest::hex(&Sha256::digest(text.as_bytes()));
     policy.source = shown.to_string();
     Ok(policy)

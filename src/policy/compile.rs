@@ -4,6 +4,7 @@
 
 mod cond;
 
+use super::locate::Locations;
 use super::raw::{RawKind, RawOutcome, RawPolicy, RawRule};
 use super::{Field, Kind, Policy, Quota, Refusal, Rule, Template, template};
 use crate::code;
@@ -22,19 +23,23 @@ pub const BUILT_IN_REASONS: [&str; 5] = [
 
 type Problems = Vec<(String, String)>;
 
-struct Compiler {
+struct Compiler<'t> {
     instances: Schema,
     requests: Schema,
     sets: BTreeMap<String, Vec<String>>,
     problems: Problems,
+    /// Where the text's nodes are, and its plain scalars as written (`Compiler::text_of`).
+    source: &'t Locations,
 }
 
-pub fn compile(raw: RawPolicy) -> Result<Policy, Problems> {
+/// Compiles `raw`; `source` is where the policy text's nodes are (see `locate`).
+pub fn compile(raw: RawPolicy, source: &Locations) -> Result<Policy, Problems> {
     let mut c = Compiler {
         instances: Schema::instances(),
         requests: Schema::requests(),
         sets: BTreeMap::new(),
         problems: Vec::new(),
+        source,
     };
     c.declare_columns(&raw);
     c.declare_sets(&raw.sets);
@@ -85,7 +90,7 @@ fn keep_read_columns(c: &mut Compiler, rules: &[Rule], quotas: &[Quota]) {
     }
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.problems.push((path.into(), msg.into()));
     }
@@ -149,7 +154,7 @@ impl Compiler {
             };
             let mut values = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                match scalar_text(item) {
+                match self.text_of(&format!("{path}[{i}]"), item) {
                     Some(s) => values.push(s),
                     None => self.problem(format!("{path}[{i}]"), "set members are strings"),
                 }
@@ -385,11 +390,18 @@ impl Compiler {
     }
 }
 
-/// A YAML scalar as text (strings, numbers); `None` for anything else.
-pub(super) fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+impl Compiler<'_> {
+    /// The YAML scalar at `path` as text (strings; numbers as written, so that `0111` stays
+    /// `0111` and `1.50` stays `1.50`); `None` for anything else.
+    pub(super) fn text_of(&self, path: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(
+                self.source
+                    .written(path)
+                    .map_or_else(|| n.to_string(), str::to_string),
+            ),
+            _ => None,
+        }
     }
 }

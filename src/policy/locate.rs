@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// 1-based line and column of every node, by path.
+/// 1-based line and column of every node, by path; and every plain scalar as written.
 #[derive(Debug, Default)]
 pub struct Locations {
     places: HashMap<String, (usize, usize)>,
+    written: HashMap<String, String>,
 }
 
 impl Locations {
@@ -20,7 +21,14 @@ impl Locations {
         let _ = Parser::new_from_str(text).load(&mut walker, false);
         Locations {
             places: walker.places,
+            written: walker.written,
         }
+    }
+
+    /// A plain (unquoted) scalar's text as written, before YAML read it as a number: `0111`,
+    /// `1.50` and `0x1F`, where serde gives 111, 1.5 and 31.
+    pub fn written(&self, path: &str) -> Option<&str> {
+        self.written.get(path).map(String::as_str)
     }
 
     /// The place of `path`, or of its nearest ancestor that has one.
@@ -47,6 +55,7 @@ enum Frame {
 struct Walker {
     stack: Vec<Frame>,
     places: HashMap<String, (usize, usize)>,
+    written: HashMap<String, String>,
 }
 
 impl Walker {
@@ -90,9 +99,12 @@ fn join(path: &str, key: &str) -> String {
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(text, ..) => {
+            Event::Scalar(text, style, ..) => {
                 if let Some(path) = self.node_path(Some(&text)) {
                     self.record(&path, mark);
+                    if style == yaml_rust2::scanner::TScalarStyle::Plain {
+                        self.written.entry(path.clone()).or_insert(text);
+                    }
                     self.finish_value();
                 }
             }

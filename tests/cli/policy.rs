@@ -442,3 +442,26 @@ i-2,100,cn-hangzhou,Subscription,2028-01-01,5,1.2.3.5,Running,vip\n";
         refused.stderr()
     );
 }
+
+/// A YAML number compared with a string field is read as text as it is written: `0111` and
+/// `1.50` in a block-list block accounts `0111` and `1.50`, not `111` and `1.5`.
+#[test]
+fn yaml_numbers_for_string_fields_are_read_as_written() {
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-1,0111,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+i-2,1.50,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
+i-3,111,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
+    let requests = "request_id,account_id,instance_id,requested_at\nr1,0111,i-1,2026-11-29\nr2,1.50,i-2,2026-11-29\nr3,111,i-3,2026-11-29\n";
+    let policy = "name: numbers\ncode:\n  random_symbols: 19\n  group: 4\nrules:\n  - id: not-blocked\n    kind: check\n    require: { field: instance.account_id, not_in: [0111, 1.50] }\n    message: \"blocked\"\n    remedy: \"none\"\n";
+    let ran = Test::new("yaml-numbers")
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("p.yaml", policy)
+        .args(RUN)
+        .args(["--policy", "p.yaml", "--dry-run"])
+        .run()
+        .expect(0);
+    let rows = csv_rows(&ran.read("out/decisions.csv"));
+    let outcomes: Vec<&str> = rows[1..].iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(outcomes, ["denied", "denied", "eligible"], "{rows:?}");
+}

@@ -1,7 +1,7 @@
 //! Compiling conditions: combinators, comparisons and their operands, with every type checked
 //! against the columns' declared types. Part of `compile`; problems carry YAML paths.
 
-use super::{Compiler, scalar_text};
+use super::Compiler;
 use crate::input::table::literal_form;
 use crate::policy::raw::RawCond;
 use crate::policy::{CmpOp, Cond, Field, Operand};
@@ -9,7 +9,7 @@ use crate::schema::{Domain, Type};
 use crate::time;
 use serde_yaml::Value;
 
-impl Compiler {
+impl Compiler<'_> {
     pub(super) fn cond(&mut self, path: &str, c: &RawCond) -> Option<Cond> {
         let shapes = [
             c.all.is_some(),
@@ -154,7 +154,7 @@ impl Compiler {
                     && self
                         .column_of(field)
                         .is_some_and(|c| c.name == "operation_locks");
-                match scalar_text(value) {
+                match self.text_of(path, value) {
                     Some(v) => Some(Cond::Contains {
                         field,
                         value: v,
@@ -242,7 +242,7 @@ impl Compiler {
                     return None;
                 }
             },
-            (Type::String, v) => scalar_text(v).map(Operand::Str),
+            (Type::String, v) => self.text_of(path, v).map(Operand::Str),
             _ => None,
         };
         if literal.is_none() {
@@ -324,7 +324,11 @@ impl Compiler {
     /// A list of strings, or `{set: NAME}`.
     fn set_operand(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
         if let Some(items) = value.as_sequence() {
-            let mut values: Vec<String> = items.iter().filter_map(scalar_text).collect();
+            let mut values: Vec<String> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| self.text_of(&format!("{path}[{i}]"), v))
+                .collect();
             if values.len() != items.len() {
                 self.problem(path, "list members are strings");
                 return None;

@@ -42,13 +42,32 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let _lock = if cfg.dry_run {
         None
     } else {
-        // Like --out, a new ledger's folder is created when missing.
-        std::fs::create_dir_all(ledger::parent(&ledger_out)).map_err(|e| {
+        // Like --out, a new ledger's folder is created when missing; then each folder that
+        // holds a new one is synced, up to the first that was there, so that a ledger renamed
+        // into it survives a power loss.
+        let folder = ledger::parent(&ledger_out);
+        let here = |p: &'_ Path| -> PathBuf {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        };
+        let existing = folder.ancestors().map(here).find(|p| p.exists());
+        std::fs::create_dir_all(folder).map_err(|e| {
             Error::refused(format!(
                 "{}: cannot create its folder: {e}",
                 ledger_out_named(cfg, &ledger_out)
             ))
         })?;
+        if existing.as_deref() != Some(&here(folder)) {
+            for holder in folder.ancestors().skip(1).map(here) {
+                let _ = ledger::sync_dir(&holder);
+                if Some(&holder) == existing.as_ref() {
+                    break;
+                }
+            }
+        }
         Some(ledger::lock(&ledger_out)?)
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
@@ -328,7 +347,14 @@ fn prepare_out(out: &Path) -> Result<()> {
     };
     fs::create_dir_all(out).map_err(refuse)?;
     let probe = out.join(format!(".icp-audit-probe-{}", std::process::id()));
-    fs::write(&probe, b"").map_err(refuse)?;
+    // Made new, never opened through what is there (a link planted under the name in a folder
+    // others write to must not truncate where it points): what is there is removed first.
+    let _ = fs::remove_file(&probe);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(refuse)?;
     fs::remove_file(&probe).map_err(refuse)?;
     remove_dead_outputs(out);
     Ok(())
@@ -366,4 +392,38 @@ fn dead_output_pid(name: &str) -> Option<u32> {
             .parse()
             .ok()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writability probe is made new: a link planted under its name (in a folder others
+    /// write to) is removed, not followed, so what it points to keeps its bytes.
+    #[cfg(unix)]
+    #[test]
+    fn the_out_probe_never_writes_through_a_planted_link() {
+        let dir = std::env::temp_dir().join(format!("icp-probe-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("out")).unwrap();
+        let precious = dir.join("precious.txt");
+        fs::write(&precious, "keep me").unwrap();
+        let probe = dir
+            .join("out")
+            .join(format!(".icp-audit-probe-{}", std::process::id()));
+        std::os::unix::fs::symlink(&precious, &probe).unwrap();
+        prepare_out(&dir.join("out")).unwrap();
+        assert_eq!(fs::read_to_string(&precious).unwrap(), "keep me");
+        assert!(fs::symlink_metadata(&probe).is_err(), "the probe is gone");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn output_temporary_names_give_their_process() {
+        assert_eq!(dead_output_pid(".issued.csv.tmp-42"), Some(42));
+        assert_eq!(dead_output_pid(".report.html.tmp-7"), Some(7));
+        assert_eq!(dead_output_pid("issued.csv.tmp-42"), None);
+        assert_eq!(dead_output_pid(".ledger.csv.tmp-42"), None);
+        assert_eq!(dead_output_pid(".issued.csv.tmp-x"), None);
+    }
 }

@@ -111,7 +111,7 @@ impl Format {
             ));
         }
         if weighted_sum(&values) != 0 {
-            return Err("its check symbol does not match".to_string());
+            return Err("has a check symbol that does not match".to_string());
         }
         Ok(self.render(&values))
     }

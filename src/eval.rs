@@ -190,11 +190,30 @@ pub struct World<'a> {
     pub as_of_text: &'a str,
 }
 
-/// What evaluation gives: a decision per request row, and how many requests each waiver
-/// exempted from its check.
+/// What evaluation gives: a decision per request row, how many requests each waiver exempted
+/// from its check, and each exemption (for `waived.csv`).
 pub struct Evaluation {
     pub decisions: Vec<Decision>,
     pub waived: Vec<u64>,
+    /// Every check a waiver in force let a request pass, by request row, then rule, then waiver.
+    pub exemptions: Vec<Exemption>,
+}
+
+/// One waiver letting one request pass one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Exemption {
+    pub row: u32,
+    /// The place of the check in `policy.rules`.
+    pub rule: u16,
+    /// The place of the waiver in the waivers file.
+    pub waiver: u32,
+}
+
+/// The waivers' tallies while requests are decided side by side.
+struct Waiving {
+    counts: Vec<AtomicU64>,
+    /// Rare (a waiver exempts few requests), so one lock for all.
+    exemptions: std::sync::Mutex<Vec<Exemption>>,
 }
 
 /// How many requests one task decides at a time.
@@ -223,12 +242,15 @@ pub fn decide_with(
     pool: &rayon::ThreadPool,
     progress: &Progress,
 ) -> Result<Evaluation, String> {
-    let waived: Vec<AtomicU64> = world
-        .waivers
-        .list
-        .iter()
-        .map(|_| AtomicU64::new(0))
-        .collect();
+    let waived = Waiving {
+        counts: world
+            .waivers
+            .list
+            .iter()
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+        exemptions: Default::default(),
+    };
     let mut decisions: Vec<Decision> = pool.install(|| {
         // Filled on every thread rather than by `vec!` on one: the first write to each page of
         // new memory is a page fault (on a virtual machine, the host's too), a quarter of a
@@ -266,7 +288,19 @@ pub fn decide_with(
     pool.install(|| quota::share(world, &mut decisions));
     Ok(Evaluation {
         decisions,
-        waived: waived.into_iter().map(AtomicU64::into_inner).collect(),
+        waived: waived
+            .counts
+            .into_iter()
+            .map(AtomicU64::into_inner)
+            .collect(),
+        exemptions: {
+            let mut all = waived
+                .exemptions
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner());
+            all.sort_unstable();
+            all
+        },
     })
 }
 
@@ -313,7 +347,7 @@ fn passes(truth: Truth, unknown: &mut bool) -> bool {
 fn decide_one(
     w: &World<'_>,
     verdicts: &Verdicts,
-    waived: &[AtomicU64],
+    waived: &Waiving,
     row: usize,
     key: Option<u32>,
 ) -> Decision {
@@ -394,7 +428,7 @@ fn apply_policy(
     instance: Option<usize>,
     known: Option<Verdict>,
     decided: u64,
-    waived: &[AtomicU64],
+    waived: &Waiving,
 ) -> Decision {
     let env = Env::new(w, row, instance);
     let mut failed = 0u64;
@@ -429,24 +463,29 @@ fn apply_policy(
     }
 }
 
-/// Whether a waiver in force exempts request `row` from check `rule`; counts the one used
-/// (the first in file order).
-fn waive(w: &World<'_>, row: usize, rule: usize, waived: &[AtomicU64]) -> bool {
+/// Whether a waiver in force exempts request `row` from check `rule`; counts every waiver in
+/// force that does (each would exempt it alone: none is `unused` while it matches).
+fn waive(w: &World<'_>, row: usize, rule: usize, waived: &Waiving) -> bool {
     let req = w.requests;
     let instance = req.text(col::REQUEST_INSTANCE, row);
     let account = req.text(col::REQUEST_ACCOUNT, row);
-    let mut matching: Vec<usize> = w.waivers.matching(rule, instance, account).collect();
-    matching.sort_unstable();
-    match matching
-        .into_iter()
-        .find(|i| w.as_of < w.waivers.list[*i].until)
-    {
-        Some(i) => {
-            waived[i].fetch_add(1, Ordering::Relaxed);
-            true
+    let mut any = false;
+    for i in w.waivers.matching(rule, instance, account) {
+        if w.as_of < w.waivers.list[i].until {
+            waived.counts[i].fetch_add(1, Ordering::Relaxed);
+            waived
+                .exemptions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Exemption {
+                    row: row as u32,
+                    rule: rule as u16,
+                    waiver: i as u32,
+                });
+            any = true;
         }
-        None => false,
     }
+    any
 }
 
 fn outcome_of(rule: &Rule) -> Outcome {

@@ -42,6 +42,8 @@ pub struct Facts<'a> {
     pub waivers: &'a Waivers,
     /// Per waiver, how many requests it exempted.
     pub waived: &'a [u64],
+    /// Each check a waiver let a request pass (`waived.csv`).
+    pub exemptions: &'a [crate::eval::Exemption],
 }
 
 /// Writes every output but `issued.csv` under temporary names; the caller puts them in place
@@ -72,6 +74,15 @@ pub fn write(
     let (denials, remedies) = remedies?;
     staged.push(denials);
     staged.push(tables::write_input_errors(out, problems)?);
+    // Only a run given waivers writes `waived.csv` (SPEC's outputs are the others).
+    if !facts.waivers.source.is_empty() {
+        staged.push(tables::write_waived(
+            out,
+            world,
+            decisions,
+            facts.exemptions,
+        )?);
+    }
     let summary = Summary::new(facts, &counts, decisions.len(), problems.len());
     staged.push(stage(&out.join("summary.json"), Durable::Renamed, |w| {
         serde_json::to_writer_pretty(&mut *w, &summary.json)?;

@@ -180,6 +180,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         dry_run: cfg.dry_run,
         waivers: &waivers,
         waived: &evaluation.waived,
+        exemptions: &evaluation.exemptions,
     };
     let spin = Progress::spinner("writing the ledger and the reports", !cfg.quiet);
     // The ledger is committed (written, synced, renamed) while the outputs are written under
@@ -253,6 +254,14 @@ pub const OUTPUTS: [&str; 6] = [
     "report.html",
 ];
 
+/// The output a run given waivers writes as well.
+pub const WAIVED: &str = "waived.csv";
+
+/// Every name a run may write into `--out`.
+fn every_output() -> impl Iterator<Item = &'static str> {
+    OUTPUTS.into_iter().chain([WAIVED])
+}
+
 /// Refuses a run that issues codes into a ledger without a column a re-run needs to hand them
 /// back (see `ledger::unrecorded_columns`). A run that issues nothing, and a dry run, go on.
 fn refuse_unrecorded(header: &[String], shown: &str) -> Result<()> {
@@ -310,7 +319,7 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     let ledger_out = canonical(&cfg.ledger_out)?;
     let mut written = inputs.clone();
     written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
-    for name in OUTPUTS {
+    for name in every_output() {
         let target = canonical(&cfg.out.join(name))?;
         if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
             return Err(Error::refused(format!(
@@ -386,7 +395,7 @@ fn remove_dead_outputs(out: &Path) {
 /// The process id in an output's temporary name (`.<output>.tmp-<pid>`), if `name` is one.
 fn dead_output_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix('.')?;
-    OUTPUTS.iter().find_map(|output| {
+    every_output().find_map(|output| {
         rest.strip_prefix(output)?
             .strip_prefix(".tmp-")?
             .parse()

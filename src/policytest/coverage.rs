@@ -141,9 +141,12 @@ pub fn measure(suite: &Suite, results: &[CaseResult]) -> Vec<Coverage> {
     }
     for r in results {
         let case = &suite.cases[r.case];
-        if let Ok(got) = &r.got {
-            let policy = &suite.policies[case.policy];
-            out[group_of[case.policy]].1.observe(policy, got);
+        let coverage = &mut out[group_of[case.policy]].1;
+        match &r.got {
+            Ok(got) => coverage.observe(&suite.policies[case.policy], got),
+            // A case the engine refused (a corrupt ledger, say) ran under the policy too; it
+            // decided nothing, so it exercises no rule.
+            Err(_) => coverage.cases += 1,
         }
     }
     out.into_iter().map(|(_, c)| c).collect()

@@ -97,8 +97,13 @@ pub fn render(facts: &Facts<'_>, counts: &Counts<'_>, remedies: &Remedies) -> St
         h,
         "</main><footer>Written by icp-audit {} from the files above; \
          the rows behind every number are in <code>decisions.csv</code> and \
-         <code>denials.csv</code>.</footer></body></html>",
-        escape(env!("CARGO_PKG_VERSION"))
+         <code>denials.csv</code>{}.</footer></body></html>",
+        escape(env!("CARGO_PKG_VERSION")),
+        if facts.waivers.source.is_empty() {
+            ""
+        } else {
+            ", and those behind each waiver in <code>waived.csv</code>"
+        }
     );
     h
 }

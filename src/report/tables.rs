@@ -6,7 +6,7 @@ use super::csvrow::{
 };
 use super::{Durable, Staged, neutralise, stage, stage_large, write_in_pieces};
 use crate::error::Result;
-use crate::eval::{Decision, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
+use crate::eval::{Decision, Exemption, Outcome, Remedy, Scratch, World, each_reason, rule_ids};
 use crate::input::{Problem, Table};
 use crate::issue::Issued;
 use crate::policy::{Piece, Policy};
@@ -300,6 +300,48 @@ pub fn write_issued(
             spill(w, &mut buf)?;
         }
         w.write_all(&buf)
+    })
+}
+
+/// `waived.csv`: a row per check a waiver let a request pass, in request order, with the
+/// request's final outcome and the waiver's ticket and end, so that an auditor finds the
+/// requests behind each waiver's count (`decisions.csv` shows a waived request as any other).
+pub fn write_waived(
+    out: &Path,
+    w: &World<'_>,
+    decisions: &[Decision],
+    exemptions: &[Exemption],
+) -> Result<Staged> {
+    stage(&out.join(crate::run::WAIVED), Durable::Renamed, |f| {
+        let mut buf = Vec::new();
+        csv_row(
+            &mut buf,
+            &[
+                "request_id",
+                "instance_id",
+                "account_id",
+                "outcome",
+                "rule_id",
+                "ticket",
+                "until",
+            ],
+        );
+        for e in exemptions {
+            let row = e.row as usize;
+            let waiver = &w.waivers.list[e.waiver as usize];
+            push_ids(&mut buf, w.requests, row);
+            csv_row(
+                &mut buf,
+                &[
+                    decisions[row].outcome.name(),
+                    &w.policy.rules[usize::from(e.rule)].id,
+                    &neutralise(&waiver.ticket),
+                    &crate::time::format(waiver.until),
+                ],
+            );
+            spill(f, &mut buf)?;
+        }
+        f.write_all(&buf)
     })
 }
 

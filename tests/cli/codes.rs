@@ -51,3 +51,22 @@ fn codes_are_distinct_and_canonical() {
             .all(|c| c == '-' || "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c))
     );
 }
+
+/// `verify-code` says what is wrong with a code in one sentence: "it has a check symbol that
+/// does not match", naming the code by its place only (codes are secrets).
+#[test]
+fn verify_code_says_what_is_wrong_in_a_sentence() {
+    let ran = Test::new("verify-sentence")
+        .args([
+            "verify-code",
+            "7K3M-Q9TX-0B4R-WD2N-HC5D",
+            "7K3M-Q9TX-0B4R-WD2N-HC5F",
+        ])
+        .run()
+        .expect(1);
+    assert_eq!(
+        ran.stdout(),
+        "code 1: well-formed\ncode 2: not well-formed: it has a check symbol that does not match\n"
+    );
+    assert!(!ran.stderr().contains("HC5F"));
+}

@@ -184,6 +184,22 @@ fn coverage_names_every_side_no_case_exercised_and_exits_1() {
     assert!(!out.contains("passing side"), "{out}");
     assert!(out.ends_with("1 passed, 0 failed\n"));
     assert!(ran.stderr().contains("9 sides of rules were not exercised"));
+    // A case the engine refuses (a ledger with one code twice) ran under the policy too: it
+    // is counted, and exercises no rule.
+    let refused = format!(
+        "{only_eligible}  - name: corrupt ledger\n    ledger: [{{ code: X }}, {{ code: X }}]\n    expect: {{ outcome: issued }}\n"
+    );
+    let ran = Test::new("policytest-gaps-refused")
+        .file("one.yaml", &refused)
+        .args(["test", "--coverage", "one.yaml"])
+        .run()
+        .expect(1);
+    assert!(
+        ran.stdout()
+            .contains("9 rules, 2 cases: 9 sides not exercised:"),
+        "{}",
+        ran.stdout()
+    );
 }
 
 #[test]

@@ -96,3 +96,73 @@ fn gates_and_quotas_cannot_be_waived() {
     );
     run("waivers-both", &both, "2026-11-30").expect(2);
 }
+
+/// `waived.csv` names the request behind each count: a row per check a waiver let a request
+/// pass, with the request's outcome and the waiver's ticket. Two waivers in force for one
+/// request each exempt it (neither is `unused`). A run without waivers writes no such file.
+#[test]
+fn waived_requests_are_listed_and_every_matching_waiver_counts() {
+    let ran = run("waivers-listed", &example(), "2026-11-30").expect(0);
+    let rows = csv_rows(&ran.read("out/waived.csv"));
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "request_id",
+                "instance_id",
+                "account_id",
+                "outcome",
+                "rule_id",
+                "ticket",
+                "until"
+            ],
+            vec![
+                "r1",
+                "i-bp1demo0renewing",
+                "100",
+                "eligible",
+                "three-months-left",
+                "OPS-4821",
+                "2027-01-31T00:00:00Z"
+            ],
+            vec![
+                "r2",
+                "i-2",
+                "1234567890123456",
+                "eligible",
+                "public-ip",
+                "OPS-4790",
+                "2026-12-01T00:00:00Z"
+            ],
+        ]
+    );
+    let both = "waivers:\n  - { check: three-months-left, account: \"100\", until: 2027-01-31, ticket: T1, justification: j }\n  - { check: three-months-left, instance: i-bp1demo0renewing, until: 2027-01-31, ticket: T2, justification: j }\n";
+    let ran = run("waivers-both", both, "2026-11-30").expect(0);
+    let summary = ran.read("out/summary.json");
+    assert!(!summary.contains("\"state\": \"unused\""), "{summary}");
+    let tickets: Vec<(String, String)> = csv_rows(&ran.read("out/waived.csv"))[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[5].clone()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tickets
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(pairs, [("r1", "T1"), ("r1", "T2"), ("r3", "T1")]);
+    let plain = Test::new("waivers-none")
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .args([
+            "run",
+            "--input",
+            ".",
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30",
+            "--dry-run",
+        ])
+        .run()
+        .expect(0);
+    assert!(!plain.dir.join("out/waived.csv").exists());
+}

@@ -152,16 +152,8 @@ fn waived_requests_are_listed_and_every_matching_waiver_counts() {
     let plain = Test::new("waivers-none")
         .file("instances.csv", INSTANCES)
         .file("requests.csv", REQUESTS)
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-            "--dry-run",
-        ])
+        .args(crate::harness::RUN)
+        .args(["--dry-run"])
         .run()
         .expect(0);
     assert!(!plain.dir.join("out/waived.csv").exists());

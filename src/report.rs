@@ -238,6 +238,21 @@ fn stage_through<W>(
         published: false,
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
+    // An output that replaces a file keeps its mode (an operator may share the hand-off with a
+    // group), but one that holds codes never keeps a mode that lets anyone read it (a file
+    // made by `touch` is 0644): codes are secrets.
+    #[cfg(unix)]
+    if matches!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some("issued.csv" | "decisions.csv")
+    ) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(fail)?.permissions().mode() & 0o7777;
+        if mode & 0o007 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(mode & !0o007))
+                .map_err(fail)?;
+        }
+    }
     let mut w = open(file);
     fill(&mut w).map_err(fail)?;
     let file = close(w).map_err(fail)?;

@@ -621,3 +621,37 @@ fn outputs_left_by_killed_runs_are_removed_and_live_ones_kept() {
         "not an output: kept"
     );
 }
+
+/// An output that replaces a file keeps its mode, but the outputs that hold codes
+/// (`issued.csv`, `decisions.csv`) never stay readable by anyone: a `touch`ed 0644 becomes 0640.
+#[cfg(unix)]
+#[test]
+fn outputs_holding_codes_are_never_left_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = base("world-readable")
+        .file("out/issued.csv", "")
+        .file("out/decisions.csv", "")
+        .file("out/denials.csv", "");
+    for name in ["issued.csv", "decisions.csv", "denials.csv"] {
+        fs::set_permissions(
+            t.dir.join("out").join(name),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let ran = t.args(RUN).run().expect(0);
+    let mode = |name: &str| {
+        fs::metadata(ran.dir.join("out").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("issued.csv"), 0o640);
+    assert_eq!(mode("decisions.csv"), 0o640);
+    assert_eq!(
+        mode("denials.csv"),
+        0o644,
+        "an output without codes keeps its mode"
+    );
+}

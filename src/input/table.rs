@@ -695,15 +695,9 @@ impl Table {
                 return Err(bad.message().to_string());
             }
         };
-        // A cell of spaces is as empty as an empty one: it must not pass an `exists` test. An
-        // identifier of spaces is kept as read all the same (its row is malformed), so that
-        // the reports write it exactly as the file holds it.
+        // A cell of spaces is as empty as an empty one: it must not pass an `exists` test.
         if trim(text).is_empty() {
-            if col.identifier && !text.is_empty() {
-                push_text(store, text);
-            } else {
-                store.push_missing();
-            }
+            store.push_missing();
             return if col.required {
                 Err("a required value is missing".to_string())
             } else {

@@ -177,7 +177,7 @@ fn copy_into(
     out: &Path,
     old_exists: bool,
 ) -> io::Result<(DirectWriter, Ending)> {
-    let mut w = DirectWriter::new(create_like(tmp, out)?);
+    let mut w = DirectWriter::new(create_owned_like(tmp, out)?);
     let ending = match old.reader() {
         Some(r) => copy_old(r, &mut w)?,
         None => Ending::Lf,
@@ -227,11 +227,19 @@ pub fn parent(p: &Path) -> &Path {
     }
 }
 
-/// Creates `tmp` with the permissions (and, where allowed, the owner and group) of `like` when
-/// it exists, owner-only otherwise. A file
+/// Creates `tmp` with the permissions of `like` when it exists, owner-only otherwise. A file
 /// already at `tmp` was left by a dead process (the name holds our process id, unique among
 /// live processes) and is replaced.
 pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
+    create_with(tmp, like, false)
+}
+
+/// `create_like` that also gives the new file the owner and group of `like` (the ledger's).
+fn create_owned_like(tmp: &Path, like: &Path) -> io::Result<File> {
+    create_with(tmp, like, true)
+}
+
+fn create_with(tmp: &Path, like: &Path, keep_owner: bool) -> io::Result<File> {
     let _ = fs::remove_file(tmp);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
@@ -244,10 +252,11 @@ pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
             .map_or(0o600, |m| m.permissions().mode() & 0o7777);
         opts.mode(mode);
         let file = opts.open(tmp)?;
-        // The owner and group too, where this process may give them (root may; others may
-        // give a group they are in): a ledger that its owner's group reads stays readable.
-        // Where it may not, the file is this process's, with the same mode.
-        if let Some(m) = &old {
+        // The ledger's owner and group too, where this process may give them (root may; others
+        // may give a group they are in): a ledger that its owner's group reads stays readable.
+        // Where it may not, the file is this process's, with the same mode. Outputs never:
+        // a file planted in `--out` must not make its owner the owner of new codes.
+        if keep_owner && let Some(m) = &old {
             let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
         }
         // The umask may have narrowed the mode (and a change of owner cleared set-id bits);
@@ -257,7 +266,7 @@ pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
     }
     #[cfg(not(unix))]
     {
-        let _ = like;
+        let _ = (like, keep_owner);
         opts.open(tmp)
     }
 }

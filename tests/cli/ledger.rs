@@ -655,3 +655,19 @@ fn outputs_holding_codes_are_never_left_world_readable() {
         "an output without codes keeps its mode"
     );
 }
+
+/// Only the ledger keeps its owner: an output replacing a file someone else owns in `--out`
+/// is the running user's, so a planted `issued.csv` cannot hand its owner the new codes.
+#[cfg(unix)]
+#[test]
+fn outputs_never_take_the_owner_of_the_file_they_replace() {
+    use std::os::unix::fs::MetadataExt;
+    let t = base("planted-output").file("out/issued.csv", "");
+    let me = fs::metadata(&t.dir).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(t.dir.join("out/issued.csv"), Some(65534), Some(65534)).unwrap();
+    }
+    let ran = t.args(RUN).run().expect(0);
+    let issued = fs::metadata(ran.dir.join("out/issued.csv")).unwrap();
+    assert_eq!(issued.uid(), me, "the new issued.csv is the running user's");
+}

@@ -178,7 +178,7 @@ fn copy_into(
     old_exists: bool,
 ) -> io::Result<(DirectWriter, Ending)> {
     let mut w = DirectWriter::new(create_owned_like(tmp, out)?);
-    let ending = match old.reader() {
+    let ending = match old.seekable() {
         Some(r) => copy_old(r, &mut w)?,
         None => Ending::Lf,
     };

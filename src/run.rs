@@ -77,6 +77,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // replaces the ledger at its path meanwhile (one writing it in place while this one writes
     // --ledger-out, which it does not lock).
     let old_ledger = input::ledger::Snapshot::open(&cfg.ledger, &shown(&cfg.ledger))?;
+    if !cfg.dry_run {
+        old_ledger.refuse_unseekable(&shown(&cfg.ledger))?;
+    }
     let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,

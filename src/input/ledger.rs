@@ -451,9 +451,19 @@ pub fn scan_snapshot(
 /// The old ledger, opened once: the copy into the new ledger, the scan the run decides by and
 /// the second read for a repeat's lines all read this one open file, so they read the same
 /// bytes even if another run (one writing the ledger in place, while this one writes
-/// `--ledger-out`) renames a new ledger over its path meanwhile. `None`: no ledger file.
+/// `--ledger-out`) renames a new ledger over its path meanwhile. A ledger that is not a regular
+/// file (a pipe, `/dev/stdin`) can be read once only, in order: a dry run may scan it; a run
+/// that writes a ledger refuses it (`refuse_unseekable`). `None`: no ledger file.
 #[derive(Clone, Default)]
-pub struct Snapshot(Option<std::sync::Arc<std::fs::File>>);
+pub struct Snapshot(Option<Opened>);
+
+#[derive(Clone)]
+enum Opened {
+    /// Read by position, as many times as needed.
+    Regular(std::sync::Arc<std::fs::File>),
+    /// Read once, in order: the first reader takes it.
+    Stream(std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>),
+}
 
 impl Snapshot {
     /// Opens the ledger at `path`; a ledger that is not found is an empty one (see `present`).
@@ -462,27 +472,63 @@ impl Snapshot {
             return Ok(Snapshot(None));
         }
         let file = chunks::open(path, shown)?;
-        Ok(Snapshot(Some(std::sync::Arc::new(file))))
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        Ok(Snapshot(Some(if regular {
+            Opened::Regular(std::sync::Arc::new(file))
+        } else {
+            Opened::Stream(std::sync::Arc::new(std::sync::Mutex::new(Some(file))))
+        })))
     }
 
     pub fn exists(&self) -> bool {
         self.0.is_some()
     }
 
-    /// The file's size in bytes (0 without a file, or when it cannot be told).
-    pub fn size(&self) -> u64 {
-        self.0
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len())
+    /// Refuses a ledger that can be read only once (a pipe) when the run must also copy it.
+    pub fn refuse_unseekable(&self, shown: &str) -> Result<()> {
+        match self.0 {
+            Some(Opened::Stream(_)) => Err(Error::refused(format!(
+                "{shown}: the ledger is not a regular file (a pipe?): a run that writes a ledger \
+                 reads it twice; give a file, or decide with --dry-run"
+            ))),
+            _ => Ok(()),
+        }
     }
 
-    /// A reader from the file's first byte, with its own position (others read beside it).
-    pub fn reader(&self) -> Option<ReadAt> {
-        self.0.as_ref().map(|file| ReadAt {
-            file: file.clone(),
-            at: 0,
-        })
+    /// The file's size in bytes (0 without a file, or when it cannot be told).
+    pub fn size(&self) -> u64 {
+        match &self.0 {
+            Some(Opened::Regular(f)) => f.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        }
+    }
+
+    /// A reader from the file's first byte, with its own position (others read beside it); a
+    /// pipe's only reader, the first time (`None` after).
+    pub fn reader(&self) -> Option<Box<dyn std::io::Read + Send>> {
+        match &self.0 {
+            None => None,
+            Some(Opened::Regular(file)) => Some(Box::new(ReadAt {
+                file: file.clone(),
+                at: 0,
+            })),
+            Some(Opened::Stream(once)) => once
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .map(|f| Box::new(f) as Box<dyn std::io::Read + Send>),
+        }
+    }
+
+    /// `reader`, positioned reads only (the copy seeks): `None` for a pipe or no file.
+    pub fn seekable(&self) -> Option<ReadAt> {
+        match &self.0 {
+            Some(Opened::Regular(file)) => Some(ReadAt {
+                file: file.clone(),
+                at: 0,
+            }),
+            _ => None,
+        }
     }
 }
 

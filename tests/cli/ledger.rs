@@ -671,3 +671,64 @@ fn outputs_never_take_the_owner_of_the_file_they_replace() {
     let issued = fs::metadata(ran.dir.join("out/issued.csv")).unwrap();
     assert_eq!(issued.uid(), me, "the new issued.csv is the running user's");
 }
+
+/// A ledger that is a pipe can be read once only: a dry run decides by it; a run that writes a
+/// ledger (which copies it as well as reading it) refuses it, writing nothing.
+#[cfg(unix)]
+#[test]
+fn a_ledger_from_a_pipe_serves_a_dry_run_and_is_refused_by_a_real_one() {
+    use std::io::Write;
+    use std::process::Command;
+    for dry in [true, false] {
+        let t = base(&format!("ledger-pipe-{dry}"));
+        let dir = t.dir.clone();
+        let fifo = dir.join("ledger.fifo");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let feeder = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                // Opening blocks until the run opens the pipe; a refused run may close it first.
+                if let Ok(mut f) = fs::OpenOptions::new().write(true).open(&fifo) {
+                    let _ = f.write_all(LEDGER.as_bytes());
+                }
+            })
+        };
+        let ran = t
+            .args(RUN)
+            .args(["--ledger", "ledger.fifo", "--ledger-out", "new.csv"])
+            .args(dry.then_some("--dry-run"))
+            .run();
+        if dry {
+            let ran = ran.expect(0);
+            feeder.join().unwrap();
+            // The ledger's OLD-1 (spent, no request id) is read: r1's instance holds a code.
+            let summary: serde_json::Value =
+                serde_json::from_str(&ran.read("out/summary.json")).unwrap();
+            assert_eq!(summary["ledger_rows"]["before"], 1, "{summary}");
+        } else {
+            let ran = ran.expect(2);
+            assert!(
+                ran.stderr()
+                    .contains("ledger.fifo: the ledger is not a regular file"),
+                "{}",
+                ran.stderr()
+            );
+            assert!(!dir.join("new.csv").exists());
+            assert!(!dir.join("out").exists());
+            // The run opened the pipe before refusing it, so the feeder is not left waiting;
+            // a reader that does not wait makes sure of it.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            feeder.join().unwrap();
+        }
+    }
+}

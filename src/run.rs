@@ -227,6 +227,21 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     for output in others {
         output.publish()?;
     }
+    // A run without waivers writes no `waived.csv`: one an earlier run left would describe
+    // exemptions that this run's decisions do not have.
+    if cfg.waivers.is_none() {
+        let stale = cfg.out.join(WAIVED);
+        match fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "{}: cannot remove an earlier run's file: {e}",
+                    stale.display()
+                )));
+            }
+        }
+    }
     spin.finish();
     phases.mark("write");
     Ok((summary, phases))

@@ -157,4 +157,16 @@ fn waived_requests_are_listed_and_every_matching_waiver_counts() {
         .run()
         .expect(0);
     assert!(!plain.dir.join("out/waived.csv").exists());
+    // One an earlier run left is removed by a run without waivers: it would describe
+    // exemptions this run's decisions do not have.
+    let again = Test::new("waivers-then-none");
+    crate::harness::copy_dir(&ran.dir, &again.dir);
+    crate::harness::copy_dir(&ran.dir.join("out"), &again.dir.join("out"));
+    assert!(again.dir.join("out/waived.csv").exists());
+    let again = again
+        .args(crate::harness::RUN)
+        .args(["--dry-run"])
+        .run()
+        .expect(0);
+    assert!(!again.dir.join("out/waived.csv").exists());
 }

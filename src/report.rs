@@ -168,6 +168,9 @@ pub struct Staged {
     path: PathBuf,
     durable: Durable,
     published: bool,
+    /// The temporary file, held open with an exclusive lock until it is published or removed:
+    /// so another run sharing `--out` tells it from one a killed run left (`run`'s cleanup).
+    _held: Option<fs::File>,
 }
 
 impl Staged {
@@ -236,8 +239,11 @@ fn stage_through<W>(
         path: path.to_path_buf(),
         durable,
         published: false,
+        _held: None,
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
+    let mut staged = staged;
+    staged._held = file.try_clone().ok().filter(|held| held.try_lock().is_ok());
     // An output that replaces a file keeps its mode (an operator may share the hand-off with a
     // group), but one that holds codes never keeps a mode that lets anyone read it (a file
     // made by `touch` is 0644): codes are secrets.
@@ -275,6 +281,22 @@ pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A staged output is held locked until published, so that another run's cleanup of
+    /// killed runs' files leaves it alone; once in place, nothing holds it.
+    #[test]
+    fn a_staged_output_is_held_locked_until_published() {
+        let dir = std::env::temp_dir().join(format!("icp-audit-held-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("issued.csv");
+        let staged = stage(&path, Durable::Renamed, |w| w.write_all(b"a\n")).unwrap();
+        let tmp = fs::File::open(&staged.tmp).unwrap();
+        assert!(tmp.try_lock().is_err(), "a staged file is held");
+        drop(tmp);
+        staged.publish().unwrap();
+        assert!(fs::File::open(&path).unwrap().try_lock().is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_staged_output_appears_only_when_published() {

@@ -389,22 +389,32 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 /// Removes the outputs that runs killed while writing them left in `out` under their temporary
 /// names (`.issued.csv.tmp-PID`: a killed run's hand-off holds codes). Several runs may share
-/// an `--out` folder, so only the files of processes that no longer exist are removed; where
-/// that cannot be told (no `/proc`), none is.
+/// an `--out` folder, and a live run holds a lock on each of its temporary files until it puts
+/// it in place (`report::Staged`): only a file that no process holds, and that is more than a
+/// minute old (a run locks its file a moment after making it), is removed. Locks, unlike
+/// process ids, are seen the same from every process namespace.
 fn remove_dead_outputs(out: &Path) {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return;
-    }
     let Ok(entries) = fs::read_dir(out) else {
         return;
     };
+    let old = |m: &fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 60)
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(dead_output_pid) else {
+        // A regular file only (a planted pipe would hold the open; a link is not followed).
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !regular || name.to_str().and_then(dead_output_pid).is_none() {
+            continue;
+        }
+        let Ok(file) = fs::File::open(entry.path()) else {
             continue;
         };
-        if !proc.join(pid.to_string()).exists() {
+        let unheld = file.try_lock().is_ok();
+        if unheld && file.metadata().is_ok_and(|m| m.is_file() && old(&m)) {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -592,34 +592,54 @@ fn a_dangling_link_to_the_ledger_is_followed_to_where_it_points() {
 }
 
 /// The outputs a killed run left under their temporary names in `--out` (its hand-off holds
-/// codes) are removed by the next run, but only those of processes that are gone: another run
-/// may be writing into the same folder.
-#[cfg(target_os = "linux")]
+/// codes) are removed by the next run, but only those no process holds locked and older than a
+/// minute: another run (in another process namespace, even) may be writing into the same folder.
+#[cfg(unix)]
 #[test]
 fn outputs_left_by_killed_runs_are_removed_and_live_ones_kept() {
-    let alive = format!("out/.issued.csv.tmp-{}", std::process::id());
-    let ran = base("dead-outputs")
+    let t = base("dead-outputs")
         .file(
             "out/.issued.csv.tmp-999999999",
             "request_id,instance_id,account_id,code,issued_at\n",
         )
         .file("out/.denials.csv.tmp-999999998", "")
-        .file(&alive, "")
-        .file("out/.notes.tmp-999999999", "")
-        .args(RUN)
-        .run()
-        .expect(0);
-    let out = ran.dir.join("out");
+        .file("out/.decisions.csv.tmp-12", "")
+        .file("out/.summary.json.tmp-13", "")
+        .file("out/.notes.tmp-999999999", "");
+    let out = t.dir.join("out");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for name in [
+        ".issued.csv.tmp-999999999",
+        ".denials.csv.tmp-999999998",
+        ".decisions.csv.tmp-12",
+        ".notes.tmp-999999999",
+    ] {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(out.join(name))
+            .unwrap();
+        f.set_modified(hour_ago).unwrap();
+    }
+    // A live run's file: held locked (here by this test), whatever its age or process id.
+    let live = fs::File::open(out.join(".decisions.csv.tmp-12")).unwrap();
+    live.lock().unwrap();
+    let ran = t.args(RUN).run().expect(0);
     assert!(!out.join(".issued.csv.tmp-999999999").exists());
     assert!(!out.join(".denials.csv.tmp-999999998").exists());
     assert!(
-        ran.dir.join(&alive).exists(),
-        "a live process's file is kept"
+        out.join(".decisions.csv.tmp-12").exists(),
+        "a held file is kept"
+    );
+    assert!(
+        out.join(".summary.json.tmp-13").exists(),
+        "a new file is kept"
     );
     assert!(
         out.join(".notes.tmp-999999999").exists(),
         "not an output: kept"
     );
+    drop(live);
+    drop(ran);
 }
 
 /// An output that replaces a file keeps its mode, but the outputs that hold codes

@@ -780,6 +780,19 @@ pub fn literal_form(col: &Column, text: &str) -> std::result::Result<String, Str
     }
 }
 
+/// For a column kept as words (the charge type, the status): each word the column is kept as,
+/// with every spelling the inputs may give it (any case); `None` for other columns.
+pub fn word_spellings(col: &Column) -> Option<Vec<(&'static str, Vec<&'static str>)>> {
+    match col.domain {
+        Some(Domain::ChargeType) => Some(vec![
+            (CHARGE_TYPES[0], vec!["PrePaid", "Subscription"]),
+            (CHARGE_TYPES[1], vec!["PostPaid", "PayAsYouGo"]),
+        ]),
+        Some(Domain::InstanceStatus) => Some(STATUSES.iter().map(|s| (*s, vec![*s])).collect()),
+        _ => None,
+    }
+}
+
 /// The API's charge types, as the inventory keeps them.
 const CHARGE_TYPES: [&str; 2] = ["PrePaid", "PostPaid"];
 /// The API's instance statuses.

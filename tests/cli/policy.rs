@@ -408,6 +408,12 @@ i-2,100,cn-hangzhou,Subscription,2028-01-01,5,1.2.3.5,Running,vip\n";
             "not-sanctioned",
             "{ not: { field: instance.flags, contains: sanctioned } }"
         ),
+    ) + &rule(
+        "not-stopping",
+        "{ not: { field: instance.status, matches: \"stop*\" } }",
+    ) + &rule(
+        "not-payg",
+        "{ not: { field: instance.charge_type, matches: PayAsYouGo } }",
     );
     let ran = Test::new("policy-words")
         .file("instances.csv", instances)
@@ -422,12 +428,26 @@ i-2,100,cn-hangzhou,Subscription,2028-01-01,5,1.2.3.5,Running,vip\n";
         (rows[1][3].as_str(), rows[1][5].as_str()),
         (
             "denied",
-            "prepaid;not-postpaid;not-hk;running;not-sanctioned"
+            "prepaid;not-postpaid;not-hk;running;not-sanctioned;not-stopping;not-payg"
         ),
         "{rows:?}"
     );
     assert_eq!((rows[2][3].as_str(), rows[2][5].as_str()), ("eligible", ""));
     // A word the column never holds is refused at load, with its place.
+    let never = policy.replace("stop*", "halt*");
+    assert_ne!(never, policy);
+    let refused = Test::new("policy-words-never")
+        .file("p.yaml", &never)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        refused
+            .stderr()
+            .contains("`instance.status` can never hold a value that `halt*` matches"),
+        "{}",
+        refused.stderr()
+    );
     let broken = policy.replace("ne: stopped", "ne: Halted");
     let refused = Test::new("policy-words-broken")
         .file("p.yaml", &broken)

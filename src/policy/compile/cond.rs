@@ -2,7 +2,7 @@
 //! against the columns' declared types. Part of `compile`; problems carry YAML paths.
 
 use super::Compiler;
-use crate::input::table::literal_form;
+use crate::input::table::{literal_form, word_spellings};
 use crate::policy::raw::RawCond;
 use crate::policy::{CmpOp, Cond, Field, Operand};
 use crate::schema::{Domain, Type};
@@ -126,6 +126,42 @@ impl Compiler<'_> {
                     self.problem(path, "`matches` takes a glob pattern string");
                     return None;
                 };
+                // A column kept as words (charge type, status) is matched by the words whose any
+                // spelling the pattern matches, whatever the case: `PayAsYouGo` and `post*` are
+                // `PostPaid`, `stop*` is `Stopping` and `Stopped`.
+                if let Some(words) = self.column_of(field).and_then(word_spellings) {
+                    let pattern = match glob::Pattern::new(text) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.problem(path, format!("bad glob pattern `{text}`: {}", e.msg));
+                            return None;
+                        }
+                    };
+                    let blind = glob::MatchOptions {
+                        case_sensitive: false,
+                        ..Default::default()
+                    };
+                    let mut values: Vec<String> = words
+                        .into_iter()
+                        .filter(|(_, spellings)| {
+                            spellings.iter().any(|s| pattern.matches_with(s, blind))
+                        })
+                        .map(|(word, _)| word.to_string())
+                        .collect();
+                    values.sort();
+                    if values.is_empty() {
+                        self.problem(
+                            path,
+                            format!("`{name}` can never hold a value that `{text}` matches"),
+                        );
+                        return None;
+                    }
+                    return Some(Cond::In {
+                        field,
+                        values,
+                        negate: false,
+                    });
+                }
                 // Region ids are kept in lower case: so is a pattern for them.
                 let lower;
                 let text = match self.column_of(field).and_then(|c| c.domain) {

@@ -309,11 +309,16 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     // The ledger itself, when it is a folder, is refused as an input, with its own name.
     // A path ending in `/` names a folder even before it exists (it would fail only at the
     // rename, after all the work).
-    let folder = |p: &Path| p.is_dir() || p.as_os_str().as_encoded_bytes().ends_with(b"/");
-    if !cfg.dry_run && cfg.ledger_out != cfg.ledger && folder(&cfg.ledger_out) {
+    let slash = cfg
+        .ledger_out
+        .as_os_str()
+        .as_encoded_bytes()
+        .ends_with(b"/");
+    let folder = slash || (cfg.ledger_out != cfg.ledger && cfg.ledger_out.is_dir());
+    if !cfg.dry_run && folder {
         return Err(Error::refused(format!(
-            "--ledger-out {}: is a folder, not a file",
-            cfg.ledger_out.display()
+            "{}: is a folder, not a file",
+            ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
     // Each path made canonical once (it may not exist yet); one whose target cannot be told is
@@ -336,7 +341,10 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     }
     let ledger_out = canonical(&cfg.ledger_out)?;
     let mut written = inputs.clone();
-    written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
+    // A dry run writes no ledger: only its outputs are checked.
+    if !cfg.dry_run {
+        written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
+    }
     for name in every_output() {
         let target = canonical(&cfg.out.join(name))?;
         if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
@@ -347,17 +355,26 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
             )));
         }
     }
+    if cfg.dry_run {
+        return Ok(());
+    }
     if ledger_out == canonical(&cfg.out)? {
         return Err(Error::refused(format!(
             "{}: is the --out folder",
             ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
-    let mut read_only = inputs.iter().filter(|(p, _)| *p != cfg.ledger.as_path());
+    // Every input but the ledger itself (the third: `--ledger ./instances.csv` names the same
+    // path as the inventory, and must not hide it).
+    let mut read_only = inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, input)| input);
     if let Some((input, _)) = read_only.find(|(_, c)| *c == ledger_out) {
         return Err(Error::refused(format!(
-            "--ledger-out {}: would overwrite the input `{}`",
-            cfg.ledger_out.display(),
+            "{}: would overwrite the input `{}`",
+            ledger_out_named(cfg, &cfg.ledger_out),
             input.display()
         )));
     }

@@ -176,7 +176,8 @@ fn compile(w: RawWaiver, policy: &Policy) -> std::result::Result<Waiver, (&'stat
             ));
         }
     };
-    let until = time::parse(&w.until).map_err(|e| ("until", e))?;
+    // To the microsecond, as every input time is kept (and written).
+    let until = time::whole_micros(time::parse(&w.until).map_err(|e| ("until", e))?);
     if w.ticket.trim().is_empty() {
         return Err(("ticket", "a waiver needs a ticket id".to_string()));
     }

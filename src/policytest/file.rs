@@ -76,7 +76,7 @@ fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T
 fn some_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
     let text = String::deserialize(d)?;
     time::parse(&text)
-        .map(Some)
+        .map(|t| Some(time::whole_micros(t)))
         .map_err(serde::de::Error::custom)
 }
 

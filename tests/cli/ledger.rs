@@ -752,3 +752,47 @@ fn a_ledger_from_a_pipe_serves_a_dry_run_and_is_refused_by_a_real_one() {
         }
     }
 }
+
+/// The ledger that a run rewrites in place is checked as `--ledger-out` is: a path ending in
+/// `/` is a folder, and the inventory named as the ledger (by the very same path) would be
+/// overwritten. Refused before anything is made, and the message names the ledger, not a
+/// flag that was not given. A dry run writes no ledger, so only what it reads is checked.
+#[test]
+fn the_ledger_rewritten_in_place_is_checked_like_ledger_out() {
+    let ran = base("ledger-folder-in-place")
+        .args(RUN)
+        .args(["--ledger", "new/"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("the ledger new/: is a folder, not a file"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(!ran.dir.join("new").exists() && !ran.dir.join("new.lock").exists());
+    let ran = base("ledger-is-inventory")
+        .args(RUN)
+        .args(["--ledger", "./instances.csv"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("the ledger ./instances.csv: would overwrite the input `./instances.csv`"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(!ran.dir.join("instances.csv.lock").exists());
+    assert_eq!(ran.read("instances.csv"), INSTANCES);
+    // A dry run reads it as a ledger, and its header is what refuses it.
+    let ran = base("ledger-is-inventory-dry")
+        .args(RUN)
+        .args(["--ledger", "./instances.csv", "--dry-run"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("the ledger has no `code` column"),
+        "{}",
+        ran.stderr()
+    );
+}

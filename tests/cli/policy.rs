@@ -485,3 +485,15 @@ i-3,111,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
     let outcomes: Vec<&str> = rows[1..].iter().map(|r| r[3].as_str()).collect();
     assert_eq!(outcomes, ["denied", "denied", "eligible"], "{rows:?}");
 }
+
+/// A policy's time literal is kept to the microsecond, as every input time is (and as times
+/// are written): half a microsecond past an expiry is the expiry itself.
+#[test]
+fn policy_time_literals_are_kept_to_the_microsecond() {
+    let extra = default_policy().replace(
+        "  - id: max-codes-per-instance",
+        "  - id: until-2028\n    kind: check\n    require: { field: instance.expired_time, ge: \"2028-01-01T00:00:00.0000005Z\" }\n    message: \"expires {instance.expired_time}\"\n    remedy: \"renew\"\n\n  - id: max-codes-per-instance",
+    );
+    let got = outcomes("policy-time-micros", &extra);
+    assert_eq!(got[0].0, "eligible", "{got:?}");
+}

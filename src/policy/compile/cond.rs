@@ -271,8 +271,9 @@ impl Compiler<'_> {
         }
         let literal = match (ty, value) {
             (Type::Integer, Value::Number(n)) => n.as_i64().map(Operand::Int),
+            // To the microsecond, as every input time is kept.
             (Type::Time, Value::String(s)) => match time::parse(s) {
-                Ok(t) => Some(Operand::Time(t)),
+                Ok(t) => Some(Operand::Time(time::whole_micros(t))),
                 Err(e) => {
                     self.problem(path, e);
                     return None;

@@ -494,6 +494,11 @@ fn policy_time_literals_are_kept_to_the_microsecond() {
         "  - id: max-codes-per-instance",
         "  - id: until-2028\n    kind: check\n    require: { field: instance.expired_time, ge: \"2028-01-01T00:00:00.0000005Z\" }\n    message: \"expires {instance.expired_time}\"\n    remedy: \"renew\"\n\n  - id: max-codes-per-instance",
     );
+    assert_ne!(extra, default_policy());
     let got = outcomes("policy-time-micros", &extra);
     assert_eq!(got[0].0, "eligible", "{got:?}");
+    // A whole microsecond past it is past it: the rule is in force.
+    let later = extra.replace("00.0000005Z", "00.000001Z");
+    let got = outcomes("policy-time-micros-later", &later);
+    assert_eq!(got[0], ("denied".into(), "until-2028".into()), "{got:?}");
 }

@@ -83,7 +83,7 @@ pub fn commit<'r>(
     rows: impl IntoIterator<Item = NewRow<'r>>,
 ) -> Result<()> {
     let shown = old.display().to_string();
-    draft(&Snapshot::open(old, &shown)?, out).commit(header, rows, false)
+    draft(&Snapshot::open(old, &shown)?, out, old == out).commit(header, rows, false)
 }
 
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
@@ -96,6 +96,8 @@ pub struct Draft {
     old: Snapshot,
     out: PathBuf,
     old_exists: bool,
+    /// `out` is the ledger itself (see `draft`).
+    in_place: bool,
     copy: Option<JoinHandle<io::Result<(DirectWriter, Ending)>>>,
     /// Renamed into place: no temporary file is left to remove.
     committed: bool,
@@ -103,8 +105,9 @@ pub struct Draft {
 
 /// Starts the new ledger: removes what killed runs left beside `out`, then copies `old` (the
 /// open file the run also scans) into a temporary file on a thread of its own. Only called
-/// while holding the ledger's lock.
-pub fn draft(old: &Snapshot, out: &Path) -> Draft {
+/// while holding the ledger's lock. `in_place`: `out` is the ledger itself, whose owner and
+/// group the new one keeps (a file planted at a `--ledger-out` path gives its owner nothing).
+pub fn draft(old: &Snapshot, out: &Path, in_place: bool) -> Draft {
     let dir = parent(out);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -119,9 +122,10 @@ pub fn draft(old: &Snapshot, out: &Path) -> Draft {
             .name("ledger-copy".into())
             // The old bytes go to disk now, beside the run's other work (whole blocks are
             // written as they are copied), so that the commit's sync has little left to wait for.
-            .spawn(move || copy_into(&tmp, &old, &out, old_exists))
+            .spawn(move || copy_into(&tmp, &old, &out, in_place))
     };
     Draft {
+        in_place,
         tmp,
         old: old.clone(),
         out: out.to_path_buf(),
@@ -151,7 +155,7 @@ impl Draft {
             Some(handle) => handle
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked"))),
-            None => copy_into(&self.tmp, &self.old, &self.out, self.old_exists),
+            None => copy_into(&self.tmp, &self.old, &self.out, self.in_place),
         };
         let (mut w, ending) = copied.map_err(|e| fail("cannot copy the old ledger", e))?;
         let standard: Vec<String> = LEDGER_COLUMNS.iter().map(|s| s.to_string()).collect();
@@ -175,9 +179,14 @@ fn copy_into(
     tmp: &Path,
     old: &Snapshot,
     out: &Path,
-    old_exists: bool,
+    in_place: bool,
 ) -> io::Result<(DirectWriter, Ending)> {
-    let mut w = DirectWriter::new(create_owned_like(tmp, out)?);
+    let file = match in_place {
+        true => create_owned_like(tmp, out)?,
+        // Written elsewhere (`--ledger-out`): what is there lends its mode, as an output's.
+        false => create_like(tmp, out)?,
+    };
+    let mut w = DirectWriter::new(file);
     let ending = match old.seekable() {
         Some(r) => copy_old(r, &mut w)?,
         None => Ending::Lf,
@@ -185,7 +194,7 @@ fn copy_into(
     // The old bytes are synced now, while the run reads and decides, rather than by the
     // commit's sync, which would otherwise wait for the device to take them all while the
     // reports are being written.
-    if old_exists {
+    if old.exists() {
         w.sync_so_far()?;
     }
     Ok((w, ending))
@@ -231,15 +240,16 @@ pub fn parent(p: &Path) -> &Path {
 /// already at `tmp` was left by a dead process (the name holds our process id, unique among
 /// live processes) and is replaced.
 pub fn create_like(tmp: &Path, like: &Path) -> io::Result<File> {
-    create_with(tmp, like, false)
+    create_with(tmp, like, false, 0o777)
 }
 
-/// `create_like` that also gives the new file the owner and group of `like` (the ledger's).
+/// `create_like` that also gives the new file the owner and group of `like` (the ledger's,
+/// rewritten in place), and keeps its every mode bit.
 fn create_owned_like(tmp: &Path, like: &Path) -> io::Result<File> {
-    create_with(tmp, like, true)
+    create_with(tmp, like, true, 0o7777)
 }
 
-fn create_with(tmp: &Path, like: &Path, keep_owner: bool) -> io::Result<File> {
+fn create_with(tmp: &Path, like: &Path, keep_owner: bool, bits: u32) -> io::Result<File> {
     let _ = fs::remove_file(tmp);
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
@@ -247,9 +257,11 @@ fn create_with(tmp: &Path, like: &Path, keep_owner: bool) -> io::Result<File> {
     {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         let old = fs::metadata(like).ok();
+        // An output keeps no set-id or sticky bit (`bits`): a root run would otherwise make a
+        // set-id root file of a planted one.
         let mode = old
             .as_ref()
-            .map_or(0o600, |m| m.permissions().mode() & 0o7777);
+            .map_or(0o600, |m| m.permissions().mode() & bits);
         opts.mode(mode);
         let file = opts.open(tmp)?;
         // The ledger's owner and group too, where this process may give them (root may; others
@@ -266,7 +278,7 @@ fn create_with(tmp: &Path, like: &Path, keep_owner: bool) -> io::Result<File> {
     }
     #[cfg(not(unix))]
     {
-        let _ = (like, keep_owner);
+        let _ = (like, keep_owner, bits);
         opts.open(tmp)
     }
 }
@@ -494,7 +506,7 @@ mod tests {
             n.sort();
             n
         };
-        let draft = draft(&Snapshot::open(&p, "ledger.csv").unwrap(), &p);
+        let draft = draft(&Snapshot::open(&p, "ledger.csv").unwrap(), &p, true);
         drop(draft);
         assert_eq!(names(), ["ledger.csv"], "no temporary file is left");
         assert_eq!(

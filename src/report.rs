@@ -230,11 +230,16 @@ fn stage_through<W>(
 ) -> Result<Staged> {
     let fail = |e: std::io::Error| Error::failed(format!("{}: cannot write: {e}", path.display()));
     let dir = crate::ledger::parent(path);
+    // The process id names the run; a random part makes the name unique where process ids are
+    // not (runs in separate process namespaces, each process 1, sharing `--out`).
+    let mut salt = [0u8; 8];
+    let _ = getrandom::fill(&mut salt);
     let staged = Staged {
         tmp: dir.join(format!(
-            ".{}.tmp-{}",
+            ".{}.tmp-{}-{}",
             path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
+            std::process::id(),
+            crate::digest::hex(&salt)
         )),
         path: path.to_path_buf(),
         durable,
@@ -243,7 +248,8 @@ fn stage_through<W>(
     };
     let file = create_like(&staged.tmp, path).map_err(fail)?;
     let mut staged = staged;
-    staged._held = file.try_clone().ok().filter(|held| held.try_lock().is_ok());
+    // Waits for the lock: another run's clean-up may hold it a moment while it looks.
+    staged._held = file.try_clone().ok().filter(|held| held.lock().is_ok());
     // An output that replaces a file keeps its mode (an operator may share the hand-off with a
     // group), but one that holds codes never keeps a mode that lets anyone read it (a file
     // made by `touch` is 0644): codes are secrets.
@@ -295,6 +301,21 @@ mod tests {
         drop(tmp);
         staged.publish().unwrap();
         assert!(fs::File::open(&path).unwrap().try_lock().is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Two stagings of one output by one process (as two runs that are each process 1 in
+    /// their own namespace would be) get names of their own: neither removes the other's.
+    #[test]
+    fn staged_names_are_unique_beyond_the_process_id() {
+        let dir = std::env::temp_dir().join(format!("icp-audit-salt-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("issued.csv");
+        let a = stage(&path, Durable::Renamed, |w| w.write_all(b"a\n")).unwrap();
+        let b = stage(&path, Durable::Renamed, |w| w.write_all(b"b\n")).unwrap();
+        assert_ne!(a.tmp, b.tmp);
+        assert_eq!(fs::read_to_string(&a.tmp).unwrap(), "a\n");
+        drop((a, b));
         fs::remove_dir_all(&dir).unwrap();
     }
 

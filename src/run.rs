@@ -30,8 +30,11 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     refuse_overwrites(cfg)?;
     // A ledger that is there but cannot be looked up, and inputs that cannot be opened, are
     // refused now, before the ledger's folder and lock are made: a mistyped --input leaves
-    // nothing behind.
+    // nothing behind. So is a ledger a run that writes one could read only once (a pipe).
     input::ledger::present(&cfg.ledger, &shown(&cfg.ledger))?;
+    if !cfg.dry_run && fs::metadata(&cfg.ledger).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(input::ledger::unseekable(&shown(&cfg.ledger)));
+    }
     for p in [&cfg.instances, &cfg.requests] {
         input::check_openable(p, &shown(p))?;
     }
@@ -80,7 +83,10 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     if !cfg.dry_run {
         old_ledger.refuse_unseekable(&shown(&cfg.ledger))?;
     }
-    let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out));
+    // Rewritten in place (the same file however named): the new ledger keeps its owner.
+    let in_place =
+        paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
+    let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out, in_place));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,
     // merging its pieces) leave a core idle that the other's parsing fills. A refusal of the
@@ -422,12 +428,24 @@ fn remove_dead_outputs(out: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        // A regular file only (a planted pipe would hold the open; a link is not followed).
-        let regular = entry.file_type().is_ok_and(|t| t.is_file());
-        if !regular || name.to_str().and_then(dead_output_pid).is_none() {
+        if !name.to_str().is_some_and(is_output_temp) {
             continue;
         }
-        let Ok(file) = fs::File::open(entry.path()) else {
+        // Young files are left alone before anything else: a live run locks its file a moment
+        // after making it, and is not made to wait for this look.
+        if !fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_file() && old(&m)) {
+            continue;
+        }
+        // Opened without following a link and without waiting (a pipe swapped in meanwhile
+        // must not hold the run, which holds the ledger's lock); only a regular file goes on.
+        let mut opts = fs::OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+        }
+        let Ok(file) = opts.open(entry.path()) else {
             continue;
         };
         let unheld = file.try_lock().is_ok();
@@ -437,14 +455,24 @@ fn remove_dead_outputs(out: &Path) {
     }
 }
 
-/// The process id in an output's temporary name (`.<output>.tmp-<pid>`), if `name` is one.
-fn dead_output_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix('.')?;
-    every_output().find_map(|output| {
-        rest.strip_prefix(output)?
-            .strip_prefix(".tmp-")?
-            .parse()
-            .ok()
+/// Whether `name` is an output's temporary name: `.<output>.tmp-<pid>`, or
+/// `.<output>.tmp-<pid>-<hex>` (`report::stage`).
+fn is_output_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    every_output().any(|output| {
+        let Some(tail) = rest
+            .strip_prefix(output)
+            .and_then(|t| t.strip_prefix(".tmp-"))
+        else {
+            return false;
+        };
+        let (pid, salt) = tail.split_once('-').unwrap_or((tail, ""));
+        !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && salt.bytes().all(|b| b.is_ascii_hexdigit())
+            && salt.is_empty() != tail.contains('-')
     })
 }
 
@@ -473,11 +501,15 @@ mod tests {
     }
 
     #[test]
-    fn output_temporary_names_give_their_process() {
-        assert_eq!(dead_output_pid(".issued.csv.tmp-42"), Some(42));
-        assert_eq!(dead_output_pid(".report.html.tmp-7"), Some(7));
-        assert_eq!(dead_output_pid("issued.csv.tmp-42"), None);
-        assert_eq!(dead_output_pid(".ledger.csv.tmp-42"), None);
-        assert_eq!(dead_output_pid(".issued.csv.tmp-x"), None);
+    fn output_temporary_names_are_told_apart() {
+        assert!(is_output_temp(".issued.csv.tmp-42"));
+        assert!(is_output_temp(".report.html.tmp-7-00ff3a"));
+        assert!(is_output_temp(".waived.csv.tmp-1-deadbeef01234567"));
+        assert!(!is_output_temp("issued.csv.tmp-42"));
+        assert!(!is_output_temp(".ledger.csv.tmp-42"));
+        assert!(!is_output_temp(".issued.csv.tmp-x"));
+        assert!(!is_output_temp(".issued.csv.tmp-42-"));
+        assert!(!is_output_temp(".issued.csv.tmp-42-zz"));
+        assert!(!is_output_temp(".issued.csv.tmp-"));
     }
 }

@@ -427,14 +427,17 @@ pub fn scan_snapshot(
             let msg = format!("column `{column}`: this {what} already appears on line {first}");
             corrupt.push((line, format!("{}: {msg}", at(line))));
         }
-        // The file changed between the two reads (a writer that ignores the lock): the
-        // repeats still refuse the run, without their lines.
+        // The file changed between the two reads (a writer that ignores the lock), or it is a
+        // pipe, read once: the repeats still refuse the run, without their lines.
         if found < repeated.len() {
+            let why = if snapshot.is_stream() {
+                "the ledger comes from a pipe, so its lines cannot be read again"
+            } else {
+                "the file changed before its lines were found"
+            };
             corrupt.push((
                 u64::MAX,
-                format!(
-                    "{shown}: column `{column}`: a {what} appears more than once, but the file changed before its lines were found"
-                ),
+                format!("{shown}: column `{column}`: a {what} appears more than once, but {why}"),
             ));
         }
     }
@@ -487,12 +490,14 @@ impl Snapshot {
     /// Refuses a ledger that can be read only once (a pipe) when the run must also copy it.
     pub fn refuse_unseekable(&self, shown: &str) -> Result<()> {
         match self.0 {
-            Some(Opened::Stream(_)) => Err(Error::refused(format!(
-                "{shown}: the ledger is not a regular file (a pipe?): a run that writes a ledger \
-                 reads it twice; give a file, or decide with --dry-run"
-            ))),
+            Some(Opened::Stream(_)) => Err(unseekable(shown)),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the ledger can be read once only (a pipe).
+    pub fn is_stream(&self) -> bool {
+        matches!(self.0, Some(Opened::Stream(_)))
     }
 
     /// The file's size in bytes (0 without a file, or when it cannot be told).
@@ -530,6 +535,14 @@ impl Snapshot {
             _ => None,
         }
     }
+}
+
+/// The refusal of a ledger that is not a regular file, by a run that writes a ledger.
+pub fn unseekable(shown: &str) -> Error {
+    Error::refused(format!(
+        "{shown}: the ledger is not a regular file (a pipe?): a run that writes a ledger reads \
+         it twice; give a file, or decide with --dry-run"
+    ))
 }
 
 /// Reads a shared open file from a position of its own (`pread`), so that several readers of

@@ -796,3 +796,36 @@ fn the_ledger_rewritten_in_place_is_checked_like_ledger_out() {
         ran.stderr()
     );
 }
+
+/// A file planted at the `--ledger-out` path gives its owner nothing (only a ledger rewritten
+/// in place keeps its owner), and no output keeps a set-id bit of the file it replaces.
+#[cfg(unix)]
+#[test]
+fn planted_files_lend_neither_their_owner_nor_set_id_bits() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = base("planted-ledger-out")
+        .file("new.csv", "")
+        .file("out/summary.json", "{}");
+    let me = fs::metadata(&t.dir).unwrap().uid();
+    for name in ["new.csv", "out/summary.json"] {
+        let p = t.dir.join(name);
+        if me == 0 {
+            std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o6777)).unwrap();
+    }
+    let ran = t
+        .args(RUN)
+        .args(["--ledger-out", "new.csv"])
+        .run()
+        .expect(0);
+    for name in ["new.csv", "out/summary.json"] {
+        let m = fs::metadata(ran.dir.join(name)).unwrap();
+        assert_eq!(m.uid(), me, "{name} is the running user's");
+        assert_eq!(
+            m.permissions().mode() & 0o7000,
+            0,
+            "{name} keeps no set-id bit"
+        );
+    }
+}

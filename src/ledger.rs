@@ -283,6 +283,30 @@ fn create_with(tmp: &Path, like: &Path, keep_owner: bool, bits: u32) -> io::Resu
     }
 }
 
+/// Creates `folder` when missing, then syncs each folder that holds a new one, up to the first
+/// that was there, so that a ledger renamed into it survives a power loss.
+pub fn create_folder(folder: &Path) -> io::Result<()> {
+    let here = |p: &Path| -> PathBuf {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let existing = folder.ancestors().map(here).find(|p| p.exists());
+    fs::create_dir_all(folder)?;
+    if existing.as_deref() == Some(&here(folder)) {
+        return Ok(());
+    }
+    for holder in folder.ancestors().skip(1).map(here) {
+        let _ = sync_dir(&holder);
+        if Some(&holder) == existing.as_ref() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Syncs a folder so that a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

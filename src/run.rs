@@ -45,32 +45,13 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let _lock = if cfg.dry_run {
         None
     } else {
-        // Like --out, a new ledger's folder is created when missing; then each folder that
-        // holds a new one is synced, up to the first that was there, so that a ledger renamed
-        // into it survives a power loss.
-        let folder = ledger::parent(&ledger_out);
-        let here = |p: &'_ Path| -> PathBuf {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        };
-        let existing = folder.ancestors().map(here).find(|p| p.exists());
-        std::fs::create_dir_all(folder).map_err(|e| {
+        // Like --out, a new ledger's folder is created when missing (durably).
+        ledger::create_folder(ledger::parent(&ledger_out)).map_err(|e| {
             Error::refused(format!(
                 "{}: cannot create its folder: {e}",
                 ledger_out_named(cfg, &ledger_out)
             ))
         })?;
-        if existing.as_deref() != Some(&here(folder)) {
-            for holder in folder.ancestors().skip(1).map(here) {
-                let _ = ledger::sync_dir(&holder);
-                if Some(&holder) == existing.as_ref() {
-                    break;
-                }
-            }
-        }
         Some(ledger::lock(&ledger_out)?)
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
@@ -80,9 +61,6 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // replaces the ledger at its path meanwhile (one writing it in place while this one writes
     // --ledger-out, which it does not lock).
     let old_ledger = input::ledger::Snapshot::open(&cfg.ledger, &shown(&cfg.ledger))?;
-    if !cfg.dry_run {
-        old_ledger.refuse_unseekable(&shown(&cfg.ledger))?;
-    }
     // Rewritten in place (the same file however named): the new ledger keeps its owner.
     let in_place =
         paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));

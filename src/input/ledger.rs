@@ -456,7 +456,7 @@ pub fn scan_snapshot(
 /// bytes even if another run (one writing the ledger in place, while this one writes
 /// `--ledger-out`) renames a new ledger over its path meanwhile. A ledger that is not a regular
 /// file (a pipe, `/dev/stdin`) can be read once only, in order: a dry run may scan it; a run
-/// that writes a ledger refuses it (`refuse_unseekable`). `None`: no ledger file.
+/// that writes a ledger refuses it before it opens it (`unseekable`). `None`: no ledger file.
 #[derive(Clone, Default)]
 pub struct Snapshot(Option<Opened>);
 
@@ -487,14 +487,6 @@ impl Snapshot {
         self.0.is_some()
     }
 
-    /// Refuses a ledger that can be read only once (a pipe) when the run must also copy it.
-    pub fn refuse_unseekable(&self, shown: &str) -> Result<()> {
-        match self.0 {
-            Some(Opened::Stream(_)) => Err(unseekable(shown)),
-            _ => Ok(()),
-        }
-    }
-
     /// Whether the ledger can be read once only (a pipe).
     pub fn is_stream(&self) -> bool {
         matches!(self.0, Some(Opened::Stream(_)))
@@ -513,10 +505,9 @@ impl Snapshot {
     pub fn reader(&self) -> Option<Box<dyn std::io::Read + Send>> {
         match &self.0 {
             None => None,
-            Some(Opened::Regular(file)) => Some(Box::new(ReadAt {
-                file: file.clone(),
-                at: 0,
-            })),
+            Some(Opened::Regular(_)) => self
+                .seekable()
+                .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
             Some(Opened::Stream(once)) => once
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -126,58 +126,48 @@ impl Compiler<'_> {
                     self.problem(path, "`matches` takes a glob pattern string");
                     return None;
                 };
+                // Region ids are kept in lower case: so is a pattern for them.
+                let text = match self.column_of(field).and_then(|c| c.domain) {
+                    Some(Domain::RegionId) => text.to_ascii_lowercase(),
+                    _ => text.to_string(),
+                };
+                let pattern = match glob::Pattern::new(&text) {
+                    Ok(pattern) => pattern,
+                    Err(e) => {
+                        self.problem(path, format!("bad glob pattern `{text}`: {}", e.msg));
+                        return None;
+                    }
+                };
                 // A column kept as words (charge type, status) is matched by the words whose any
                 // spelling the pattern matches, whatever the case: `PayAsYouGo` and `post*` are
                 // `PostPaid`, `stop*` is `Stopping` and `Stopped`.
-                if let Some(words) = self.column_of(field).and_then(word_spellings) {
-                    let pattern = match glob::Pattern::new(text) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            self.problem(path, format!("bad glob pattern `{text}`: {}", e.msg));
-                            return None;
-                        }
-                    };
-                    let blind = glob::MatchOptions {
-                        case_sensitive: false,
-                        ..Default::default()
-                    };
-                    let mut values: Vec<String> = words
-                        .into_iter()
-                        .filter(|(_, spellings)| {
-                            spellings.iter().any(|s| pattern.matches_with(s, blind))
-                        })
-                        .map(|(word, _)| word.to_string())
-                        .collect();
-                    values.sort();
-                    if values.is_empty() {
-                        self.problem(
-                            path,
-                            format!("`{name}` can never hold a value that `{text}` matches"),
-                        );
-                        return None;
-                    }
-                    return Some(Cond::In {
-                        field,
-                        values,
-                        negate: false,
-                    });
-                }
-                // Region ids are kept in lower case: so is a pattern for them.
-                let lower;
-                let text = match self.column_of(field).and_then(|c| c.domain) {
-                    Some(Domain::RegionId) => {
-                        lower = text.to_ascii_lowercase();
-                        lower.as_str()
-                    }
-                    _ => text,
+                let Some(words) = self.column_of(field).and_then(word_spellings) else {
+                    return Some(Cond::Matches { field, pattern });
                 };
-                match glob::Pattern::new(text) {
-                    Ok(pattern) => Some(Cond::Matches { field, pattern }),
-                    Err(e) => {
-                        self.problem(path, format!("bad glob pattern `{text}`: {}", e.msg));
-                        None
-                    }
+                let blind = glob::MatchOptions {
+                    case_sensitive: false,
+                    ..Default::default()
+                };
+                let mut values: Vec<String> = words
+                    .into_iter()
+                    .filter(|(_, spellings)| {
+                        spellings.iter().any(|s| pattern.matches_with(s, blind))
+                    })
+                    .map(|(word, _)| word.to_string())
+                    .collect();
+                values.sort();
+                if values.is_empty() {
+                    self.problem(
+                        path,
+                        format!("`{name}` can never hold a value that `{text}` matches"),
+                    );
+                    return None;
                 }
+                Some(Cond::In {
+                    field,
+                    values,
+                    negate: false,
+                })
             }
             "contains" => {
                 if ty != Type::List {

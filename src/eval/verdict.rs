@@ -84,10 +84,12 @@ impl Verdicts {
         }
     }
 
-    /// Reads a row's verdict and returns a byte of it, to be discarded: a batch about to read
-    /// many rows' verdicts calls this for each first, so that their cache misses overlap.
-    pub fn touch(&self, row: usize) -> u64 {
-        u64::from(self.bytes.get(row * self.width).copied().unwrap_or(0))
+    /// Prefetches a row's verdict: a batch about to read many rows' verdicts calls this for
+    /// each first, so that their cache misses overlap.
+    pub fn prefetch(&self, row: usize) {
+        if let Some(byte) = self.bytes.get(row * self.width) {
+            crate::input::prefetch(byte);
+        }
     }
 
     pub fn of(&self, row: usize) -> Verdict {

@@ -55,7 +55,7 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
                 *h = me.hash(table.text(col, row));
             }
             let n = batch.len();
-            me.touch_homes(&hashes[..n]);
+            me.fetch_homes(&hashes[..n]);
             for (h, row) in hashes.iter().zip(batch) {
                 let row = row as u32;
                 let first = me.first_of(row, *h);
@@ -79,12 +79,11 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         self.table.text(self.col, row as usize)
     }
 
-    /// Reads the home slot of each hash, so that their cache misses overlap.
-    fn touch_homes(&self, hashes: &[u64]) {
-        let sink = hashes
-            .iter()
-            .fold(0u64, |acc, h| acc ^ self.slots[self.home(*h)]);
-        std::hint::black_box(sink);
+    /// Prefetches the home slot of each hash, so that their cache misses overlap.
+    fn fetch_homes(&self, hashes: &[u64]) {
+        for h in hashes {
+            super::prefetch(&self.slots[self.home(*h)]);
+        }
     }
 
     /// The first row carrying `row`'s text (whose hash is `hash`); `row` itself when it is the
@@ -151,19 +150,17 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         for (h, text) in hashes.iter_mut().zip(texts) {
             *h = self.hash(text);
         }
-        self.touch_homes(&hashes[..n]);
+        self.fetch_homes(&hashes[..n]);
         let mut found = [None; BATCH];
-        let mut sink = 0u64;
         for (f, h) in found.iter_mut().zip(&hashes[..n]) {
             *f = self.probe(*h, self.home(*h)).ok();
             if let Some((row, _)) = f {
-                sink ^= self.table.touch_row(*row as usize);
+                self.table.prefetch_row(*row as usize);
             }
         }
         for (row, _) in found[..n].iter().flatten() {
-            sink ^= self.table.touch_text(self.col, *row as usize);
+            self.table.prefetch_text(self.col, *row as usize);
         }
-        std::hint::black_box(sink);
         for i in 0..n {
             out[i] = match found[i] {
                 None => None,

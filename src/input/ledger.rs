@@ -252,10 +252,10 @@ impl Held {
         }
     }
 
-    /// Reads a key's counters and returns them, to be discarded: a batch about to add to many
-    /// keys' counters calls this for each first, so that their cache misses overlap.
-    fn touch(&self, key: u32) -> u16 {
-        self.counts[key as usize][0].load(Ordering::Relaxed)
+    /// Prefetches a key's counters: a batch about to add to many keys' counters calls this for
+    /// each first, so that their cache misses overlap.
+    fn prefetch(&self, key: u32) {
+        super::prefetch(&self.counts[key as usize]);
     }
 
     /// The counts of `key`, once every addition is done.
@@ -808,13 +808,11 @@ impl Context<'_> {
         let (mut keys, mut answered) = ([None; BATCH], [None; BATCH]);
         self.by_instance.keys(&instances[..n], &mut keys);
         self.by_request.first_rows(&requests[..n], &mut answered);
-        // The instances' counters, fetched together before they are counted up (an atomic
-        // addition waits for its cache line; plain loads overlap).
-        let sink = keys[..n]
-            .iter()
-            .flatten()
-            .fold(0, |acc, k| acc ^ self.held.touch(*k));
-        std::hint::black_box(sink);
+        // The instances' counters, prefetched together before they are counted up (an atomic
+        // addition waits for its cache line).
+        for k in keys[..n].iter().flatten() {
+            self.held.prefetch(*k);
+        }
         for (i, w) in waiting.rows.iter().enumerate() {
             let key = keys[i].or_else(|| self.loose_key(instances[i], w.line, part));
             if let Some(k) = key {

@@ -287,12 +287,12 @@ impl Table {
         (from, ends[k] as usize)
     }
 
-    /// Reads a little of each row's cells and discards it, so that the rows are in cache when
-    /// they are read next: first every row's bounds, then every row's text (its first and last
-    /// bytes: a row's text spans a cache line or two), so that the misses of each step overlap.
+    /// Prefetches a little of each row's cells, so that the rows are in cache when they are read
+    /// next: first every row's bounds, then every row's text (its first and last bytes: a row's
+    /// text spans a cache line or two), so that the misses of each step overlap.
     pub fn warm(&self, rows: &[usize]) {
         let rows = || rows.iter().copied().filter(|r| *r < self.len());
-        let mut sink = rows().fold(0u64, |acc, row| acc ^ self.touch_row(row));
+        rows().for_each(|row| self.prefetch_row(row));
         for row in rows() {
             let Bounds {
                 ends, piece, start, ..
@@ -300,22 +300,26 @@ impl Table {
             let text = self.cells.texts[piece].as_bytes();
             let last = start + ends.last().map_or(0, |e| usize::from(*e)).saturating_sub(1);
             for at in [start, last] {
-                sink ^= u64::from(text.get(at).copied().unwrap_or(0));
+                if let Some(byte) = text.get(at) {
+                    super::prefetch(byte);
+                }
             }
         }
-        std::hint::black_box(sink);
     }
 
-    /// Reads the first word of a row's bounds and returns it, to be discarded: a batch of
-    /// lookups about to read many rows calls this for each first, so that their misses overlap.
-    pub fn touch_row(&self, row: usize) -> u64 {
-        let at = row * self.stride();
-        u64::from(self.cells.bounds.get(at).copied().unwrap_or(0))
+    /// Prefetches the start of a row's bounds: a batch of lookups about to read many rows calls
+    /// this for each first, so that their misses overlap.
+    pub fn prefetch_row(&self, row: usize) {
+        if let Some(word) = self.cells.bounds.get(row * self.stride()) {
+            super::prefetch(word);
+        }
     }
 
-    /// The first byte of a text cell (0 when it is empty), to be discarded, like `touch_row`.
-    pub fn touch_text(&self, col: usize, row: usize) -> u64 {
-        u64::from(self.text(col, row).as_bytes().first().copied().unwrap_or(0))
+    /// Prefetches the start of a text cell, like `prefetch_row` (its bounds are read now).
+    pub fn prefetch_text(&self, col: usize, row: usize) {
+        if let Some(byte) = self.text(col, row).as_bytes().first() {
+            super::prefetch(byte);
+        }
     }
 
     fn number(&self, k: usize, row: usize) -> i64 {

@@ -4,7 +4,7 @@
 //! data: evaluation is where the two meet.
 
 mod compile;
-mod locate;
+pub(crate) mod locate;
 mod raw;
 pub mod schema;
 mod template;
@@ -239,6 +239,10 @@ pub fn default_policy() -> Policy {
 /// Compiles policy text; `shown` names it in messages.
 pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     let raw = raw::parse(text).map_err(|(place, msg)| {
+        // serde names the mapping that holds a repeated key; the repeat itself is placed.
+        if let Some(((line, col), said)) = locate::repeated_key(text, &msg) {
+            return Error::refused(format!("{shown}:{line}:{col}: {said}"));
+        }
         // serde stops at the first unknown key; list every one when the text is YAML at all.
         if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
             let unknown = schema::unknown_keys(&doc);

@@ -7,11 +7,22 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// 1-based line and column of every node, by path; and every plain scalar as written.
+/// 1-based line and column of every node, by path; every plain scalar as written; and the
+/// first key, in document order, that a mapping gives twice (serde names only the mapping).
 #[derive(Debug, Default)]
 pub struct Locations {
     places: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
+    repeat: Option<Repeat>,
+}
+
+/// A key given a second time in the same mapping: its path, where the repeat stands, and where
+/// the first one does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    pub path: String,
+    pub at: (usize, usize),
+    pub first: (usize, usize),
 }
 
 impl Locations {
@@ -22,6 +33,7 @@ impl Locations {
         Locations {
             places: walker.places,
             written: walker.written,
+            repeat: walker.repeat,
         }
     }
 
@@ -46,9 +58,31 @@ impl Locations {
     }
 }
 
+/// For serde's error `message` about `text`: when it is about a key given twice, the place of
+/// the repeat and what to say there; `None` for other errors.
+pub fn repeated_key(text: &str, message: &str) -> Option<((usize, usize), String)> {
+    if !message.contains("duplicate") {
+        return None;
+    }
+    let r = Locations::of(text).repeat?;
+    let (line, col) = r.first;
+    Some((
+        r.at,
+        format!("`{}` is given twice (first at {line}:{col})", r.path),
+    ))
+}
+
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        /// The keys given so far, with where each stands.
+        seen: HashMap<String, (usize, usize)>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -56,18 +90,40 @@ struct Walker {
     stack: Vec<Frame>,
     places: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
+    repeat: Option<Repeat>,
 }
 
 impl Walker {
-    /// The path of the node starting now; `None` when the event is a mapping key.
-    fn node_path(&mut self, key_text: Option<&str>) -> Option<String> {
+    /// The path of the node starting now (at `mark`); `None` when the event is a mapping key.
+    fn node_path(&mut self, key_text: Option<&str>, mark: Marker) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Map { key: k @ None, .. }) => {
-                *k = Some(key_text.unwrap_or("?").to_string());
+            Some(Frame::Map {
+                path,
+                key: k @ None,
+                seen,
+            }) => {
+                let key = key_text.unwrap_or("?").to_string();
+                let here = place(mark);
+                match seen.get(&key) {
+                    Some(first) if self.repeat.is_none() => {
+                        self.repeat = Some(Repeat {
+                            path: join(path, &key),
+                            at: here,
+                            first: *first,
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(key.clone(), here);
+                    }
+                }
+                *k = Some(key);
                 None
             }
-            Some(Frame::Map { path, key: Some(k) }) => Some(join(path, k)),
+            Some(Frame::Map {
+                path, key: Some(k), ..
+            }) => Some(join(path, k)),
             Some(Frame::Seq { path, index }) => Some(format!("{path}[{index}]")),
         }
     }
@@ -82,10 +138,13 @@ impl Walker {
     }
 
     fn record(&mut self, path: &str, mark: Marker) {
-        self.places
-            .entry(path.to_string())
-            .or_insert((mark.line().max(1), mark.col() + 1));
+        self.places.entry(path.to_string()).or_insert(place(mark));
     }
+}
+
+/// A marker's 1-based line and column.
+fn place(mark: Marker) -> (usize, usize) {
+    (mark.line().max(1), mark.col() + 1)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -100,7 +159,7 @@ impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(text, style, ..) => {
-                if let Some(path) = self.node_path(Some(&text)) {
+                if let Some(path) = self.node_path(Some(&text), mark) {
                     self.record(&path, mark);
                     if style == yaml_rust2::scanner::TScalarStyle::Plain {
                         self.written.entry(path.clone()).or_insert(text);
@@ -109,17 +168,21 @@ impl MarkedEventReceiver for Walker {
                 }
             }
             Event::Alias(_) => {
-                if let Some(path) = self.node_path(None) {
+                if let Some(path) = self.node_path(None, mark) {
                     self.record(&path, mark);
                     self.finish_value();
                 }
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let is_map = matches!(ev, Event::MappingStart(..));
-                let path = self.node_path(None).unwrap_or_default();
+                let path = self.node_path(None, mark).unwrap_or_default();
                 self.record(&path, mark);
                 self.stack.push(if is_map {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        seen: HashMap::new(),
+                    }
                 } else {
                     Frame::Seq { path, index: 0 }
                 });
@@ -146,6 +209,21 @@ mod tests {
         assert_eq!(l.find("rules[0].require.all[0].field"), (6, 18));
         assert_eq!(l.find("rules[0].require.all[0].eq"), (7, 15));
         assert_eq!(l.find("rules[0].require.all[0].missing").0, 6);
+    }
+
+    #[test]
+    fn the_first_repeated_key_is_placed_at_the_repeat() {
+        let text = "name: x\nrules:\n  - id: a\n    message: one\n    remedy: r\n    message: two\n    id: b\nname: y\n";
+        let repeat = Locations::of(text).repeat;
+        let want = Repeat {
+            path: "rules[0].message".to_string(),
+            at: (6, 5),
+            first: (4, 5),
+        };
+        assert_eq!(repeat, Some(want));
+        // The same key in two mappings is no repeat.
+        let text = "rules:\n  - id: a\n  - id: b\nsets: {a: [x], b: [x]}\n";
+        assert_eq!(Locations::of(text).repeat, None);
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        // A repeated key is placed at the repeat, not at the mapping that holds it.
+        let ((line, col), msg) =
+            super::locate::repeated_key(&text, &msg).unwrap_or(((line, col), msg));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
     let mut problems = Vec::new();

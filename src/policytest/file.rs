@@ -90,7 +90,11 @@ pub fn parse(text: &str) -> Result<RawFile, (Option<(usize, usize)>, String)> {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        (place, msg)
+        // A repeated key is placed at the repeat, not at the mapping that holds it.
+        match crate::policy::locate::repeated_key(text, &msg) {
+            Some((at, said)) => (Some(at), said),
+            None => (place, msg),
+        }
     })
 }
 

@@ -66,6 +66,15 @@ fn check_policy_lists_every_problem_with_its_place() {
             ],
         ),
         (
+            // Placed at the repeat (line 61), not at its rule (line 55) as serde places it.
+            "repeated-key",
+            good.replace(
+                "    message: \"Region",
+                "    message: \"first\"\n    message: \"Region",
+            ),
+            vec!["p.yaml:61:5: `rules[2].message` is given twice (first at 60:5)"],
+        ),
+        (
             "too-few-bits",
             good.replace("random_symbols: 19", "random_symbols: 17"),
             vec!["at least 90 random bits"],

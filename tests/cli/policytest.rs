@@ -134,6 +134,23 @@ fn a_file_that_does_not_parse_exits_2_with_its_place() {
         .expect(2);
     assert!(ran.stderr().contains("t.yaml:2:1: "), "{}", ran.stderr());
     assert!(ran.stderr().contains("`2026-11-31` is not a time"));
+
+    // A key given twice is placed where it is repeated.
+    let twice = ONE_PASS_ONE_FAIL.replace(
+        "  region_id: cn-hangzhou\n",
+        "  region_id: cn-hangzhou\n  region_id: cn-beijing\n",
+    );
+    let ran = Test::new("policytest-repeated-key")
+        .file("t.yaml", &twice)
+        .args(["test", "t.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("t.yaml:7:3: `instance.region_id` is given twice (first at 6:3)"),
+        "{}",
+        ran.stderr()
+    );
 }
 
 #[test]

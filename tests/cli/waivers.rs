@@ -36,6 +36,22 @@ fn outcomes(ran: &crate::harness::Ran) -> Vec<(String, String)> {
 }
 
 #[test]
+fn a_key_given_twice_is_refused_where_it_is_repeated() {
+    let twice = example().replacen(
+        "    ticket: OPS-4821\n",
+        "    ticket: OPS-4821\n    ticket: OPS-4822\n",
+        1,
+    );
+    let ran = run("waivers-repeated-key", &twice, "2026-11-30").expect(2);
+    assert!(
+        ran.stderr()
+            .contains("w.yaml:7:5: `waivers[0].ticket` is given twice (first at 6:5)"),
+        "{}",
+        ran.stderr()
+    );
+}
+
+#[test]
 fn the_readme_example_waives_its_checks_while_in_force() {
     let ran = run("waivers-example", &example(), "2026-11-30").expect(0);
     let got = outcomes(&ran);

@@ -176,10 +176,24 @@ pub struct InstanceIndex<'t> {
     first: FirstRows<'t>,
     /// Rows after the first, for the rare ids that appear more than once.
     more: HashMap<u32, Vec<u32>>,
+    /// The keys of the inventory ids not written as the API writes ids (with upper case, or
+    /// surrounding spaces), by their `loose` form; almost always empty.
+    odd: HashMap<String, Vec<u32>>,
+}
+
+/// An id as the API writes ids: without surrounding spaces, in lower case.
+pub fn loose(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}
+
+/// Whether an id is already in its `loose` form.
+fn is_loose(id: &str) -> bool {
+    super::table::trim(id).len() == id.len() && !id.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl<'t> InstanceIndex<'t> {
     pub fn new(instances: &'t Table) -> Self {
+        use rayon::prelude::*;
         let mut more: HashMap<u32, Vec<u32>> = HashMap::new();
         let first = FirstRows::build(
             instances,
@@ -187,7 +201,30 @@ impl<'t> InstanceIndex<'t> {
             Default::default(),
             |row, key| more.entry(key).or_default().push(row),
         );
-        InstanceIndex { first, more }
+        let id = |row: usize| instances.text(col::INSTANCE_ID, row);
+        let odd_rows: Vec<usize> = (0..instances.len())
+            .into_par_iter()
+            .filter(|r| !id(*r).is_empty() && !is_loose(id(*r)))
+            .collect();
+        let mut odd: HashMap<String, Vec<u32>> = HashMap::new();
+        for row in odd_rows {
+            // A repeated id's key is its first row's, listed once.
+            if first.get(id(row)) == Some(row as u32) {
+                odd.entry(loose(id(row))).or_default().push(row as u32);
+            }
+        }
+        InstanceIndex { first, more, odd }
+    }
+
+    /// The keys of the inventory ids that `loose_id` (an id in its `loose` form) stands for
+    /// once case and surrounding spaces are ignored, on either side: the id itself, and the
+    /// inventory ids written with upper case or spaces.
+    pub fn loose_keys(&self, loose_id: &str) -> Vec<u32> {
+        let mut keys: Vec<u32> = self.key(loose_id).into_iter().collect();
+        if let Some(odd) = self.odd.get(loose_id) {
+            keys.extend(odd);
+        }
+        keys
     }
 
     /// The number of keys may reach this (keys are row numbers).

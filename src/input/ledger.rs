@@ -814,9 +814,13 @@ impl Context<'_> {
             self.held.prefetch(*k);
         }
         for (i, w) in waiting.rows.iter().enumerate() {
-            let key = keys[i].or_else(|| self.loose_key(instances[i], w.line, part));
-            if let Some(k) = key {
-                self.held.add(k, w.status as usize);
+            match keys[i] {
+                Some(k) => self.held.add(k, w.status as usize),
+                None => {
+                    for k in self.loose_keys(instances[i], w.line, part) {
+                        self.held.add(k, w.status as usize);
+                    }
+                }
             }
             if let Some(r) = answered[i] {
                 let [instance, _, code, account] = waiting.cells(w);
@@ -835,22 +839,21 @@ impl Context<'_> {
 }
 
 impl Context<'_> {
-    /// The key of the inventory instance that a ledger instance id names once case and
-    /// surrounding spaces are ignored, when it names none exactly (`I-BP1 `, written by hand, for
-    /// the API's `i-bp1`): its code counts toward that instance's limit, so that a limit never
-    /// fails open on a spelling, and the row gets a finding. The inventory is matched as the API
-    /// writes ids (lower case, no spaces); requests are still matched exactly.
+    /// The keys of the inventory instances that a ledger instance id names once case and
+    /// surrounding spaces are ignored, on either side, when it names none exactly (`I-BP1 `
+    /// written by hand for the API's `i-bp1`, or `i-bp1` for an inventory row that reads
+    /// `I-BP1`): its code counts toward each one's limit, so that a limit never fails open on a
+    /// spelling, and the row gets a finding. Requests are still matched exactly.
     #[cold]
-    fn loose_key(&self, instance: &str, line: u64, part: &mut Part) -> Option<u32> {
-        let trimmed = instance.trim();
-        if trimmed.is_empty()
-            || (trimmed.len() == instance.len()
-                && !instance.bytes().any(|b| b.is_ascii_uppercase()))
-        {
-            return None;
+    fn loose_keys(&self, instance: &str, line: u64, part: &mut Part) -> Vec<u32> {
+        let loose = super::index::loose(instance);
+        if loose.is_empty() {
+            return Vec::new();
         }
-        let loose = trimmed.to_ascii_lowercase();
-        let key = self.by_instance.key(&loose)?;
+        let keys = self.by_instance.loose_keys(&loose);
+        if keys.is_empty() {
+            return keys;
+        }
         // No ledger cell is repeated in a message: a code may sit in the wrong column.
         part.findings.push(Problem {
             file: self.shown.to_string(),
@@ -860,7 +863,7 @@ impl Context<'_> {
                       ignored; its code counts toward that instance's codes"
                 .to_string(),
         });
-        Some(key)
+        keys
     }
 }
 

@@ -374,6 +374,45 @@ fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
     assert_eq!(lines, ["2", "3", "4", "5"], "{errors:?}");
 }
 
+/// The same the other way round: inventory ids written with upper case or surrounding spaces
+/// (`I-UP`, `i-sp `) hold the codes of ledger rows that write them as the API does (`i-up`,
+/// `i-sp`), so that a request for them is over the limit; another instance is not affected.
+#[test]
+fn inventory_ids_differing_only_in_case_or_spaces_hold_their_ledger_codes() {
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+I-UP,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+\"i-sp \",100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
+i-3,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
+    let requests = "request_id,account_id,instance_id,requested_at\n\
+r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n";
+    let mut ledger =
+        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    for n in 0..5 {
+        ledger.push_str(&format!("U{n},i-up,100,,2025-01-01T00:00:00Z,spent,d\n"));
+        ledger.push_str(&format!("S{n},i-sp,100,,2025-01-01T00:00:00Z,spent,d\n"));
+    }
+    let ran = Test::new("loose-inventory-ids")
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    let outcome = |id: &str| {
+        let row = decisions.iter().find(|r| r[0] == id).unwrap();
+        (row[3].clone(), row[5].clone())
+    };
+    let over = ("denied".to_string(), "max-codes-per-instance".to_string());
+    assert_eq!(outcome("r1"), over, "{decisions:?}");
+    assert_eq!(outcome("r2"), over, "{decisions:?}");
+    assert_eq!(outcome("r3").0, "issued");
+    // Each of the ten rows is a finding.
+    let errors = csv_rows(&ran.read("out/input-errors.csv"));
+    let findings = errors[1..].iter().filter(|r| r[2] == "instance_id").count();
+    assert_eq!(findings, 10, "{errors:?}");
+}
+
 /// A refused run leaves nothing behind: a mistyped `--input` creates no folder (the ledger's
 /// folder and lock come after the inputs are known to open), and a message names
 /// `--ledger-out` only when it was given.

@@ -330,12 +330,21 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
     }
     for name in every_output() {
-        let target = canonical(&cfg.out.join(name))?;
+        let path = cfg.out.join(name);
+        let target = canonical(&path)?;
         if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
             return Err(Error::refused(format!(
                 "--out {}: writing `{name}` there would overwrite `{}`",
                 cfg.out.display(),
                 input.display()
+            )));
+        }
+        // An output is renamed into place, which a folder there refuses: found only then, it
+        // would stop the run after the ledger took its codes.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::refused(format!(
+                "--out {}: `{name}` there is a folder, where the run writes a file; nothing was written",
+                cfg.out.display()
             )));
         }
     }
@@ -345,6 +354,14 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     if ledger_out == canonical(&cfg.out)? {
         return Err(Error::refused(format!(
             "{}: is the --out folder",
+            ledger_out_named(cfg, &cfg.ledger_out)
+        )));
+    }
+    // Replaced, the ledger's lock file would be a new file: a run holding the old one and a
+    // run locking the new one would run at once.
+    if ledger_out == canonical(&ledger::lock_path(&ledger::resolve_links(&cfg.ledger)))? {
+        return Err(Error::refused(format!(
+            "{}: is the ledger's lock file",
             ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }

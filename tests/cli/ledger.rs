@@ -413,6 +413,46 @@ r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n";
     assert_eq!(findings, 10, "{errors:?}");
 }
 
+/// An output name that is a folder in `--out` is refused before anything is written (found
+/// only when the output is renamed into place, it stopped the run after the ledger had taken
+/// the codes, with no `issued.csv` to hand them over); so is a `--ledger-out` that names the
+/// ledger's lock file (replaced, two runs would hold two locks).
+#[test]
+fn an_output_that_is_a_folder_or_a_ledger_out_on_the_lock_is_refused_up_front() {
+    for name in ["issued.csv", "report.html"] {
+        let ran = base(&format!("output-folder-{name}"))
+            .file(&format!("out/{name}/keep"), "")
+            .args(RUN)
+            .run()
+            .expect(2);
+        assert!(
+            ran.stderr()
+                .contains(&format!("`{name}` there is a folder")),
+            "{}",
+            ran.stderr()
+        );
+        assert_eq!(ran.read("ledger.csv"), LEDGER, "the ledger is untouched");
+        assert!(!ran.dir.join("out/decisions.csv").exists());
+    }
+    let ran = base("ledger-out-lock")
+        .file("ledger.csv.lock", "")
+        .args(RUN)
+        .args(["--ledger-out", "ledger.csv.lock"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("is the ledger's lock file"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(
+        ran.read("ledger.csv.lock"),
+        "",
+        "the lock file is untouched"
+    );
+    assert!(!ran.dir.join("out").exists());
+}
+
 /// A refused run leaves nothing behind: a mistyped `--input` creates no folder (the ledger's
 /// folder and lock come after the inputs are known to open), and a message names
 /// `--ledger-out` only when it was given.

@@ -92,7 +92,8 @@ struct RunArgs {
     /// unless --ledger-out is given.
     #[arg(long, value_name = "F")]
     ledger: Option<PathBuf>,
-    /// Write the complete new ledger here and leave --ledger untouched.
+    /// Write the complete new ledger here and leave --ledger untouched. A file already there is
+    /// replaced only when --ledger holds every code in it (else exit 2: its codes would be lost).
     #[arg(long, value_name = "F")]
     ledger_out: Option<PathBuf>,
     /// The policy YAML (default: the built-in policies/icp-service-code.yaml).

@@ -97,6 +97,30 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
     );
     let mut ledger = ledger?;
+    // A `--ledger-out` file already there (a previous run's new ledger) is replaced whole:
+    // codes it holds that this run's ledger lacks would be lost, though they were handed out.
+    if !cfg.dry_run && !in_place {
+        let missing = input::ledger::codes_missing_from(&ledger_out, &ledger.codes, &fingerprints);
+        let named = ledger_out_named(cfg, &ledger_out);
+        match missing {
+            Ok(0) => {}
+            Ok(n) => {
+                return Err(Error::refused(format!(
+                    "{named}: holds {n} code(s) that the ledger {} lacks, which replacing it would \
+                     lose (a new ledger an earlier run wrote there?); decide by it (--ledger {}), \
+                     or move it away; nothing was written",
+                    shown(&cfg.ledger),
+                    ledger_out.display()
+                )));
+            }
+            Err(why) => {
+                return Err(Error::refused(format!(
+                    "{named}: is already there and {why}; replacing it could lose what it holds: \
+                     move it away; nothing was written"
+                )));
+            }
+        }
+    }
     spin.finish();
     phases.mark("scan");
     // What is needed only up to issuing is freed as soon as it is done with, so that it is not

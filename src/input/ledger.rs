@@ -209,6 +209,61 @@ impl Codes {
     }
 }
 
+/// How many codes the file at `path` (a ledger another run wrote, about to be replaced) holds
+/// that `codes` (this run's ledger) lacks: `Ok(0)` for a file that is not there or is empty;
+/// `Err` with what is wrong when it cannot be read as a ledger (no `code` column, not CSV).
+pub fn codes_missing_from(
+    path: &Path,
+    codes: &Codes,
+    fingerprints: &Fingerprinter,
+) -> std::result::Result<u64, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(std::io::BufReader::new(file));
+    let mut record = csv::ByteRecord::new();
+    let read = |rdr: &mut csv::Reader<_>, record: &mut csv::ByteRecord| {
+        rdr.read_byte_record(record)
+            .map_err(|e| format!("is not a ledger: {e}"))
+    };
+    if !read(&mut rdr, &mut record)? {
+        return Ok(0);
+    }
+    let at = record
+        .iter()
+        .enumerate()
+        .find(|(i, h)| {
+            let h = String::from_utf8_lossy(h);
+            let h = if *i == 0 {
+                h.trim_start_matches('\u{feff}')
+            } else {
+                &h
+            };
+            ledger_column(h) == Some(0)
+        })
+        .map(|(i, _)| i)
+        .ok_or("is not a ledger: it has no `code` column")?;
+    let mut missing = 0;
+    let mut key = String::new();
+    while read(&mut rdr, &mut record)? {
+        let cell = String::from_utf8_lossy(record.get(at).unwrap_or_default());
+        if trim(&cell).is_empty() {
+            continue;
+        }
+        key.clear();
+        code::identity_key_into(&cell, &mut key);
+        if !codes.contains(fingerprints.of(&key)) {
+            missing += 1;
+        }
+    }
+    Ok(missing)
+}
+
 impl Ledger {
     /// How many codes the instance of `key` holds, by status.
     pub fn held(&self, key: u32) -> [u32; 3] {

@@ -73,6 +73,63 @@ fn ledger_out_leaves_the_input_untouched() {
     assert_eq!(csv_rows(&new).len(), 4);
 }
 
+/// A `--ledger-out` file already there is replaced only when this run's ledger holds all its
+/// codes: the second of two identical `--ledger-out` runs would otherwise drop the first's
+/// codes, handed out in its `issued.csv`, and give the same requests other codes. A file that
+/// is no ledger is not replaced either; an empty one, or a dry run, goes on.
+#[test]
+fn ledger_out_never_replaces_a_ledger_holding_codes_the_input_lacks() {
+    let ran = base("ledger-out-twice")
+        .args(RUN)
+        .args(["--ledger-out", "new.csv"])
+        .run()
+        .expect(0);
+    let first = ran.read("new.csv");
+    let again = |args: &[&str]| {
+        std::process::Command::new(crate::harness::BIN)
+            .args(["run", "--input", ".", "--as-of", "2026-11-30T00:00:00Z"])
+            .args(args)
+            .current_dir(&ran.dir)
+            .output()
+            .unwrap()
+    };
+    let twice = again(&["--out", "out2", "--ledger-out", "new.csv"]);
+    assert_eq!(twice.status.code(), Some(2), "{twice:?}");
+    let err = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        err.contains("--ledger-out new.csv: holds 2 code(s) that the ledger ./ledger.csv lacks"),
+        "{err}"
+    );
+    assert_eq!(ran.read("new.csv"), first, "the first run's ledger is kept");
+    assert!(!ran.dir.join("out2").exists(), "nothing is written");
+    // A dry run writes no ledger: it goes on.
+    let dry = again(&["--out", "out3", "--ledger-out", "new.csv", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    // Decided by that ledger, a run may replace a copy of it.
+    fs::copy(ran.dir.join("new.csv"), ran.dir.join("copy.csv")).unwrap();
+    let by_it = again(&[
+        "--out",
+        "out4",
+        "--ledger",
+        "new.csv",
+        "--ledger-out",
+        "copy.csv",
+    ]);
+    assert_eq!(by_it.status.code(), Some(0), "{by_it:?}");
+    // No ledger, or an empty file.
+    fs::write(ran.dir.join("notes.csv"), "what,ever\n1,2\n").unwrap();
+    let notes = again(&["--out", "out5", "--ledger-out", "notes.csv"]);
+    assert_eq!(notes.status.code(), Some(2), "{notes:?}");
+    assert!(
+        String::from_utf8_lossy(&notes.stderr).contains("it has no `code` column"),
+        "{notes:?}"
+    );
+    assert_eq!(ran.read("notes.csv"), "what,ever\n1,2\n");
+    fs::write(ran.dir.join("empty.csv"), "").unwrap();
+    let empty = again(&["--out", "out6", "--ledger-out", "empty.csv"]);
+    assert_eq!(empty.status.code(), Some(0), "{empty:?}");
+}
+
 #[test]
 fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
     let t = base("locked");

@@ -392,9 +392,12 @@ fn terminal_gets_the_table_and_a_log_only_the_summary_line() {
         return;
     }
     let on_terminal = |extra: &str| {
+        // A new ledger of its own each time: a run refuses to replace one an earlier run
+        // wrote, whose codes the input ledger lacks.
         let command = format!(
-            "'{BIN}' run --input in --out out2 --ledger-out out2/ledger.csv \
-             --as-of 2026-11-30T00:00:00Z {extra}"
+            "'{BIN}' run --input in --out out2 --ledger-out out2/ledger-{}.csv \
+             --as-of 2026-11-30T00:00:00Z {extra}",
+            extra.len()
         );
         let output = Command::new(script)
             .args(["-qec", &command, "/dev/null"])

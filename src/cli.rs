@@ -110,7 +110,7 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Decide without issuing: eligible requests are reported as `eligible`, the ledger is
-    /// neither locked nor written.
+    /// neither locked nor written. Refused into an --out whose issued.csv hands over codes.
     #[arg(long)]
     dry_run: bool,
     /// Threads for evaluation, 1 to 256 (default: one per core).

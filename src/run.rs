@@ -373,7 +373,7 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         }
     }
     if cfg.dry_run {
-        return Ok(());
+        return refuse_replacing_a_handoff(&cfg.out);
     }
     if ledger_out == canonical(&cfg.out)? {
         return Err(Error::refused(format!(
@@ -401,6 +401,30 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
             "{}: would overwrite the input `{}`",
             ledger_out_named(cfg, &cfg.ledger_out),
             input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a dry run whose `--out` holds an `issued.csv` with codes in it: the hand-off of a
+/// real run, which the dry run's `issued.csv` (a header only) would replace.
+fn refuse_replacing_a_handoff(out: &Path) -> Result<()> {
+    use std::io::BufRead;
+    let path = out.join("issued.csv");
+    let Ok(file) = fs::File::open(&path) else {
+        return Ok(());
+    };
+    // A header, then any line that is not blank: a code handed over.
+    let handed_over = std::io::BufReader::new(file)
+        .lines()
+        .skip(1)
+        .map_while(std::result::Result::ok)
+        .any(|line| !line.trim().is_empty());
+    if handed_over {
+        return Err(Error::refused(format!(
+            "--out {}: its issued.csv hands over codes a real run issued, which this dry run \
+             would replace with none; give the dry run another --out; nothing was written",
+            out.display()
         )));
     }
     Ok(())

@@ -130,6 +130,41 @@ fn ledger_out_never_replaces_a_ledger_holding_codes_the_input_lacks() {
     assert_eq!(empty.status.code(), Some(0), "{empty:?}");
 }
 
+/// A dry run into the `--out` of a real run that issued codes is refused: its `issued.csv`, a
+/// header only, would replace the real run's hand-off. Into an `--out` whose `issued.csv`
+/// hands over nothing (a dry run's, or a run that issued nothing), it goes on.
+#[test]
+fn a_dry_run_never_replaces_a_real_runs_handoff() {
+    let ran = base("dry-after-real").args(RUN).run().expect(0);
+    let handoff = ran.read("out/issued.csv");
+    assert_eq!(csv_rows(&handoff).len(), 3, "{handoff}");
+    let dry = |name: &str| {
+        std::process::Command::new(crate::harness::BIN)
+            .args([
+                "run",
+                "--input",
+                ".",
+                "--as-of",
+                "2026-11-30T00:00:00Z",
+                "--dry-run",
+            ])
+            .args(["--out", name])
+            .current_dir(&ran.dir)
+            .output()
+            .unwrap()
+    };
+    let refused = dry("out");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("its issued.csv hands over codes"),
+        "{refused:?}"
+    );
+    assert_eq!(ran.read("out/issued.csv"), handoff, "the hand-off is kept");
+    assert_eq!(dry("elsewhere").status.code(), Some(0));
+    // A dry run's own outputs are replaced by the next dry run.
+    assert_eq!(dry("elsewhere").status.code(), Some(0));
+}
+
 #[test]
 fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
     let t = base("locked");

@@ -381,6 +381,24 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
             ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
+    // A file with other names (hard links) is replaced under one name only: the others would
+    // keep the old rows, a second ledger, and a run by another name would take another lock.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = fs::metadata(&cfg.ledger_out)
+            && m.is_file()
+            && m.nlink() > 1
+        {
+            return Err(Error::refused(format!(
+                "{}: the file has {} names (hard links); replacing it under one would leave the \
+                 others with the old rows; keep one name (a symbolic link may stand for it); \
+                 nothing was written",
+                ledger_out_named(cfg, &cfg.ledger_out),
+                m.nlink()
+            )));
+        }
+    }
     // Replaced, the ledger's lock file would be a new file: a run holding the old one and a
     // run locking the new one would run at once.
     if ledger_out == canonical(&ledger::lock_path(&ledger::resolve_links(&cfg.ledger)))? {

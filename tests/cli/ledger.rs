@@ -165,6 +165,35 @@ fn a_dry_run_never_replaces_a_real_runs_handoff() {
     assert_eq!(dry("elsewhere").status.code(), Some(0));
 }
 
+/// A ledger with another name (a hard link) is refused: replaced under one name, the other
+/// kept the old rows, and a run by the other name took another lock and ran at once.
+#[test]
+fn a_ledger_with_hard_links_is_refused() {
+    let t = base("hard-link");
+    fs::create_dir_all(t.dir.join("sub")).unwrap();
+    fs::hard_link(t.dir.join("ledger.csv"), t.dir.join("sub/ledger.csv")).unwrap();
+    let ran = t
+        .args(RUN)
+        .args(["--ledger", "sub/ledger.csv"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("the file has 2 names (hard links)"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert!(!ran.dir.join("out").exists());
+    // A dry run replaces nothing: it goes on.
+    let dry = base("hard-link-dry");
+    fs::create_dir_all(dry.dir.join("sub")).unwrap();
+    fs::hard_link(dry.dir.join("ledger.csv"), dry.dir.join("sub/ledger.csv")).unwrap();
+    dry.args(RUN)
+        .args(["--ledger", "sub/ledger.csv", "--dry-run"])
+        .run()
+        .expect(0);
+}
+
 #[test]
 fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
     let t = base("locked");

@@ -41,6 +41,12 @@ pub enum Domain {
     NonNegative,
     /// A region id, stored trimmed and in lower case (`CN-Hangzhou ` is `cn-hangzhou`).
     RegionId,
+    /// IP addresses (one, or several `;`-separated): a cell of anything else, such as an
+    /// export's `-`, `N/A` or `[]`, is malformed rather than taken for an address.
+    IpAddress,
+    /// Lock reasons, `;`-separated words (`financial;security`): a cell of anything else, such
+    /// as an export's JSON, is malformed rather than read as a lock nobody recognises.
+    LockReasons,
 }
 
 #[derive(Debug, Clone)]
@@ -143,9 +149,9 @@ impl Schema {
             )
             .required()
             .domain(Domain::NonNegative),
-            Column::new("public_ip", &["PublicIpAddress"], String),
-            Column::new("eip_address", &["EipAddress"], String),
-            Column::new("operation_locks", &["OperationLocks"], List),
+            Column::new("public_ip", &["PublicIpAddress"], String).domain(Domain::IpAddress),
+            Column::new("eip_address", &["EipAddress"], String).domain(Domain::IpAddress),
+            Column::new("operation_locks", &["OperationLocks"], List).domain(Domain::LockReasons),
         ];
         Schema {
             table: "instance",

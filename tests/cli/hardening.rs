@@ -823,6 +823,76 @@ fn formula_start(cell: &str) -> bool {
 /// HTML in ids, regions, the policy's name and templates and a file name comes out escaped in
 /// report.html; formula-looking free text is neutralised with a leading `'` in every CSV
 /// output; formula-looking identifiers make their rows malformed.
+/// Export spellings of "none" or of a list in the lock and address cells fail closed: a JSON
+/// lock (`[{"LockReason":"financial"}]`), a comma-separated one, `[]`, `N/A` or `;` for an
+/// address make the row malformed (its request `invalid`, the cell in `input-errors.csv`),
+/// where read as text they passed `exists` or hid a financial lock. Addresses and lock words
+/// as the API writes them, one or several `;`-separated, are read as before.
+#[test]
+fn export_spellings_of_locks_and_addresses_fail_closed() {
+    let instances = "InstanceId,OwnerId,RegionId,InstanceChargeType,ExpiredTime,InternetMaxBandwidthOut,PublicIpAddress,EipAddress,OperationLocks\n\
+i-1,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,5,1.1.1.1,,\"[{\"\"LockReason\"\":\"\"financial\"\"}]\"\n\
+i-2,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,0,[],[],\n\
+i-3,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,5,N/A,,\n\
+i-4,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,5,;,,\n\
+i-5,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,5,1.1.1.1,,\"financial,security\"\n\
+i-6,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,5,1.1.1.1;2001:db8::1,,security;\n\
+i-7,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,0,,47.0.0.1,financial;security\n";
+    let mut requests = String::from("request_id,account_id,instance_id,requested_at\n");
+    for i in 1..=7 {
+        requests.push_str(&format!("r{i},A1,i-{i},2026-11-29\n"));
+    }
+    let ran = Test::new("export-spellings")
+        .file("instances.csv", instances)
+        .file("requests.csv", &requests)
+        .args([
+            "run",
+            "--input",
+            ".",
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30",
+        ])
+        .args(["--dry-run"])
+        .run()
+        .expect(0);
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    let got: Vec<(&str, &str)> = decisions[1..]
+        .iter()
+        .map(|r| (r[3].as_str(), r[5].as_str()))
+        .collect();
+    let malformed = ("invalid", "malformed-instance");
+    assert_eq!(
+        got,
+        [
+            malformed,
+            malformed,
+            malformed,
+            malformed,
+            malformed,
+            ("eligible", ""),
+            ("denied", "not-expired"),
+        ]
+    );
+    let errors = csv_rows(&ran.read("out/input-errors.csv"));
+    let cells: Vec<(&str, &str)> = errors[1..]
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("2", "operation_locks"),
+            ("3", "public_ip"),
+            ("3", "eip_address"),
+            ("4", "public_ip"),
+            ("5", "public_ip"),
+            ("6", "operation_locks"),
+        ]
+    );
+}
+
 #[test]
 fn hostile_values_are_escaped_and_neutralised() {
     let policy = icp_audit::policy::DEFAULT_TEXT;

@@ -260,9 +260,9 @@ fn an_unknown_condition_names_the_missing_value_in_its_message() {
         .file(
             "instances.csv",
             "instance_id,account_id,region_id,charge_type,creation_time,expired_time,internet_max_bandwidth_out,public_ip,eip_address\n\
-             i-no-creation,100,cn-beijing,PrePaid,,2028-01-01T00:00Z,5,1.2.3.4,200\n\
+             i-no-creation,100,cn-beijing,PrePaid,,2028-01-01T00:00Z,5,1.2.3.4,10.0.0.200\n\
              i-no-eip,100,cn-beijing,PrePaid,2025-01-01T00:00Z,2028-01-01T00:00Z,5,1.2.3.5,\n\
-             i-both-false,100,cn-beijing,PrePaid,2026-12-31T00:00Z,2028-01-01T00:00Z,5,1.2.3.6,300\n",
+             i-both-false,100,cn-beijing,PrePaid,2026-12-31T00:00Z,2028-01-01T00:00Z,5,1.2.3.6,10.0.0.300\n",
         )
         .file(
             "requests.csv",
@@ -288,7 +288,7 @@ fn an_unknown_condition_names_the_missing_value_in_its_message() {
             unknown("instance.creation_time")
         )
     );
-    assert_eq!(message("r1", "eip-named-after-account"), "EIP 200");
+    assert_eq!(message("r1", "eip-named-after-account"), "EIP 10.0.0.200");
     assert_eq!(
         message("r2", "eip-named-after-account"),
         format!("EIP (none){}", unknown("instance.eip_address"))
@@ -302,7 +302,7 @@ fn an_unknown_condition_names_the_missing_value_in_its_message() {
         message("r3", "created-before-as-of"),
         "Instance created 2026-12-31T00:00:00Z"
     );
-    assert_eq!(message("r3", "eip-named-after-account"), "EIP 300");
+    assert_eq!(message("r3", "eip-named-after-account"), "EIP 10.0.0.300");
 }
 
 /// A message template's own words may need quoting, or may start like a formula: with plain

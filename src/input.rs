@@ -8,7 +8,7 @@ mod index;
 pub mod ledger;
 pub(crate) mod table;
 
-pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex};
+pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex, loose};
 pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 

@@ -149,9 +149,24 @@ impl Schema {
             )
             .required()
             .domain(Domain::NonNegative),
-            Column::new("public_ip", &["PublicIpAddress"], String).domain(Domain::IpAddress),
-            Column::new("eip_address", &["EipAddress"], String).domain(Domain::IpAddress),
-            Column::new("operation_locks", &["OperationLocks"], List).domain(Domain::LockReasons),
+            Column::new(
+                "public_ip",
+                &["PublicIpAddress", "PublicIpAddress.IpAddress"],
+                String,
+            )
+            .domain(Domain::IpAddress),
+            Column::new(
+                "eip_address",
+                &["EipAddress", "EipAddress.IpAddress"],
+                String,
+            )
+            .domain(Domain::IpAddress),
+            Column::new(
+                "operation_locks",
+                &["OperationLocks", "OperationLocks.LockReason"],
+                List,
+            )
+            .domain(Domain::LockReasons),
         ];
         Schema {
             table: "instance",

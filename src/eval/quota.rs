@@ -11,6 +11,10 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         return;
     }
     let req = w.requests;
+    let at = |row: usize| match req.value(col::REQUESTED_AT, row) {
+        Value::Time(t) => t.timestamp_micros(),
+        _ => i64::MIN,
+    };
     // (instance key, requested_at in µs, row): compact, so the sort touches no row data except
     // to break ties between equal instants by request id.
     let mut waiting: Vec<(u32, i64, u32)> = decisions
@@ -20,13 +24,29 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         .filter_map(|(row, d)| {
             // INVARIANT: an instance's key is its first inventory row, the row it was judged on.
             let key = d.instance_row()? as u32;
-            let at = match req.value(col::REQUESTED_AT, row) {
-                Value::Time(t) => t.timestamp_micros(),
-                _ => i64::MIN,
-            };
-            Some((key, at, row as u32))
+            Some((key, at(row), row as u32))
         })
         .collect();
+    // A policy without the `instance-exists` gate may let through a request for an instance
+    // the inventory lacks: such requests share the quota by their instance id (in its loose
+    // form), after the ledger's codes for that id, under keys past the inventory's.
+    let mut unlisted: Vec<String> = Vec::new();
+    let mut by_id: std::collections::HashMap<String, u32> = Default::default();
+    let unlisted_eligible =
+        |d: &Decision| d.outcome == Outcome::Eligible && d.instance_row().is_none();
+    // Looked for side by side first: with the `instance-exists` gate there are none.
+    if decisions.par_iter().any(unlisted_eligible) {
+        for (row, d) in decisions.iter().enumerate() {
+            if unlisted_eligible(d) {
+                let id = crate::input::loose(req.text(col::REQUEST_INSTANCE, row));
+                let key = *by_id.entry(id.clone()).or_insert_with(|| {
+                    unlisted.push(id);
+                    (w.instances.len() + unlisted.len() - 1) as u32
+                });
+                waiting.push((key, at(row), row as u32));
+            }
+        }
+    }
     let id = |row: u32| req.text(col::REQUEST_ID, row as usize).as_bytes();
     waiting.par_sort_unstable_by(|a, b| {
         (a.0, a.1)
@@ -34,12 +54,13 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
             .then_with(|| id(a.2).cmp(id(b.2)))
     });
     // Each instance's requests are served in turn; instances side by side.
+    let unlisted = &unlisted;
     let refused: Vec<(u32, Why)> = waiting
         .par_chunk_by(|a, b| a.0 == b.0)
         .flat_map_iter(|requests| {
             let mut granted = 0u32;
             requests.iter().filter_map(move |&(key, _, row)| {
-                let why = over_quota(w, key, granted);
+                let why = over_quota(w, key, &unlisted, granted);
                 if why.is_none() {
                     granted += 1;
                 }
@@ -53,9 +74,13 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
     }
 }
 
-/// The first quota rule that one more code for this instance would exceed.
-fn over_quota(w: &World<'_>, key: u32, granted: u32) -> Option<Why> {
-    let held = w.ledger.held(key);
+/// The first quota rule that one more code for this instance would exceed. A key past the
+/// inventory's stands for an instance id the inventory lacks (`unlisted`).
+fn over_quota(w: &World<'_>, key: u32, unlisted: &[String], granted: u32) -> Option<Why> {
+    let held = match (key as usize).checked_sub(w.instances.len()) {
+        Some(i) => w.ledger.held_by_id(&unlisted[i]),
+        None => w.ledger.held(key),
+    };
     w.policy.quotas.iter().enumerate().find_map(|(i, q)| {
         let from_ledger: u32 = Status::ALL
             .into_iter()

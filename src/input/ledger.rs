@@ -40,6 +40,10 @@ pub struct Ledger {
     pub codes: Codes,
     /// Codes held per instance key, by status (counted by the pieces of the file side by side).
     held: Held,
+    /// Codes held, by status, per instance id that names no inventory instance (in its loose
+    /// form, `index::loose`): a policy without the `instance-exists` gate may let a request for
+    /// such an id through, and its quota must still count them.
+    unmatched: HashMap<String, [u32; 3]>,
     /// By request row: the ledger row that already answers it.
     pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
@@ -265,6 +269,12 @@ pub fn codes_missing_from(
 }
 
 impl Ledger {
+    /// How many codes an instance id that names no inventory instance holds, by status; `id`
+    /// in its loose form (`index::loose`).
+    pub fn held_by_id(&self, id: &str) -> [u32; 3] {
+        self.unmatched.get(id).copied().unwrap_or_default()
+    }
+
     /// How many codes the instance of `key` holds, by status.
     pub fn held(&self, key: u32) -> [u32; 3] {
         self.held.get(key)
@@ -347,6 +357,8 @@ struct Part {
     codes: Vec<u128>,
     request_ids: Vec<u128>,
     hits: Vec<(u32, LedgerHit)>,
+    /// Codes per instance id that names no inventory instance (see `Ledger::unmatched`).
+    unmatched: HashMap<String, [u32; 3]>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
     /// A buffer for codes' identity keys.
@@ -420,6 +432,7 @@ pub fn scan_snapshot(
         header: Vec::new(),
         codes: Codes::default(),
         held: Held::new(by_instance.key_space()),
+        unmatched: HashMap::new(),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
@@ -438,6 +451,12 @@ pub fn scan_snapshot(
         codes.extend(&part.codes);
         request_ids.extend(&part.request_ids);
         ledger.hits.extend(part.hits);
+        for (id, counts) in part.unmatched {
+            let all = ledger.unmatched.entry(id).or_default();
+            for (a, n) in all.iter_mut().zip(counts) {
+                *a += n;
+            }
+        }
         ledger.problems.extend(part.findings);
         corrupt.extend(part.corrupt);
     };
@@ -872,8 +891,9 @@ impl Context<'_> {
             match keys[i] {
                 Some(k) => self.held.add(k, w.status as usize),
                 None => {
-                    for k in self.loose_keys(instances[i], w.line, part) {
-                        self.held.add(k, w.status as usize);
+                    let status = w.status as usize;
+                    for k in self.loose_keys(instances[i], w.line, status, part) {
+                        self.held.add(k, status);
                     }
                 }
             }
@@ -898,15 +918,17 @@ impl Context<'_> {
     /// surrounding spaces are ignored, on either side, when it names none exactly (`I-BP1 `
     /// written by hand for the API's `i-bp1`, or `i-bp1` for an inventory row that reads
     /// `I-BP1`): its code counts toward each one's limit, so that a limit never fails open on a
-    /// spelling, and the row gets a finding. Requests are still matched exactly.
+    /// spelling, and the row gets a finding. Requests are still matched exactly. A row that
+    /// names no inventory instance is counted by its id (`Ledger::unmatched`).
     #[cold]
-    fn loose_keys(&self, instance: &str, line: u64, part: &mut Part) -> Vec<u32> {
+    fn loose_keys(&self, instance: &str, line: u64, status: usize, part: &mut Part) -> Vec<u32> {
         let loose = super::index::loose(instance);
         if loose.is_empty() {
             return Vec::new();
         }
         let keys = self.by_instance.loose_keys(&loose);
         if keys.is_empty() {
+            part.unmatched.entry(loose).or_default()[status] += 1;
             return keys;
         }
         // No ledger cell is repeated in a message: a code may sit in the wrong column.

@@ -511,3 +511,67 @@ fn policy_time_literals_are_kept_to_the_microsecond() {
     let got = outcomes("policy-time-micros-later", &later);
     assert_eq!(got[0], ("denied".into(), "until-2028".into()), "{got:?}");
 }
+
+/// A policy without the `instance-exists` gate may let through requests for instances the
+/// inventory lacks: the quota still holds for them, by their instance id, counting the
+/// ledger's codes for that id (before, such requests were left out of the quota, and each got
+/// a code).
+#[test]
+fn the_quota_holds_for_instances_the_inventory_lacks() {
+    let policy = "name: no-gate
+code: { prefix: \"\", random_symbols: 19, group: 4 }
+rules:
+  - id: has-id
+    description: test
+    kind: check
+    require: { exists: request.request_id }
+    message: \"no id\"
+    remedy: \"add one\"
+  - id: one-code
+    description: test
+    kind: quota
+    quota: { per: instance, max: 1, statuses: [issued, in_use, spent] }
+    message: \"holds {quota.used}\"
+    remedy: \"none\"
+";
+    let ran = Test::new("policy-quota-unlisted")
+        .file("p.yaml", policy)
+        .file(
+            "instances.csv",
+            "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out\n\
+             i-1,100,cn-beijing,PrePaid,2028-01-01T00:00Z,5\n",
+        )
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\n\
+             r1,100,i-ghost,2026-11-29T01:00Z\n\
+             r2,100,i-ghost,2026-11-29T02:00Z\n\
+             r3,100,I-GHOST,2026-11-29T03:00Z\n\
+             r4,100,i-gone,2026-11-29T01:00Z\n\
+             r5,100,i-1,2026-11-29T01:00Z\n",
+        )
+        .file(
+            "ledger.csv",
+            "code,instance_id,account_id,request_id,issued_at,status,domain\n\
+             OLD-1,i-gone,100,,2025-01-01T00:00:00Z,spent,d\n",
+        )
+        .args(["run", "--input", ".", "--out", "out", "--policy", "p.yaml"])
+        .args(["--as-of", "2026-11-30T00:00:00Z"])
+        .run()
+        .expect(0);
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    let got: Vec<(&str, &str)> = decisions[1..]
+        .iter()
+        .map(|r| (r[3].as_str(), r[5].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("issued", ""),
+            ("denied", "one-code"),
+            ("denied", "one-code"),
+            ("denied", "one-code"),
+            ("issued", ""),
+        ]
+    );
+}

@@ -60,7 +60,7 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         .flat_map_iter(|requests| {
             let mut granted = 0u32;
             requests.iter().filter_map(move |&(key, _, row)| {
-                let why = over_quota(w, key, &unlisted, granted);
+                let why = over_quota(w, key, unlisted, granted);
                 if why.is_none() {
                     granted += 1;
                 }

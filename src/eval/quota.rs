@@ -17,14 +17,16 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
     };
     // (instance key, requested_at in µs, row): compact, so the sort touches no row data except
     // to break ties between equal instants by request id.
+    // A request judged on no inventory row is keyed `UNLISTED` here, and given its key below.
+    const UNLISTED: u32 = u32::MAX;
     let mut waiting: Vec<(u32, i64, u32)> = decisions
         .par_iter()
         .enumerate()
         .filter(|(_, d)| d.outcome == Outcome::Eligible)
-        .filter_map(|(row, d)| {
+        .map(|(row, d)| {
             // INVARIANT: an instance's key is its first inventory row, the row it was judged on.
-            let key = d.instance_row()? as u32;
-            Some((key, at(row), row as u32))
+            let key = d.instance_row().map_or(UNLISTED, |r| r as u32);
+            (key, at(row), row as u32)
         })
         .collect();
     // A policy without the `instance-exists` gate may let through a request for an instance
@@ -32,20 +34,12 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
     // form), after the ledger's codes for that id, under keys past the inventory's.
     let mut unlisted: Vec<String> = Vec::new();
     let mut by_id: std::collections::HashMap<String, u32> = Default::default();
-    let unlisted_eligible =
-        |d: &Decision| d.outcome == Outcome::Eligible && d.instance_row().is_none();
-    // Looked for side by side first: with the `instance-exists` gate there are none.
-    if decisions.par_iter().any(unlisted_eligible) {
-        for (row, d) in decisions.iter().enumerate() {
-            if unlisted_eligible(d) {
-                let id = crate::input::loose(req.text(col::REQUEST_INSTANCE, row));
-                let key = *by_id.entry(id.clone()).or_insert_with(|| {
-                    unlisted.push(id);
-                    (w.instances.len() + unlisted.len() - 1) as u32
-                });
-                waiting.push((key, at(row), row as u32));
-            }
-        }
+    for (key, _, row) in waiting.iter_mut().filter(|(key, ..)| *key == UNLISTED) {
+        let id = crate::input::loose(req.text(col::REQUEST_INSTANCE, *row as usize));
+        *key = *by_id.entry(id.clone()).or_insert_with(|| {
+            unlisted.push(id);
+            (w.instances.len() + unlisted.len() - 1) as u32
+        });
     }
     let id = |row: u32| req.text(col::REQUEST_ID, row as usize).as_bytes();
     waiting.par_sort_unstable_by(|a, b| {

@@ -31,8 +31,15 @@ struct FirstRows<'t, S = foldhash::fast::RandomState> {
 
 impl<'t, S: BuildHasher> FirstRows<'t, S> {
     /// Indexes every non-empty text of `col`, in row order; `repeat(row, first)` is told of
-    /// each row whose text an earlier row, `first`, carried.
-    fn build(table: &'t Table, col: usize, hasher: S, mut repeat: impl FnMut(u32, u32)) -> Self {
+    /// each row whose text an earlier row, `first`, carried, and `inspect(row, text)` is shown
+    /// every row's text as it is read.
+    fn build(
+        table: &'t Table,
+        col: usize,
+        hasher: S,
+        mut repeat: impl FnMut(u32, u32),
+        mut inspect: impl FnMut(usize, &str),
+    ) -> Self {
         let rows = table.len();
         assert!(
             rows < u32::MAX as usize,
@@ -52,7 +59,9 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         for start in (0..rows).step_by(BATCH) {
             let batch = start..(start + BATCH).min(rows);
             for (h, row) in hashes.iter_mut().zip(batch.clone()) {
-                *h = me.hash(table.text(col, row));
+                let text = table.text(col, row);
+                inspect(row, text);
+                *h = me.hash(text);
             }
             let n = batch.len();
             me.fetch_homes(&hashes[..n]);
@@ -186,26 +195,47 @@ pub fn loose(id: &str) -> String {
     id.trim().to_ascii_lowercase()
 }
 
-/// Whether an id is already in its `loose` form.
+/// Whether an id is already in its `loose` form. This runs for every inventory id: its upper
+/// case letters are looked for eight bytes at a time.
 fn is_loose(id: &str) -> bool {
-    super::table::trim(id).len() == id.len() && !id.bytes().any(|b| b.is_ascii_uppercase())
+    super::table::trim(id).len() == id.len() && !has_upper_case(id.as_bytes())
+}
+
+/// Whether any byte is an ASCII upper case letter.
+fn has_upper_case(bytes: &[u8]) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("a chunk of eight bytes"));
+        // Per byte, with its top bit cleared (so that no sum carries into the next byte):
+        // + 0x3f reaches 0x80 from `A` up, + 0x25 from `[` up; bytes of 0x80 and over are none.
+        let y = x & LOW7;
+        found |= y.wrapping_add(0x3f3f_3f3f_3f3f_3f3f)
+            & !y.wrapping_add(0x2525_2525_2525_2525)
+            & !x
+            & HIGH;
+    }
+    found != 0 || chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 impl<'t> InstanceIndex<'t> {
     pub fn new(instances: &'t Table) -> Self {
-        use rayon::prelude::*;
         let mut more: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut odd_rows = Vec::new();
         let first = FirstRows::build(
             instances,
             col::INSTANCE_ID,
             Default::default(),
             |row, key| more.entry(key).or_default().push(row),
+            |row, id| {
+                if !id.is_empty() && !is_loose(id) {
+                    odd_rows.push(row);
+                }
+            },
         );
         let id = |row: usize| instances.text(col::INSTANCE_ID, row);
-        let odd_rows: Vec<usize> = (0..instances.len())
-            .into_par_iter()
-            .filter(|r| !id(*r).is_empty() && !is_loose(id(*r)))
-            .collect();
         let mut odd: HashMap<String, Vec<u32>> = HashMap::new();
         for row in odd_rows {
             // A repeated id's key is its first row's, listed once.
@@ -277,9 +307,15 @@ pub struct Repeats(HashMap<u32, u32>);
 impl<'t> RequestIndex<'t> {
     pub fn new(requests: &'t Table) -> Self {
         let mut repeats = HashMap::new();
-        let first = FirstRows::build(requests, col::REQUEST_ID, Default::default(), |row, at| {
-            repeats.insert(row, at);
-        });
+        let first = FirstRows::build(
+            requests,
+            col::REQUEST_ID,
+            Default::default(),
+            |row, at| {
+                repeats.insert(row, at);
+            },
+            |_, _| {},
+        );
         RequestIndex {
             first,
             repeats: Repeats(repeats),
@@ -360,9 +396,13 @@ mod tests {
             .collect();
         let table = requests(&ids);
         let mut repeats = Vec::new();
-        let index = FirstRows::build(&table, col::REQUEST_ID, hasher, |row, first| {
-            repeats.push((row, first))
-        });
+        let index = FirstRows::build(
+            &table,
+            col::REQUEST_ID,
+            hasher,
+            |row, first| repeats.push((row, first)),
+            |_, _| {},
+        );
         let mut first: HashMap<&str, u32> = HashMap::new();
         let mut want_repeats = Vec::new();
         for (row, id) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
@@ -383,6 +423,19 @@ mod tests {
                 let want = first.get(text).copied();
                 assert_eq!(got, want, "batched lookup of {text:?}");
                 assert_eq!(index.get(text), want, "lookup of {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn upper_case_is_found_at_every_place_and_only_there() {
+        for len in 0..40 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut id = vec![b'a'; len];
+                    id[at] = b;
+                    assert_eq!(has_upper_case(&id), b.is_ascii_uppercase(), "{id:?}");
+                }
             }
         }
     }

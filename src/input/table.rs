@@ -746,12 +746,7 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
         (_, Some(Domain::InstanceStatus)) => instance_status(text).map(Parsed::Text),
         (_, Some(Domain::IpAddress)) => {
             let cell = trim(text);
-            let mut items = cell
-                .split(';')
-                .map(trim)
-                .filter(|a| !a.is_empty())
-                .peekable();
-            match items.peek().is_some() && items.all(looks_like_an_address) {
+            match addresses(cell.as_bytes()) {
                 true => Ok(Parsed::Text(cell)),
                 false => Err(format!(
                     "`{text}` is not an IP address (nor a `;`-separated list of them)"
@@ -764,7 +759,11 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
                 w.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             };
-            match cell.split(';').map(trim).all(word) {
+            // Words and `;` only (the usual cell, one pass), or words with spaces around them.
+            let plain = cell
+                .bytes()
+                .all(|b| b == b';' || b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            match plain || cell.split(';').map(trim).all(word) {
                 true => Ok(Parsed::Text(cell)),
                 false => Err(format!(
                     "`{text}` is not a `;`-separated list of lock reasons (such as `financial`)"
@@ -798,15 +797,51 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     }
 }
 
-/// Whether a cell has the shape of an IPv4 or IPv6 address: hex digits, dots and colons, with
-/// at least one dot or colon. Not a full parse: what it turns away is the placeholders exports
-/// write for "none" (`-`, `N/A`, `[]`, `null`), which would otherwise pass an `exists` test.
-fn looks_like_an_address(cell: &str) -> bool {
-    let b = cell.as_bytes();
-    b.len() >= 2
-        && b.iter()
-            .all(|c| c.is_ascii_hexdigit() || *c == b'.' || *c == b':')
-        && b.iter().any(|c| *c == b'.' || *c == b':')
+/// The class of each byte in an address cell: 0 for a hex digit, `DOT` for a dot or a colon,
+/// `OTHER` for anything else (a `;`, a space, and what no address holds).
+const ADDRESS_BYTES: [u8; 256] = {
+    let mut classes = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_hexdigit() {
+            classes[b] = 0;
+        } else if c == b'.' || c == b':' {
+            classes[b] = DOT;
+        }
+        b += 1;
+    }
+    classes
+};
+const DOT: u8 = 1;
+const OTHER: u8 = 2;
+
+/// Whether a cell holds one or more `;`-separated items (spaces around them aside) of an IPv4
+/// or IPv6 address's shape: hex digits, dots and colons, at least two, with a dot or a colon.
+/// Not a full parse: what it turns away is the placeholders exports write for "none" (`-`,
+/// `N/A`, `[]`, `null`, `;`), which would otherwise pass an `exists` test. One pass over the
+/// bytes: this runs for most inventory rows.
+fn addresses(cell: &[u8]) -> bool {
+    // The usual cell, one address: its bytes' classes gathered in one branch-free pass.
+    let classes = cell
+        .iter()
+        .fold(0, |all, c| all | ADDRESS_BYTES[usize::from(*c)]);
+    if classes & !DOT == 0 {
+        return classes == DOT && cell.len() >= 2;
+    }
+    // The current item's length and whether it has a dot or a colon; how many items so far.
+    let (mut len, mut dotted, mut items) = (0, false, 0);
+    for &c in cell.iter().chain([&b';']) {
+        match c {
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => len += 1,
+            b'.' | b':' => (len, dotted) = (len + 1, true),
+            b' ' | b'\t' => {}
+            b';' if len == 0 => {}
+            b';' if len >= 2 && dotted => (len, dotted, items) = (0, false, items + 1),
+            _ => return false,
+        }
+    }
+    items > 0
 }
 
 /// A policy's text literal for a comparison with column `col`, in the form the column's cells
@@ -1062,6 +1097,34 @@ mod tests {
         // A run per break in the numbering, none per row or piece: the first, one after each
         // of the 306 runs of blank lines, one after each two-line row but the last.
         assert_eq!(t.lines.len(), 1 + 306 + 9, "{:?}", &t.lines[..8]);
+    }
+
+    #[test]
+    fn address_cells_have_an_address_shape() {
+        for ok in [
+            "1.2.3.4",
+            "2001:db8::1",
+            "1.1.1.1;2001:db8::1",
+            " 1.1.1.1 ; 2.2.2.2 ",
+            "1.1.1.1;",
+        ] {
+            assert!(addresses(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ";",
+            " ; ",
+            "-",
+            "N/A",
+            "[]",
+            "null",
+            "1",
+            "1.1.1.1;x",
+            "1.1.1.1,2.2.2.2",
+            "1.2.3.4/24",
+        ] {
+            assert!(!addresses(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum Domain {
     NonNegative,
     /// A region id, stored trimmed and in lower case (`CN-Hangzhou ` is `cn-hangzhou`).
     RegionId,
+    /// The inventory's instance id: the table notes the rows whose id is not written as the
+    /// API writes ids (upper case, surrounding spaces), for the ledger's loose matching.
+    InstanceId,
     /// IP addresses (one, or several `;`-separated): a cell of anything else, such as an
     /// export's `-`, `N/A` or `[]`, is malformed rather than taken for an address.
     IpAddress,
@@ -130,7 +133,9 @@ impl Schema {
     pub fn instances() -> Schema {
         use Type::*;
         let columns = vec![
-            Column::new("instance_id", &["InstanceId"], String).identifier(),
+            Column::new("instance_id", &["InstanceId"], String)
+                .identifier()
+                .domain(Domain::InstanceId),
             Column::new("account_id", &["AccountId", "OwnerId"], String).identifier(),
             Column::new("region_id", &["RegionId"], String)
                 .required()

@@ -31,15 +31,8 @@ struct FirstRows<'t, S = foldhash::fast::RandomState> {
 
 impl<'t, S: BuildHasher> FirstRows<'t, S> {
     /// Indexes every non-empty text of `col`, in row order; `repeat(row, first)` is told of
-    /// each row whose text an earlier row, `first`, carried, and `inspect(row, text)` is shown
-    /// every row's text as it is read.
-    fn build(
-        table: &'t Table,
-        col: usize,
-        hasher: S,
-        mut repeat: impl FnMut(u32, u32),
-        mut inspect: impl FnMut(usize, &str),
-    ) -> Self {
+    /// each row whose text an earlier row, `first`, carried.
+    fn build(table: &'t Table, col: usize, hasher: S, mut repeat: impl FnMut(u32, u32)) -> Self {
         let rows = table.len();
         assert!(
             rows < u32::MAX as usize,
@@ -59,9 +52,7 @@ impl<'t, S: BuildHasher> FirstRows<'t, S> {
         for start in (0..rows).step_by(BATCH) {
             let batch = start..(start + BATCH).min(rows);
             for (h, row) in hashes.iter_mut().zip(batch.clone()) {
-                let text = table.text(col, row);
-                inspect(row, text);
-                *h = me.hash(text);
+                *h = me.hash(table.text(col, row));
             }
             let n = batch.len();
             me.fetch_homes(&hashes[..n]);
@@ -197,7 +188,7 @@ pub fn loose(id: &str) -> String {
 
 /// Whether an id is already in its `loose` form. This runs for every inventory id: its upper
 /// case letters are looked for eight bytes at a time.
-fn is_loose(id: &str) -> bool {
+pub(super) fn is_loose(id: &str) -> bool {
     super::table::trim(id).len() == id.len() && !has_upper_case(id.as_bytes())
 }
 
@@ -223,21 +214,15 @@ fn has_upper_case(bytes: &[u8]) -> bool {
 impl<'t> InstanceIndex<'t> {
     pub fn new(instances: &'t Table) -> Self {
         let mut more: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut odd_rows = Vec::new();
         let first = FirstRows::build(
             instances,
             col::INSTANCE_ID,
             Default::default(),
             |row, key| more.entry(key).or_default().push(row),
-            |row, id| {
-                if !id.is_empty() && !is_loose(id) {
-                    odd_rows.push(row);
-                }
-            },
         );
         let id = |row: usize| instances.text(col::INSTANCE_ID, row);
         let mut odd: HashMap<String, Vec<u32>> = HashMap::new();
-        for row in odd_rows {
+        for row in instances.odd_id_rows().iter().map(|r| *r as usize) {
             // A repeated id's key is its first row's, listed once.
             if first.get(id(row)) == Some(row as u32) {
                 odd.entry(loose(id(row))).or_default().push(row as u32);
@@ -307,15 +292,9 @@ pub struct Repeats(HashMap<u32, u32>);
 impl<'t> RequestIndex<'t> {
     pub fn new(requests: &'t Table) -> Self {
         let mut repeats = HashMap::new();
-        let first = FirstRows::build(
-            requests,
-            col::REQUEST_ID,
-            Default::default(),
-            |row, at| {
-                repeats.insert(row, at);
-            },
-            |_, _| {},
-        );
+        let first = FirstRows::build(requests, col::REQUEST_ID, Default::default(), |row, at| {
+            repeats.insert(row, at);
+        });
         RequestIndex {
             first,
             repeats: Repeats(repeats),
@@ -396,13 +375,9 @@ mod tests {
             .collect();
         let table = requests(&ids);
         let mut repeats = Vec::new();
-        let index = FirstRows::build(
-            &table,
-            col::REQUEST_ID,
-            hasher,
-            |row, first| repeats.push((row, first)),
-            |_, _| {},
-        );
+        let index = FirstRows::build(&table, col::REQUEST_ID, hasher, |row, first| {
+            repeats.push((row, first))
+        });
         let mut first: HashMap<&str, u32> = HashMap::new();
         let mut want_repeats = Vec::new();
         for (row, id) in ids.iter().enumerate().filter(|(_, id)| !id.is_empty()) {

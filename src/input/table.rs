@@ -119,6 +119,10 @@ pub struct Table {
     /// Whether every piece was plain (`chunks::PieceRead::plain`): then no cell holds a comma, a
     /// quote or a line end, and none needs quoting when written out.
     plain: bool,
+    /// The rows whose instance id (`Domain::InstanceId`) is not in its loose form
+    /// (`index::loose`), ascending: noted as the rows are read, in parallel, where the data is
+    /// at hand; almost always none.
+    odd_ids: Vec<u32>,
 }
 
 impl Table {
@@ -168,6 +172,7 @@ impl Table {
             faults: Vec::new(),
             problems: Vec::new(),
             plain: true,
+            odd_ids: Vec::new(),
         }
     }
 
@@ -305,6 +310,11 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// The rows whose instance id is not in its loose form, ascending (see `odd_ids`).
+    pub fn odd_id_rows(&self) -> &[u32] {
+        &self.odd_ids
     }
 
     /// Prefetches the start of a row's bounds: a batch of lookups about to read many rows calls
@@ -534,6 +544,7 @@ fn append(table: &mut Table, part: Table) -> Vec<u16> {
     for (first, line) in part.lines {
         table.push_line(first + rows, line);
     }
+    table.odd_ids.extend(part.odd_ids.iter().map(|r| r + rows));
     table.rows += part.rows;
     table.plain &= part.plain;
     table.faults.extend(
@@ -689,7 +700,15 @@ impl Table {
             ));
         }
         let text = match *raw {
-            Ok(text) => text,
+            Ok(text) => {
+                if col.domain == Some(Domain::InstanceId)
+                    && !text.is_empty()
+                    && !super::index::is_loose(text)
+                {
+                    self.odd_ids.push(self.rows as u32);
+                }
+                text
+            }
             Err(bad) => {
                 if col.identifier {
                     push_text(store, &String::from_utf8_lossy(bad.bytes()));
@@ -744,32 +763,8 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
     match (col.ty, col.domain) {
         (_, Some(Domain::ChargeType)) => charge_type(text).map(Parsed::Text),
         (_, Some(Domain::InstanceStatus)) => instance_status(text).map(Parsed::Text),
-        (_, Some(Domain::IpAddress)) => {
-            let cell = trim(text);
-            match addresses(cell.as_bytes()) {
-                true => Ok(Parsed::Text(cell)),
-                false => Err(format!(
-                    "`{text}` is not an IP address (nor a `;`-separated list of them)"
-                )),
-            }
-        }
-        (_, Some(Domain::LockReasons)) => {
-            let cell = trim(text);
-            let word = |w: &str| {
-                w.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            };
-            // Words and `;` only (the usual cell, one pass), or words with spaces around them.
-            let plain = cell
-                .bytes()
-                .all(|b| b == b';' || b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            match plain || cell.split(';').map(trim).all(word) {
-                true => Ok(Parsed::Text(cell)),
-                false => Err(format!(
-                    "`{text}` is not a `;`-separated list of lock reasons (such as `financial`)"
-                )),
-            }
-        }
+        (_, Some(Domain::IpAddress)) => address_cell(text),
+        (_, Some(Domain::LockReasons)) => lock_cell(text),
         (_, Some(Domain::RegionId)) => {
             let region = trim(text);
             Ok(if region.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -794,6 +789,34 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
         // Identifiers are kept exactly as read; other text loses surrounding spaces.
         (Type::String | Type::List, _) if col.identifier => Ok(Parsed::Text(text)),
         (Type::String | Type::List, _) => Ok(Parsed::Text(trim(text))),
+    }
+}
+
+/// An address cell (`Domain::IpAddress`), checked apart from `parse_cell`, which stays small
+/// enough to be inlined where every cell is read.
+#[inline(never)]
+fn address_cell(text: &str) -> std::result::Result<Parsed<'_>, String> {
+    let cell = trim(text);
+    match addresses(cell.as_bytes()) {
+        true => Ok(Parsed::Text(cell)),
+        false => Err(format!(
+            "`{text}` is not an IP address (nor a `;`-separated list of them)"
+        )),
+    }
+}
+
+/// A lock cell (`Domain::LockReasons`): `;`-separated words, spaces around them aside.
+#[inline(never)]
+fn lock_cell(text: &str) -> std::result::Result<Parsed<'_>, String> {
+    let cell = trim(text);
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // Words and `;` only (the usual cell, one pass), or words with spaces around them.
+    let plain = cell.bytes().all(|b| b == b';' || word_byte(b));
+    match plain || cell.split(';').map(trim).all(|w| w.bytes().all(word_byte)) {
+        true => Ok(Parsed::Text(cell)),
+        false => Err(format!(
+            "`{text}` is not a `;`-separated list of lock reasons (such as `financial`)"
+        )),
     }
 }
 

@@ -30,17 +30,28 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         })
         .collect();
     // A policy without the `instance-exists` gate may let through a request for an instance
-    // the inventory lacks: such requests share the quota by their instance id (in its loose
-    // form), after the ledger's codes for that id, under keys past the inventory's.
+    // the inventory lacks: such a request shares the quota of the inventory instance its id
+    // names once case and surrounding spaces are ignored, if any; otherwise, by that id's
+    // loose form, after the ledger's codes for it (read again for them), under keys past the
+    // inventory's.
     let mut unlisted: Vec<String> = Vec::new();
     let mut by_id: std::collections::HashMap<String, u32> = Default::default();
     for (key, _, row) in waiting.iter_mut().filter(|(key, ..)| *key == UNLISTED) {
         let id = crate::input::loose(req.text(col::REQUEST_INSTANCE, *row as usize));
+        if let Some(k) = w.by_instance.loose_keys(&id).into_iter().min() {
+            *key = k;
+            continue;
+        }
         *key = *by_id.entry(id.clone()).or_insert_with(|| {
             unlisted.push(id);
             (w.instances.len() + unlisted.len() - 1) as u32
         });
     }
+    // `None` (a ledger that cannot be read twice): their codes are unknown, and they are refused.
+    let unlisted_held = match unlisted.is_empty() {
+        true => Some(Default::default()),
+        false => w.ledger.held_by_ids(&unlisted.iter().cloned().collect()),
+    };
     let id = |row: u32| req.text(col::REQUEST_ID, row as usize).as_bytes();
     waiting.par_sort_unstable_by(|a, b| {
         (a.0, a.1)
@@ -48,13 +59,13 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
             .then_with(|| id(a.2).cmp(id(b.2)))
     });
     // Each instance's requests are served in turn; instances side by side.
-    let unlisted = &unlisted;
+    let (unlisted, unlisted_held) = (&unlisted, &unlisted_held);
     let refused: Vec<(u32, Why)> = waiting
         .par_chunk_by(|a, b| a.0 == b.0)
         .flat_map_iter(|requests| {
             let mut granted = 0u32;
             requests.iter().filter_map(move |&(key, _, row)| {
-                let why = over_quota(w, key, unlisted, granted);
+                let why = over_quota(w, key, unlisted, unlisted_held, granted);
                 if why.is_none() {
                     granted += 1;
                 }
@@ -69,19 +80,33 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
 }
 
 /// The first quota rule that one more code for this instance would exceed. A key past the
-/// inventory's stands for an instance id the inventory lacks (`unlisted`).
-fn over_quota(w: &World<'_>, key: u32, unlisted: &[String], granted: u32) -> Option<Why> {
+/// inventory's stands for an instance id the inventory lacks (`unlisted`), whose codes are in
+/// `unlisted_held` (`None`: unknown, and then every quota rule is taken as full).
+fn over_quota(
+    w: &World<'_>,
+    key: u32,
+    unlisted: &[String],
+    unlisted_held: &Option<std::collections::HashMap<String, [u32; 3]>>,
+    granted: u32,
+) -> Option<Why> {
     let held = match (key as usize).checked_sub(w.instances.len()) {
-        Some(i) => w.ledger.held_by_id(&unlisted[i]),
-        None => w.ledger.held(key),
+        None => Some(w.ledger.held(key)),
+        Some(i) => unlisted_held
+            .as_ref()
+            .map(|h| h.get(&unlisted[i]).copied().unwrap_or_default()),
     };
     w.policy.quotas.iter().enumerate().find_map(|(i, q)| {
-        let from_ledger: u32 = Status::ALL
-            .into_iter()
-            .filter(|s| q.counts_status(*s))
-            .map(|s| held[s as usize])
-            .sum();
-        let used = from_ledger + granted;
+        let used = match held {
+            Some(held) => {
+                let from_ledger: u32 = Status::ALL
+                    .into_iter()
+                    .filter(|s| q.counts_status(*s))
+                    .map(|s| held[s as usize])
+                    .sum();
+                from_ledger + granted
+            }
+            None => q.max,
+        };
         (used >= q.max).then_some(Why::Quota {
             rule: i as u16,
             used,

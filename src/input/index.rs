@@ -231,6 +231,11 @@ impl<'t> InstanceIndex<'t> {
         InstanceIndex { first, more, odd }
     }
 
+    /// Whether some inventory id is written with upper case or surrounding spaces.
+    pub fn has_odd_ids(&self) -> bool {
+        !self.odd.is_empty()
+    }
+
     /// The keys of the inventory ids that `loose_id` (an id in its `loose` form) stands for
     /// once case and surrounding spaces are ignored, on either side: the id itself, and the
     /// inventory ids written with upper case or spaces.

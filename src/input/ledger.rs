@@ -40,10 +40,9 @@ pub struct Ledger {
     pub codes: Codes,
     /// Codes held per instance key, by status (counted by the pieces of the file side by side).
     held: Held,
-    /// Codes held, by status, per instance id that names no inventory instance (in its loose
-    /// form, `index::loose`): a policy without the `instance-exists` gate may let a request for
-    /// such an id through, and its quota must still count them.
-    unmatched: HashMap<String, [u32; 3]>,
+    /// The file the ledger was read from, to be read again in the rare run that needs the
+    /// codes of instance ids the inventory lacks (`held_by_ids`).
+    source: Snapshot,
     /// By request row: the ledger row that already answers it.
     pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
@@ -269,10 +268,41 @@ pub fn codes_missing_from(
 }
 
 impl Ledger {
-    /// How many codes an instance id that names no inventory instance holds, by status; `id`
-    /// in its loose form (`index::loose`).
-    pub fn held_by_id(&self, id: &str) -> [u32; 3] {
-        self.unmatched.get(id).copied().unwrap_or_default()
+    /// How many codes each of `ids` (instance ids the inventory lacks, in their loose form,
+    /// `index::loose`) holds, by status: the ledger read a second time, for the rare run whose
+    /// policy lets a request for such an id through. `None` when it cannot be read again (a
+    /// pipe).
+    pub fn held_by_ids(
+        &self,
+        ids: &std::collections::HashSet<String>,
+    ) -> Option<HashMap<String, [u32; 3]>> {
+        let mut held: HashMap<String, [u32; 3]> = HashMap::new();
+        if !self.exists || ids.is_empty() {
+            return Some(held);
+        }
+        let column = |name: &str| {
+            self.header
+                .iter()
+                .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
+        };
+        let (instance, status) = (column("instance_id")?, column("status")?);
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(std::io::BufReader::new(self.source.seekable()?));
+        let mut record = csv::ByteRecord::new();
+        let cell = |record: &csv::ByteRecord, at: usize| {
+            String::from_utf8_lossy(record.get(at).unwrap_or_default()).into_owned()
+        };
+        while rdr.read_byte_record(&mut record).ok()? {
+            let id = super::index::loose(&cell(&record, instance));
+            if ids.contains(&id)
+                && let Some(s) = Status::parse(&cell(&record, status))
+            {
+                held.entry(id).or_default()[s as usize] += 1;
+            }
+        }
+        Some(held)
     }
 
     /// How many codes the instance of `key` holds, by status.
@@ -357,8 +387,6 @@ struct Part {
     codes: Vec<u128>,
     request_ids: Vec<u128>,
     hits: Vec<(u32, LedgerHit)>,
-    /// Codes per instance id that names no inventory instance (see `Ledger::unmatched`).
-    unmatched: HashMap<String, [u32; 3]>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
     /// A buffer for codes' identity keys.
@@ -432,7 +460,7 @@ pub fn scan_snapshot(
         header: Vec::new(),
         codes: Codes::default(),
         held: Held::new(by_instance.key_space()),
-        unmatched: HashMap::new(),
+        source: snapshot.clone(),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
@@ -451,12 +479,6 @@ pub fn scan_snapshot(
         codes.extend(&part.codes);
         request_ids.extend(&part.request_ids);
         ledger.hits.extend(part.hits);
-        for (id, counts) in part.unmatched {
-            let all = ledger.unmatched.entry(id).or_default();
-            for (a, n) in all.iter_mut().zip(counts) {
-                *a += n;
-            }
-        }
         ledger.problems.extend(part.findings);
         corrupt.extend(part.corrupt);
     };
@@ -888,11 +910,23 @@ impl Context<'_> {
             self.held.prefetch(*k);
         }
         for (i, w) in waiting.rows.iter().enumerate() {
+            let status = w.status as usize;
             match keys[i] {
-                Some(k) => self.held.add(k, w.status as usize),
+                Some(k) => {
+                    self.held.add(k, status);
+                    // An inventory that also writes the id with upper case or spaces: those
+                    // rows hold the code too (almost never: checked once per row).
+                    if self.by_instance.has_odd_ids() {
+                        let loose = super::index::loose(instances[i]);
+                        for other in self.by_instance.loose_keys(&loose) {
+                            if other != k {
+                                self.held.add(other, status);
+                            }
+                        }
+                    }
+                }
                 None => {
-                    let status = w.status as usize;
-                    for k in self.loose_keys(instances[i], w.line, status, part) {
+                    for k in self.loose_keys(instances[i], w.line, part) {
                         self.held.add(k, status);
                     }
                 }
@@ -918,17 +952,15 @@ impl Context<'_> {
     /// surrounding spaces are ignored, on either side, when it names none exactly (`I-BP1 `
     /// written by hand for the API's `i-bp1`, or `i-bp1` for an inventory row that reads
     /// `I-BP1`): its code counts toward each one's limit, so that a limit never fails open on a
-    /// spelling, and the row gets a finding. Requests are still matched exactly. A row that
-    /// names no inventory instance is counted by its id (`Ledger::unmatched`).
+    /// spelling, and the row gets a finding. Requests are still matched exactly.
     #[cold]
-    fn loose_keys(&self, instance: &str, line: u64, status: usize, part: &mut Part) -> Vec<u32> {
+    fn loose_keys(&self, instance: &str, line: u64, part: &mut Part) -> Vec<u32> {
         let loose = super::index::loose(instance);
         if loose.is_empty() {
             return Vec::new();
         }
         let keys = self.by_instance.loose_keys(&loose);
         if keys.is_empty() {
-            part.unmatched.entry(loose).or_default()[status] += 1;
             return keys;
         }
         // No ledger cell is repeated in a message: a code may sit in the wrong column.

@@ -503,14 +503,19 @@ fn inventory_ids_differing_only_in_case_or_spaces_hold_their_ledger_codes() {
     let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
 I-UP,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
 \"i-sp \",100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
-i-3,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
+i-3,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n\
+i-x,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.7\n\
+I-X,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.8\n";
     let requests = "request_id,account_id,instance_id,requested_at\n\
-r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n";
+r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n\
+r4,100,I-X,2026-11-29\n";
     let mut ledger =
         String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
     for n in 0..5 {
         ledger.push_str(&format!("U{n},i-up,100,,2025-01-01T00:00:00Z,spent,d\n"));
         ledger.push_str(&format!("S{n},i-sp,100,,2025-01-01T00:00:00Z,spent,d\n"));
+        // Exactly `i-x`'s, and `I-X`'s once case is ignored: they count for both rows.
+        ledger.push_str(&format!("X{n},i-x,100,,2025-01-01T00:00:00Z,spent,d\n"));
     }
     let ran = Test::new("loose-inventory-ids")
         .file("instances.csv", instances)
@@ -528,6 +533,7 @@ r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n";
     assert_eq!(outcome("r1"), over, "{decisions:?}");
     assert_eq!(outcome("r2"), over, "{decisions:?}");
     assert_eq!(outcome("r3").0, "issued");
+    assert_eq!(outcome("r4"), over, "{decisions:?}");
     // Each of the ten rows is a finding.
     let errors = csv_rows(&ran.read("out/input-errors.csv"));
     let findings = errors[1..].iter().filter(|r| r[2] == "instance_id").count();

@@ -539,7 +539,8 @@ rules:
         .file(
             "instances.csv",
             "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out\n\
-             i-1,100,cn-beijing,PrePaid,2028-01-01T00:00Z,5\n",
+             i-1,100,cn-beijing,PrePaid,2028-01-01T00:00Z,5\n\
+             i-up,100,cn-beijing,PrePaid,2028-01-01T00:00Z,5\n",
         )
         .file(
             "requests.csv",
@@ -548,12 +549,14 @@ rules:
              r2,100,i-ghost,2026-11-29T02:00Z\n\
              r3,100,I-GHOST,2026-11-29T03:00Z\n\
              r4,100,i-gone,2026-11-29T01:00Z\n\
-             r5,100,i-1,2026-11-29T01:00Z\n",
+             r5,100,i-1,2026-11-29T01:00Z\n\
+             r6,100,I-UP,2026-11-29T01:00Z\n",
         )
         .file(
             "ledger.csv",
             "code,instance_id,account_id,request_id,issued_at,status,domain\n\
-             OLD-1,i-gone,100,,2025-01-01T00:00:00Z,spent,d\n",
+             OLD-1,i-gone,100,,2025-01-01T00:00:00Z,spent,d\n\
+             OLD-2,i-up,100,,2025-01-01T00:00:00Z,spent,d\n",
         )
         .args(["run", "--input", ".", "--out", "out", "--policy", "p.yaml"])
         .args(["--as-of", "2026-11-30T00:00:00Z"])
@@ -572,6 +575,9 @@ rules:
             ("denied", "one-code"),
             ("denied", "one-code"),
             ("issued", ""),
+            // `I-UP` names no inventory row exactly, but `i-up` once case is ignored: its code
+            // in the ledger counts.
+            ("denied", "one-code"),
         ]
     );
 }

@@ -64,6 +64,11 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // Rewritten in place (the same file however named): the new ledger keeps its owner.
     let in_place =
         paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
+    // The lock file goes by the ledger's name; a run by another name of the same file (a hard
+    // link) is held off by a lock on the file itself as well.
+    if in_place && !cfg.dry_run {
+        old_ledger.lock_file(&shown(&cfg.ledger))?;
+    }
     let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out, in_place));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,
@@ -239,7 +244,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // exemptions that this run's decisions do not have.
     if cfg.waivers.is_none() {
         let stale = cfg.out.join(WAIVED);
-        match fs::remove_file(&stale) {
+        let folder = fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir());
+        match if folder {
+            Ok(())
+        } else {
+            fs::remove_file(&stale)
+        } {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -356,6 +366,8 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     for name in every_output() {
         let path = cfg.out.join(name);
         let target = canonical(&path)?;
+        // `waived.csv` is written only with waivers (and a stale one removed only if a file).
+        let writes_it = name != WAIVED || cfg.waivers.is_some();
         if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
             return Err(Error::refused(format!(
                 "--out {}: writing `{name}` there would overwrite `{}`",
@@ -365,7 +377,7 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         }
         // An output is renamed into place, which a folder there refuses: found only then, it
         // would stop the run after the ledger took its codes.
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        if writes_it && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             return Err(Error::refused(format!(
                 "--out {}: `{name}` there is a folder, where the run writes a file; nothing was written",
                 cfg.out.display()
@@ -381,29 +393,14 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
             ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
-    // A file with other names (hard links) is replaced under one name only: the others would
-    // keep the old rows, a second ledger, and a run by another name would take another lock.
-    #[cfg(unix)]
+    // A lock file is no ledger: replaced, the ledger it locks would have two locks, the old
+    // file a run holds and the new one the next run takes.
+    if ledger_out
+        .file_name()
+        .is_some_and(|n| n.as_encoded_bytes().ends_with(b".lock"))
     {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(m) = fs::metadata(&cfg.ledger_out)
-            && m.is_file()
-            && m.nlink() > 1
-        {
-            return Err(Error::refused(format!(
-                "{}: the file has {} names (hard links); replacing it under one would leave the \
-                 others with the old rows; keep one name (a symbolic link may stand for it); \
-                 nothing was written",
-                ledger_out_named(cfg, &cfg.ledger_out),
-                m.nlink()
-            )));
-        }
-    }
-    // Replaced, the ledger's lock file would be a new file: a run holding the old one and a
-    // run locking the new one would run at once.
-    if ledger_out == canonical(&ledger::lock_path(&ledger::resolve_links(&cfg.ledger)))? {
         return Err(Error::refused(format!(
-            "{}: is the ledger's lock file",
+            "{}: names a lock file (`.lock`), not a ledger",
             ledger_out_named(cfg, &cfg.ledger_out)
         )));
     }
@@ -427,17 +424,39 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
 /// Refuses a dry run whose `--out` holds an `issued.csv` with codes in it: the hand-off of a
 /// real run, which the dry run's `issued.csv` (a header only) would replace.
 fn refuse_replacing_a_handoff(out: &Path) -> Result<()> {
-    use std::io::BufRead;
     let path = out.join("issued.csv");
+    if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
     let Ok(file) = fs::File::open(&path) else {
         return Ok(());
     };
-    // A header, then any line that is not blank: a code handed over.
-    let handed_over = std::io::BufReader::new(file)
-        .lines()
-        .skip(1)
-        .map_while(std::result::Result::ok)
-        .any(|line| !line.trim().is_empty());
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let code = rdr.byte_headers().ok().and_then(|h| {
+        h.iter().position(|c| {
+            String::from_utf8_lossy(c)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                == "code"
+        })
+    });
+    // A row with a code in it: a code handed over (a file that cannot be read to its end is
+    // taken to hold one).
+    let mut record = csv::ByteRecord::new();
+    let handed_over = code.is_some_and(|at| {
+        loop {
+            match rdr.read_byte_record(&mut record) {
+                Ok(false) => break false,
+                Ok(true) if record.get(at).is_some_and(|c| !c.trim_ascii().is_empty()) => {
+                    break true;
+                }
+                Ok(true) => {}
+                Err(_) => break true,
+            }
+        }
+    });
     if handed_over {
         return Err(Error::refused(format!(
             "--out {}: its issued.csv hands over codes a real run issued, which this dry run \

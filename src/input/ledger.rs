@@ -220,11 +220,14 @@ pub fn codes_missing_from(
     codes: &Codes,
     fingerprints: &Fingerprinter,
 ) -> std::result::Result<u64, String> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    // Not opened unless it is a file: a pipe there would hold the run, and the lock, forever.
+    match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("cannot be read: {e}")),
-    };
+        Ok(m) if !m.is_file() => return Err("is not a regular file".to_string()),
+        Ok(_) => {}
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
@@ -610,6 +613,22 @@ impl Snapshot {
                 .take()
                 .map(|f| Box::new(f) as Box<dyn std::io::Read + Send>),
         }
+    }
+
+    /// Takes a lock on the ledger file itself, without waiting, for as long as the snapshot is
+    /// open: the run's lock file goes by the ledger's name, and this holds off a run by another
+    /// name of the same file (a hard link). Held by another run, exit 3; where the file system
+    /// has no such locks, the lock file alone stands.
+    pub fn lock_file(&self, shown: &str) -> Result<()> {
+        if let Some(Opened::Regular(file)) = &self.0
+            && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
+        {
+            return Err(Error::locked(format!(
+                "{shown}: the ledger is locked by another run (through another name of the \
+                 file); try again later"
+            )));
+        }
+        Ok(())
     }
 
     /// `reader`, positioned reads only (the copy seeks): `None` for a pipe or no file.

@@ -820,15 +820,15 @@ fn lock_cell(text: &str) -> std::result::Result<Parsed<'_>, String> {
     }
 }
 
-/// The class of each byte in an address cell: 0 for a hex digit, `DOT` for a dot or a colon,
-/// `OTHER` for anything else (a `;`, a space, and what no address holds).
+/// The class of each byte in an address cell: `HEX` for a hex digit, `DOT` for a dot or a
+/// colon, `OTHER` for anything else (a `;`, a space, and what no address holds).
 const ADDRESS_BYTES: [u8; 256] = {
     let mut classes = [OTHER; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
         if c.is_ascii_hexdigit() {
-            classes[b] = 0;
+            classes[b] = HEX;
         } else if c == b'.' || c == b':' {
             classes[b] = DOT;
         }
@@ -838,30 +838,44 @@ const ADDRESS_BYTES: [u8; 256] = {
 };
 const DOT: u8 = 1;
 const OTHER: u8 = 2;
+const HEX: u8 = 4;
 
 /// Whether a cell holds one or more `;`-separated items (spaces around them aside) of an IPv4
-/// or IPv6 address's shape: hex digits, dots and colons, at least two, with a dot or a colon.
-/// Not a full parse: what it turns away is the placeholders exports write for "none" (`-`,
-/// `N/A`, `[]`, `null`, `;`), which would otherwise pass an `exists` test. One pass over the
-/// bytes: this runs for most inventory rows.
+/// or IPv6 address's shape: hex digits, dots and colons, with at least one digit and one dot
+/// or colon, and not the unspecified address (`0.0.0.0`, `::`). Not a full parse: what it
+/// turns away is what exports write for "none" (`-`, `N/A`, `[]`, `null`, `;`, `0.0.0.0`),
+/// which would otherwise pass an `exists` test. One pass over the bytes: this runs for most
+/// inventory rows.
 fn addresses(cell: &[u8]) -> bool {
+    let unspecified = |item: &[u8]| item == b"0.0.0.0" || item == b"::";
     // The usual cell, one address: its bytes' classes gathered in one branch-free pass.
     let classes = cell
         .iter()
         .fold(0, |all, c| all | ADDRESS_BYTES[usize::from(*c)]);
-    if classes & !DOT == 0 {
-        return classes == DOT && cell.len() >= 2;
+    if classes & OTHER == 0 {
+        return classes == HEX | DOT && !unspecified(cell);
     }
-    // The current item's length and whether it has a dot or a colon; how many items so far.
-    let (mut len, mut dotted, mut items) = (0, false, 0);
-    for &c in cell.iter().chain([&b';']) {
+    // Item by item: where the current one starts, and the classes of its bytes.
+    let (mut start, mut seen, mut items) = (None, 0, 0);
+    for (at, &c) in cell.iter().chain([&b';']).enumerate() {
         match c {
-            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => len += 1,
-            b'.' | b':' => (len, dotted) = (len + 1, true),
             b' ' | b'\t' => {}
-            b';' if len == 0 => {}
-            b';' if len >= 2 && dotted => (len, dotted, items) = (0, false, items + 1),
-            _ => return false,
+            b';' => {
+                if let Some(from) = start.take() {
+                    let item = cell[from..at].trim_ascii_end();
+                    if seen != HEX | DOT || unspecified(item) {
+                        return false;
+                    }
+                    (seen, items) = (0, items + 1);
+                }
+            }
+            _ => match ADDRESS_BYTES[usize::from(c)] {
+                OTHER => return false,
+                class => {
+                    start.get_or_insert(at);
+                    seen |= class;
+                }
+            },
         }
     }
     items > 0
@@ -1130,6 +1144,8 @@ mod tests {
             "1.1.1.1;2001:db8::1",
             " 1.1.1.1 ; 2.2.2.2 ",
             "1.1.1.1;",
+            "::1",
+            "10.0.0.0",
         ] {
             assert!(addresses(ok.as_bytes()), "{ok}");
         }
@@ -1145,6 +1161,13 @@ mod tests {
             "1.1.1.1;x",
             "1.1.1.1,2.2.2.2",
             "1.2.3.4/24",
+            "..",
+            ":::",
+            "0.0.0.0",
+            "::",
+            " :: ",
+            "1.1.1.1;0.0.0.0",
+            "1.1.1.1; ;..",
         ] {
             assert!(!addresses(bad.as_bytes()), "{bad}");
         }

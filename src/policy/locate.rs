@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// 1-based line and column of every node, by path; every plain scalar as written; and the
-/// first key, in document order, that a mapping gives twice (serde names only the mapping).
+/// 1-based line and column of every node, by path; every plain scalar as written; and every
+/// key that a mapping gives twice (serde names only the mapping).
 #[derive(Debug, Default)]
 pub struct Locations {
     places: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
-    repeat: Option<Repeat>,
+    /// Every key a mapping gives again, in document order.
+    repeats: Vec<Repeat>,
 }
 
 /// A key given a second time in the same mapping: its path, where the repeat stands, and where
@@ -21,6 +22,8 @@ pub struct Locations {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repeat {
     pub path: String,
+    /// The key as written.
+    pub key: String,
     pub at: (usize, usize),
     pub first: (usize, usize),
 }
@@ -33,7 +36,7 @@ impl Locations {
         Locations {
             places: walker.places,
             written: walker.written,
-            repeat: walker.repeat,
+            repeats: walker.repeats,
         }
     }
 
@@ -64,7 +67,13 @@ pub fn repeated_key(text: &str, message: &str) -> Option<((usize, usize), String
     if !message.contains("duplicate") {
         return None;
     }
-    let r = Locations::of(text).repeat?;
+    // The walker compares keys as written, serde as values (`1` and `"1"`): the repeat placed is
+    // the first that serde's message names.
+    let names = |r: &&Repeat| {
+        message.contains(&format!("`{}`", r.key)) || message.contains(&format!("\"{}\"", r.key))
+    };
+    let locations = Locations::of(text);
+    let r = locations.repeats.iter().find(names)?;
     let (line, col) = r.first;
     Some((
         r.at,
@@ -90,7 +99,7 @@ struct Walker {
     stack: Vec<Frame>,
     places: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
-    repeat: Option<Repeat>,
+    repeats: Vec<Repeat>,
 }
 
 impl Walker {
@@ -106,14 +115,12 @@ impl Walker {
                 let key = key_text.unwrap_or("?").to_string();
                 let here = place(mark);
                 match seen.get(&key) {
-                    Some(first) if self.repeat.is_none() => {
-                        self.repeat = Some(Repeat {
-                            path: join(path, &key),
-                            at: here,
-                            first: *first,
-                        });
-                    }
-                    Some(_) => {}
+                    Some(first) => self.repeats.push(Repeat {
+                        path: join(path, &key),
+                        key: key.clone(),
+                        at: here,
+                        first: *first,
+                    }),
                     None => {
                         seen.insert(key.clone(), here);
                     }
@@ -214,16 +221,22 @@ mod tests {
     #[test]
     fn the_first_repeated_key_is_placed_at_the_repeat() {
         let text = "name: x\nrules:\n  - id: a\n    message: one\n    remedy: r\n    message: two\n    id: b\nname: y\n";
-        let repeat = Locations::of(text).repeat;
+        let repeat = Locations::of(text).repeats.first().cloned();
         let want = Repeat {
             path: "rules[0].message".to_string(),
+            key: "message".to_string(),
             at: (6, 5),
             first: (4, 5),
         };
         assert_eq!(repeat, Some(want));
+        // Keys are compared as written (serde compares `1` and `"1"` as values: the caller
+        // places the repeat serde names).
+        let text = "sets: {1: [a], \"1\": [b]}\nrules:\n  - kind: a\n    kind: b\n";
+        let said = repeated_key(text, "rules[0]: duplicate field `kind`");
+        assert_eq!(said.map(|(at, _)| at), Some((4, 5)));
         // The same key in two mappings is no repeat.
         let text = "rules:\n  - id: a\n  - id: b\nsets: {a: [x], b: [x]}\n";
-        assert_eq!(Locations::of(text).repeat, None);
+        assert_eq!(Locations::of(text).repeats, []);
     }
 
     #[test]

@@ -128,6 +128,35 @@ fn ledger_out_never_replaces_a_ledger_holding_codes_the_input_lacks() {
     fs::write(ran.dir.join("empty.csv"), "").unwrap();
     let empty = again(&["--out", "out6", "--ledger-out", "empty.csv"]);
     assert_eq!(empty.status.code(), Some(0), "{empty:?}");
+    // A pipe there is refused at once, not opened (which would wait for a writer forever).
+    #[cfg(unix)]
+    {
+        let fifo = ran.dir.join("pipe.csv");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut child = std::process::Command::new(crate::harness::BIN)
+            .args(["run", "--input", ".", "--as-of", "2026-11-30T00:00:00Z"])
+            .args(["--out", "out7", "--ledger-out", "pipe.csv"])
+            .current_dir(&ran.dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("a run with a pipe as --ledger-out did not end");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(2));
+    }
 }
 
 /// A dry run into the `--out` of a real run that issued codes is refused: its `issued.csv`, a
@@ -163,35 +192,49 @@ fn a_dry_run_never_replaces_a_real_runs_handoff() {
     assert_eq!(dry("elsewhere").status.code(), Some(0));
     // A dry run's own outputs are replaced by the next dry run.
     assert_eq!(dry("elsewhere").status.code(), Some(0));
+    // Rows without a code hand nothing over.
+    fs::create_dir_all(ran.dir.join("blank")).unwrap();
+    fs::write(
+        ran.dir.join("blank/issued.csv"),
+        "request_id,instance_id,account_id,code,issued_at\r\n,,,,\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(dry("blank").status.code(), Some(0));
 }
 
-/// A ledger with another name (a hard link) is refused: replaced under one name, the other
-/// kept the old rows, and a run by the other name took another lock and ran at once.
+/// A ledger with another name (a hard link, as backups that link unchanged files make) runs
+/// as any ledger: it is replaced under the name the run was given, and the other name keeps the
+/// old rows, as a backup would. Two runs by different names of one file cannot overlap: the
+/// lock file goes by the name, and the run also locks the file itself.
 #[test]
-fn a_ledger_with_hard_links_is_refused() {
+fn a_ledger_with_hard_links_runs_and_is_locked_by_any_name() {
     let t = base("hard-link");
     fs::create_dir_all(t.dir.join("sub")).unwrap();
     fs::hard_link(t.dir.join("ledger.csv"), t.dir.join("sub/ledger.csv")).unwrap();
+    // Another run holds the file itself (through the other name): exit 3, nothing written.
+    let held = hold_lock(&t.dir.join("ledger.csv"));
     let ran = t
         .args(RUN)
         .args(["--ledger", "sub/ledger.csv"])
         .run()
-        .expect(2);
+        .expect(3);
     assert!(
-        ran.stderr().contains("the file has 2 names (hard links)"),
+        ran.stderr().contains("through another name of the file"),
         "{}",
         ran.stderr()
     );
-    assert_eq!(ran.read("ledger.csv"), LEDGER);
     assert!(!ran.dir.join("out").exists());
-    // A dry run replaces nothing: it goes on.
-    let dry = base("hard-link-dry");
-    fs::create_dir_all(dry.dir.join("sub")).unwrap();
-    fs::hard_link(dry.dir.join("ledger.csv"), dry.dir.join("sub/ledger.csv")).unwrap();
-    dry.args(RUN)
-        .args(["--ledger", "sub/ledger.csv", "--dry-run"])
-        .run()
-        .expect(0);
+    drop(held);
+    // Then it runs; the other name keeps the old rows.
+    let again = std::process::Command::new(crate::harness::BIN)
+        .args(RUN)
+        .args(["--ledger", "sub/ledger.csv"])
+        .current_dir(&ran.dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert_eq!(csv_rows(&ran.read("sub/ledger.csv")).len(), 4);
 }
 
 #[test]
@@ -561,6 +604,13 @@ fn an_output_that_is_a_folder_or_a_ledger_out_on_the_lock_is_refused_up_front() 
         assert_eq!(ran.read("ledger.csv"), LEDGER, "the ledger is untouched");
         assert!(!ran.dir.join("out/decisions.csv").exists());
     }
+    // `waived.csv` is written only with waivers: a folder of that name stops no other run.
+    let ran = base("waived-folder")
+        .file("out/waived.csv/keep", "")
+        .args(RUN)
+        .run()
+        .expect(0);
+    assert!(ran.dir.join("out/waived.csv/keep").exists());
     let ran = base("ledger-out-lock")
         .file("ledger.csv.lock", "")
         .args(RUN)
@@ -568,7 +618,8 @@ fn an_output_that_is_a_folder_or_a_ledger_out_on_the_lock_is_refused_up_front() 
         .run()
         .expect(2);
     assert!(
-        ran.stderr().contains("is the ledger's lock file"),
+        ran.stderr()
+            .contains("names a lock file (`.lock`), not a ledger"),
         "{}",
         ran.stderr()
     );

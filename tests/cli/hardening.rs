@@ -845,27 +845,14 @@ i-7,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,0,,47.0.0.1,financial;security\n";
     let ran = Test::new("export-spellings")
         .file("instances.csv", instances)
         .file("requests.csv", &requests)
-        .args([
-            "run",
-            "--input",
-            ".",
-            "--out",
-            "out",
-            "--as-of",
-            "2026-11-30",
-        ])
+        .args(RUN)
         .args(["--dry-run"])
         .run()
         .expect(0);
-    let decisions = csv_rows(&ran.read("out/decisions.csv"));
-    let got: Vec<(&str, &str)> = decisions[1..]
-        .iter()
-        .map(|r| (r[3].as_str(), r[5].as_str()))
-        .collect();
     let malformed = ("invalid", "malformed-instance");
     assert_eq!(
-        got,
-        [
+        crate::harness::outcomes(&ran),
+        crate::harness::pairs([
             malformed,
             malformed,
             malformed,
@@ -873,7 +860,7 @@ i-7,A1,cn-hangzhou,PrePaid,2028-01-01T16:00Z,0,,47.0.0.1,financial;security\n";
             malformed,
             ("eligible", ""),
             ("denied", "not-expired"),
-        ]
+        ])
     );
     let errors = csv_rows(&ran.read("out/input-errors.csv"));
     let cells: Vec<(&str, &str)> = errors[1..]

@@ -17,6 +17,22 @@ pub const RUN: [&str; 7] = [
     "2026-11-30",
 ];
 
+/// Each request's outcome and reasons, from a run's `out/decisions.csv`, in file order.
+pub fn outcomes(ran: &Ran) -> Vec<(String, String)> {
+    csv_rows(&ran.read("out/decisions.csv"))[1..]
+        .iter()
+        .map(|r| (r[3].clone(), r[5].clone()))
+        .collect()
+}
+
+/// `(outcome, reasons)` pairs as `outcomes` gives them, from string literals.
+pub fn pairs<const N: usize>(expected: [(&str, &str); N]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(o, r)| (o.to_string(), r.to_string()))
+        .collect()
+}
+
 /// A fresh, empty scratch folder named after the test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

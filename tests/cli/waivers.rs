@@ -1,7 +1,7 @@
 //! Waivers: a waived check does not refuse; gates and quotas cannot be waived; expired and
 //! unused waivers are listed so that stale exemptions get noticed.
 
-use crate::harness::{Test, csv_rows};
+use crate::harness::{Test, csv_rows, outcomes};
 use std::path::Path;
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
@@ -26,13 +26,6 @@ fn run(name: &str, waivers: &str, as_of: &str) -> crate::harness::Ran {
         .args(["run", "--input", ".", "--out", "out", "--waivers", "w.yaml"])
         .args(["--as-of", as_of, "--dry-run"])
         .run()
-}
-
-fn outcomes(ran: &crate::harness::Ran) -> Vec<(String, String)> {
-    csv_rows(&ran.read("out/decisions.csv"))[1..]
-        .iter()
-        .map(|r| (r[3].clone(), r[5].clone()))
-        .collect()
 }
 
 #[test]

@@ -283,7 +283,7 @@ pub fn decide_with(
             });
         decisions
     });
-    pool.install(|| quota::share(world, &mut decisions));
+    pool.install(|| quota::share(world, &mut decisions))?;
     Ok(Evaluation {
         decisions,
         waived: waived

@@ -64,11 +64,6 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // Rewritten in place (the same file however named): the new ledger keeps its owner.
     let in_place =
         paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
-    // The lock file goes by the ledger's name; a run by another name of the same file (a hard
-    // link) is held off by a lock on the file itself as well.
-    if in_place && !cfg.dry_run {
-        old_ledger.lock_file(&shown(&cfg.ledger))?;
-    }
     let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out, in_place));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,
@@ -395,10 +390,11 @@ fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
     }
     // A lock file is no ledger: replaced, the ledger it locks would have two locks, the old
     // file a run holds and the new one the next run takes.
-    if ledger_out
-        .file_name()
-        .is_some_and(|n| n.as_encoded_bytes().ends_with(b".lock"))
-    {
+    let lock_name = |n: &std::ffi::OsStr| {
+        let n = n.as_encoded_bytes();
+        n.len() >= 5 && n[n.len() - 5..].eq_ignore_ascii_case(b".lock")
+    };
+    if ledger_out.file_name().is_some_and(lock_name) {
         return Err(Error::refused(format!(
             "{}: names a lock file (`.lock`), not a ledger",
             ledger_out_named(cfg, &cfg.ledger_out)
@@ -428,8 +424,16 @@ fn refuse_replacing_a_handoff(out: &Path) -> Result<()> {
     if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
         return Ok(());
     }
+    let refuse = || {
+        Err(Error::refused(format!(
+            "--out {}: its issued.csv hands over codes a real run issued, which this dry run \
+             would replace with none; give the dry run another --out; nothing was written",
+            out.display()
+        )))
+    };
+    // One this run cannot read may hold codes as well.
     let Ok(file) = fs::File::open(&path) else {
-        return Ok(());
+        return refuse();
     };
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
@@ -458,11 +462,7 @@ fn refuse_replacing_a_handoff(out: &Path) -> Result<()> {
         }
     });
     if handed_over {
-        return Err(Error::refused(format!(
-            "--out {}: its issued.csv hands over codes a real run issued, which this dry run \
-             would replace with none; give the dry run another --out; nothing was written",
-            out.display()
-        )));
+        return refuse();
     }
     Ok(())
 }

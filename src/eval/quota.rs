@@ -6,9 +6,11 @@ use super::{Decision, Outcome, Why, World};
 use crate::schema::{Status, Value, col};
 use rayon::prelude::*;
 
-pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
+/// `Err` only when the ledger cannot be read again for the codes of instance ids the
+/// inventory lacks (see `Ledger::held_by_ids`).
+pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) -> Result<(), String> {
     if w.policy.quotas.is_empty() {
-        return;
+        return Ok(());
     }
     let req = w.requests;
     let at = |row: usize| match req.value(col::REQUESTED_AT, row) {
@@ -47,10 +49,9 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
             (w.instances.len() + unlisted.len() - 1) as u32
         });
     }
-    // `None` (a ledger that cannot be read twice): their codes are unknown, and they are refused.
     let unlisted_held = match unlisted.is_empty() {
-        true => Some(Default::default()),
-        false => w.ledger.held_by_ids(&unlisted.iter().cloned().collect()),
+        true => Default::default(),
+        false => w.ledger.held_by_ids(&unlisted.iter().cloned().collect())?,
     };
     let id = |row: u32| req.text(col::REQUEST_ID, row as usize).as_bytes();
     waiting.par_sort_unstable_by(|a, b| {
@@ -77,36 +78,30 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) {
         let d = &mut decisions[row as usize];
         *d = Decision::new(Outcome::Denied, why).on(d.instance_row());
     }
+    Ok(())
 }
 
 /// The first quota rule that one more code for this instance would exceed. A key past the
 /// inventory's stands for an instance id the inventory lacks (`unlisted`), whose codes are in
-/// `unlisted_held` (`None`: unknown, and then every quota rule is taken as full).
+/// `unlisted_held`.
 fn over_quota(
     w: &World<'_>,
     key: u32,
     unlisted: &[String],
-    unlisted_held: &Option<std::collections::HashMap<String, [u32; 3]>>,
+    unlisted_held: &std::collections::HashMap<String, [u32; 3]>,
     granted: u32,
 ) -> Option<Why> {
     let held = match (key as usize).checked_sub(w.instances.len()) {
-        None => Some(w.ledger.held(key)),
-        Some(i) => unlisted_held
-            .as_ref()
-            .map(|h| h.get(&unlisted[i]).copied().unwrap_or_default()),
+        None => w.ledger.held(key),
+        Some(i) => unlisted_held.get(&unlisted[i]).copied().unwrap_or_default(),
     };
     w.policy.quotas.iter().enumerate().find_map(|(i, q)| {
-        let used = match held {
-            Some(held) => {
-                let from_ledger: u32 = Status::ALL
-                    .into_iter()
-                    .filter(|s| q.counts_status(*s))
-                    .map(|s| held[s as usize])
-                    .sum();
-                from_ledger + granted
-            }
-            None => q.max,
-        };
+        let from_ledger: u32 = Status::ALL
+            .into_iter()
+            .filter(|s| q.counts_status(*s))
+            .map(|s| held[s as usize])
+            .sum();
+        let used = from_ledger + granted;
         (used >= q.max).then_some(Why::Quota {
             rule: i as u16,
             used,

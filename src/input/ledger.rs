@@ -43,6 +43,9 @@ pub struct Ledger {
     /// The file the ledger was read from, to be read again in the rare run that needs the
     /// codes of instance ids the inventory lacks (`held_by_ids`).
     source: Snapshot,
+    /// Those codes, by loose id and status, counted by the scan itself for a ledger that
+    /// cannot be read again (a pipe, in a dry run); empty otherwise.
+    unmatched: HashMap<String, [u32; 3]>,
     /// By request row: the ledger row that already answers it.
     pub hits: HashMap<u32, LedgerHit, foldhash::fast::RandomState>,
     /// Compliance findings (not reasons to stop).
@@ -220,14 +223,20 @@ pub fn codes_missing_from(
     codes: &Codes,
     fingerprints: &Fingerprinter,
 ) -> std::result::Result<u64, String> {
-    // Not opened unless it is a file: a pipe there would hold the run, and the lock, forever.
-    match std::fs::metadata(path) {
+    // Opened without waiting, and read only if it is a file: a pipe there would hold the run,
+    // and the lock, forever.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("cannot be read: {e}")),
-        Ok(m) if !m.is_file() => return Err("is not a regular file".to_string()),
-        Ok(_) => {}
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("is not a regular file".to_string());
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
@@ -272,32 +281,48 @@ pub fn codes_missing_from(
 
 impl Ledger {
     /// How many codes each of `ids` (instance ids the inventory lacks, in their loose form,
-    /// `index::loose`) holds, by status: the ledger read a second time, for the rare run whose
-    /// policy lets a request for such an id through. `None` when it cannot be read again (a
-    /// pipe).
+    /// `index::loose`) holds, by status, for the rare run whose policy lets a request for such
+    /// an id through: the ledger is read a second time (the same open file, still under the
+    /// lock); a pipe, read once, was counted by the scan. `Err` when the second read fails.
     pub fn held_by_ids(
         &self,
         ids: &std::collections::HashSet<String>,
-    ) -> Option<HashMap<String, [u32; 3]>> {
+    ) -> std::result::Result<HashMap<String, [u32; 3]>, String> {
         let mut held: HashMap<String, [u32; 3]> = HashMap::new();
-        if !self.exists || ids.is_empty() {
-            return Some(held);
-        }
+        let Some(file) = self
+            .source
+            .seekable()
+            .filter(|_| self.exists && !ids.is_empty())
+        else {
+            held.extend(
+                (self.unmatched.iter())
+                    .filter(|(id, _)| ids.contains(*id))
+                    .map(|(id, n)| (id.clone(), *n)),
+            );
+            return Ok(held);
+        };
         let column = |name: &str| {
             self.header
                 .iter()
                 .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
         };
-        let (instance, status) = (column("instance_id")?, column("status")?);
+        let failed =
+            |why: String| format!("{}: cannot read the ledger again: {why}", self.info.path);
+        let (Some(instance), Some(status)) = (column("instance_id"), column("status")) else {
+            return Err(failed("its header has changed".to_string()));
+        };
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
-            .from_reader(std::io::BufReader::new(self.source.seekable()?));
+            .from_reader(std::io::BufReader::new(file));
         let mut record = csv::ByteRecord::new();
         let cell = |record: &csv::ByteRecord, at: usize| {
             String::from_utf8_lossy(record.get(at).unwrap_or_default()).into_owned()
         };
-        while rdr.read_byte_record(&mut record).ok()? {
+        while rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| failed(e.to_string()))?
+        {
             let id = super::index::loose(&cell(&record, instance));
             if ids.contains(&id)
                 && let Some(s) = Status::parse(&cell(&record, status))
@@ -305,7 +330,7 @@ impl Ledger {
                 held.entry(id).or_default()[s as usize] += 1;
             }
         }
-        Some(held)
+        Ok(held)
     }
 
     /// How many codes the instance of `key` holds, by status.
@@ -390,6 +415,9 @@ struct Part {
     codes: Vec<u128>,
     request_ids: Vec<u128>,
     hits: Vec<(u32, LedgerHit)>,
+    /// Codes per loose instance id that names no inventory instance, when counted (see
+    /// `Ledger::unmatched`).
+    unmatched: HashMap<String, [u32; 3]>,
     findings: Vec<Problem>,
     corrupt: Vec<(u64, String)>,
     /// A buffer for codes' identity keys.
@@ -464,9 +492,12 @@ pub fn scan_snapshot(
         codes: Codes::default(),
         held: Held::new(by_instance.key_space()),
         source: snapshot.clone(),
+        unmatched: HashMap::new(),
         hits: HashMap::default(),
         problems: Vec::new(),
     };
+    // A ledger that cannot be read again (a pipe) has its unmatched ids counted now.
+    let once = snapshot.seekable().is_none();
     let Some(reader) = snapshot.reader() else {
         return Ok(ledger);
     };
@@ -482,6 +513,12 @@ pub fn scan_snapshot(
         codes.extend(&part.codes);
         request_ids.extend(&part.request_ids);
         ledger.hits.extend(part.hits);
+        for (id, counts) in part.unmatched {
+            let all = ledger.unmatched.entry(id).or_default();
+            for (a, n) in all.iter_mut().zip(counts) {
+                *a += n;
+            }
+        }
         ledger.problems.extend(part.findings);
         corrupt.extend(part.corrupt);
     };
@@ -498,6 +535,7 @@ pub fn scan_snapshot(
                 by_instance,
                 by_request,
                 held: &ledger.held,
+                count_unmatched: once,
             };
             ctx.read_piece(piece)
         },
@@ -613,22 +651,6 @@ impl Snapshot {
                 .take()
                 .map(|f| Box::new(f) as Box<dyn std::io::Read + Send>),
         }
-    }
-
-    /// Takes a lock on the ledger file itself, without waiting, for as long as the snapshot is
-    /// open: the run's lock file goes by the ledger's name, and this holds off a run by another
-    /// name of the same file (a hard link). Held by another run, exit 3; where the file system
-    /// has no such locks, the lock file alone stands.
-    pub fn lock_file(&self, shown: &str) -> Result<()> {
-        if let Some(Opened::Regular(file)) = &self.0
-            && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
-        {
-            return Err(Error::locked(format!(
-                "{shown}: the ledger is locked by another run (through another name of the \
-                 file); try again later"
-            )));
-        }
-        Ok(())
     }
 
     /// `reader`, positioned reads only (the copy seeks): `None` for a pipe or no file.
@@ -844,6 +866,9 @@ struct Context<'a> {
     by_instance: &'a InstanceIndex<'a>,
     by_request: &'a RequestIndex<'a>,
     held: &'a Held,
+    /// Whether to count the rows that name no inventory instance by their id (`unmatched`):
+    /// only for a ledger that cannot be read again.
+    count_unmatched: bool,
 }
 
 impl Context<'_> {
@@ -945,8 +970,13 @@ impl Context<'_> {
                     }
                 }
                 None => {
-                    for k in self.loose_keys(instances[i], w.line, part) {
-                        self.held.add(k, status);
+                    let keys = self.loose_keys(instances[i], w.line, part);
+                    for k in &keys {
+                        self.held.add(*k, status);
+                    }
+                    if keys.is_empty() && self.count_unmatched {
+                        let id = super::index::loose(instances[i]);
+                        part.unmatched.entry(id).or_default()[status] += 1;
                     }
                 }
             }

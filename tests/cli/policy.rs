@@ -575,4 +575,57 @@ rules:
             ("denied", "one-code"),
         ])
     );
+    // The same as a dry run with the ledger read from a pipe, which cannot be read twice: the
+    // scan counts the ledger's codes for ids the inventory lacks itself.
+    let mut dry = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "run",
+            "--instances",
+            "instances.csv",
+            "--requests",
+            "requests.csv",
+        ])
+        .args([
+            "--ledger",
+            "/dev/stdin",
+            "--out",
+            "out-dry",
+            "--policy",
+            "p.yaml",
+        ])
+        .args(["--as-of", "2026-11-30T00:00:00Z", "--dry-run"])
+        .current_dir(&ran.dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ledger = std::fs::read(ran.dir.join("ledger.csv")).unwrap();
+    // The ledger as it was before the run: its header and two rows.
+    let before: Vec<u8> = ledger
+        .split_inclusive(|b| *b == b'\n')
+        .take(3)
+        .flatten()
+        .copied()
+        .collect();
+    use std::io::Write;
+    dry.stdin.take().unwrap().write_all(&before).unwrap();
+    let dry = dry.wait_with_output().unwrap();
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    let rows = csv_rows(&std::fs::read_to_string(ran.dir.join("out-dry/decisions.csv")).unwrap());
+    let got: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[3].as_str(), r[5].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("eligible", ""),
+            ("denied", "one-code"),
+            ("denied", "one-code"),
+            ("denied", "one-code"),
+            ("eligible", ""),
+            ("denied", "one-code"),
+        ]
+    );
 }

@@ -239,20 +239,16 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // exemptions that this run's decisions do not have.
     if cfg.waivers.is_none() {
         let stale = cfg.out.join(WAIVED);
+        // A folder of that name is no earlier run's file: it is left as it is.
         let folder = fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir());
-        match if folder {
-            Ok(())
-        } else {
-            fs::remove_file(&stale)
-        } {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::failed(format!(
-                    "{}: cannot remove an earlier run's file: {e}",
-                    stale.display()
-                )));
-            }
+        if !folder
+            && let Err(e) = fs::remove_file(&stale)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::failed(format!(
+                "{}: cannot remove an earlier run's file: {e}",
+                stale.display()
+            )));
         }
     }
     spin.finish();
@@ -438,14 +434,11 @@ fn refuse_replacing_a_handoff(out: &Path) -> Result<()> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(std::io::BufReader::new(file));
-    let code = rdr.byte_headers().ok().and_then(|h| {
-        h.iter().position(|c| {
-            String::from_utf8_lossy(c)
-                .trim()
-                .trim_start_matches('\u{feff}')
-                == "code"
-        })
-    });
+    let code = rdr
+        .byte_headers()
+        .ok()
+        .and_then(|h| crate::input::table::header_names(h, "").ok())
+        .and_then(|h| h.iter().position(|c| c == "code"));
     // A row with a code in it: a code handed over (a file that cannot be read to its end is
     // taken to hold one).
     let mut record = csv::ByteRecord::new();

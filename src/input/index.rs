@@ -186,29 +186,9 @@ pub fn loose(id: &str) -> String {
     id.trim().to_ascii_lowercase()
 }
 
-/// Whether an id is already in its `loose` form. This runs for every inventory id: its upper
-/// case letters are looked for eight bytes at a time.
+/// Whether an id is already in its `loose` form.
 pub(super) fn is_loose(id: &str) -> bool {
-    super::table::trim(id).len() == id.len() && !has_upper_case(id.as_bytes())
-}
-
-/// Whether any byte is an ASCII upper case letter.
-fn has_upper_case(bytes: &[u8]) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut found = 0;
-    for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().expect("a chunk of eight bytes"));
-        // Per byte, with its top bit cleared (so that no sum carries into the next byte):
-        // + 0x3f reaches 0x80 from `A` up, + 0x25 from `[` up; bytes of 0x80 and over are none.
-        let y = x & LOW7;
-        found |= y.wrapping_add(0x3f3f_3f3f_3f3f_3f3f)
-            & !y.wrapping_add(0x2525_2525_2525_2525)
-            & !x
-            & HIGH;
-    }
-    found != 0 || chunks.remainder().iter().any(u8::is_ascii_uppercase)
+    super::table::trim(id).len() == id.len() && !id.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl<'t> InstanceIndex<'t> {
@@ -403,19 +383,6 @@ mod tests {
                 let want = first.get(text).copied();
                 assert_eq!(got, want, "batched lookup of {text:?}");
                 assert_eq!(index.get(text), want, "lookup of {text:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn upper_case_is_found_at_every_place_and_only_there() {
-        for len in 0..40 {
-            for at in 0..len {
-                for b in 0..=255u8 {
-                    let mut id = vec![b'a'; len];
-                    id[at] = b;
-                    assert_eq!(has_upper_case(&id), b.is_ascii_uppercase(), "{id:?}");
-                }
             }
         }
     }

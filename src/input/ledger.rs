@@ -249,19 +249,11 @@ pub fn codes_missing_from(
     if !read(&mut rdr, &mut record)? {
         return Ok(0);
     }
-    let at = record
+    let header = header_names(&record, "")
+        .map_err(|_| "is not a ledger: its header is not UTF-8".to_string())?;
+    let at = header
         .iter()
-        .enumerate()
-        .find(|(i, h)| {
-            let h = String::from_utf8_lossy(h);
-            let h = if *i == 0 {
-                h.trim_start_matches('\u{feff}')
-            } else {
-                &h
-            };
-            ledger_column(h) == Some(0)
-        })
-        .map(|(i, _)| i)
+        .position(|h| ledger_column(h) == Some(0))
         .ok_or("is not a ledger: it has no `code` column")?;
     let mut missing = 0;
     let mut key = String::new();

@@ -33,6 +33,16 @@ pub fn pairs<const N: usize>(expected: [(&str, &str); N]) -> Vec<(String, String
         .collect()
 }
 
+/// Makes a named pipe at `path` (`mkfifo`).
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// A fresh, empty scratch folder named after the test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

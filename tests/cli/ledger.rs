@@ -132,11 +132,7 @@ fn ledger_out_never_replaces_a_ledger_holding_codes_the_input_lacks() {
     #[cfg(unix)]
     {
         let fifo = ran.dir.join("pipe.csv");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::harness::mkfifo(&fifo);
         let mut child = std::process::Command::new(crate::harness::BIN)
             .args(["run", "--input", ".", "--as-of", "2026-11-30T00:00:00Z"])
             .args(["--out", "out7", "--ledger-out", "pipe.csv"])
@@ -730,13 +726,7 @@ fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_i
     let t = base("replaced-meanwhile");
     let dir = t.dir.clone();
     let fifo = dir.join("requests.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::harness::mkfifo(&fifo);
     let b = Command::new(crate::harness::BIN)
         .args([
             "run",
@@ -952,18 +942,11 @@ fn outputs_never_take_the_owner_of_the_file_they_replace() {
 #[test]
 fn a_ledger_from_a_pipe_serves_a_dry_run_and_is_refused_by_a_real_one() {
     use std::io::Write;
-    use std::process::Command;
     for dry in [true, false] {
         let t = base(&format!("ledger-pipe-{dry}"));
         let dir = t.dir.clone();
         let fifo = dir.join("ledger.fifo");
-        assert!(
-            Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        crate::harness::mkfifo(&fifo);
         let feeder = {
             let fifo = fifo.clone();
             std::thread::spawn(move || {

@@ -23,7 +23,8 @@ enum RawCommand {
     ///
     /// Exit codes: 0 the run completed (denials are normal outcomes); 2 refused before writing
     /// anything (usage, policy, input files, corrupt ledger, an --out that would overwrite an
-    /// input); 3 the ledger is locked by another run; 1 anything else.
+    /// input or cannot be written, the --max-issue cap); 3 the ledger is locked by another run;
+    /// 1 anything else (a disk that fails mid-write).
     Run(Box<RunArgs>),
     /// Compile a policy file and report every problem as file:line:column: message.
     CheckPolicy {
@@ -80,6 +81,7 @@ enum RawCommand {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// A folder holding instances.csv, requests.csv and ledger.csv; explicit file flags win.
+    /// Without it, --instances, --requests and --ledger must all be given.
     #[arg(long, value_name = "DIR")]
     input: Option<PathBuf>,
     /// The instance inventory (as ECS DescribeInstances describes instances).
@@ -88,8 +90,8 @@ struct RunArgs {
     /// The day's code requests.
     #[arg(long, value_name = "F")]
     requests: Option<PathBuf>,
-    /// The ledger of every code ever issued; a missing file is an empty ledger. Updated in place
-    /// unless --ledger-out is given.
+    /// The ledger of every code ever issued; a missing file is an empty ledger, but the ledger
+    /// must be named (here or by --input). Updated in place unless --ledger-out is given.
     #[arg(long, value_name = "F")]
     ledger: Option<PathBuf>,
     /// Write the complete new ledger here and leave --ledger untouched. A file already there is
@@ -119,7 +121,9 @@ struct RunArgs {
     /// No progress bars and no summary line.
     #[arg(long)]
     quiet: bool,
-    /// Refuse the run (exit 2, nothing written) when it would issue more than N codes.
+    /// Refuse the run (exit 2, nothing written) when it would issue more than N codes; a
+    /// policy's max_issue does the same, and this flag wins over it. A dry run over the cap
+    /// goes on and warns that the real run would be refused.
     #[arg(long, value_name = "N")]
     max_issue: Option<u64>,
     /// Print the wall time, CPU seconds, peak memory and minor page faults (pages touched for

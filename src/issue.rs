@@ -15,6 +15,9 @@ use std::collections::HashSet;
 pub struct Issued {
     pub rows: Vec<usize>,
     pub codes: CodeList,
+    /// A dry run over the safety cap: the codes a real run would issue, and the cap that
+    /// would refuse it. The dry run itself goes on, so that such a batch can be looked at.
+    pub over_cap: Option<(usize, u64)>,
 }
 
 impl Issued {
@@ -30,8 +33,9 @@ impl Issued {
 }
 
 /// Gives every eligible request a new code, in input order, unique among `existing` (the
-/// ledger's codes) and the batch. In a dry run nothing is issued and the
-/// decisions stay `eligible`.
+/// ledger's codes) and the batch. A run that would issue more than `max_issue` codes is
+/// refused. In a dry run nothing is issued, the decisions stay `eligible`, and a batch over
+/// the cap is noted (`over_cap`) rather than refused.
 pub fn assign(
     decisions: &mut [Decision],
     format: &Format,
@@ -46,16 +50,18 @@ pub fn assign(
         .filter(|(_, d)| d.outcome == Outcome::Eligible)
         .map(|(i, _)| i)
         .collect();
-    if let Some(cap) = max_issue
-        && rows.len() as u64 > cap
-    {
+    let over_cap = max_issue.filter(|cap| rows.len() as u64 > *cap);
+    if dry_run {
+        return Ok(Issued {
+            over_cap: over_cap.map(|cap| (rows.len(), cap)),
+            ..Issued::default()
+        });
+    }
+    if let Some(cap) = over_cap {
         return Err(Error::refused(format!(
             "this run would issue {} codes, more than the safety cap of {cap}: nothing was written (check the inventory export, or raise --max-issue)",
             rows.len()
         )));
-    }
-    if dry_run {
-        return Ok(Issued::default());
     }
     let mut codes = format.generate_many(rows.len()).map_err(Error::failed)?;
     let key = |c: &str| fingerprints.of(&code::identity_key(c));
@@ -90,5 +96,9 @@ pub fn assign(
     for &row in &rows {
         decisions[row].outcome = Outcome::Issued;
     }
-    Ok(Issued { rows, codes })
+    Ok(Issued {
+        rows,
+        codes,
+        over_cap: None,
+    })
 }

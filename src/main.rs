@@ -35,6 +35,12 @@ fn execute(command: Command) -> Result<(), Error> {
     match command {
         Command::Run(cfg) => {
             let (summary, phases) = run::run(&cfg)?;
+            for warning in &summary.warnings {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("icp-audit: warning: {warning}");
+                }
+            }
             if cfg.timings {
                 #[allow(clippy::print_stderr)]
                 {
@@ -59,10 +65,10 @@ fn execute(command: Command) -> Result<(), Error> {
         Command::CheckPolicy(path) => {
             let p = policy::load(&path)?;
             say(&format!(
-                "{}: ok: policy `{}`, {} rules, {} quota",
+                "{}: ok: policy `{}`, {}, {} quota",
                 path.display(),
                 p.name,
-                p.rules.len(),
+                report::counted(p.rules.len(), "rule"),
                 p.quotas.len()
             ));
             Ok(())

@@ -218,22 +218,71 @@ impl Policy {
 }
 
 /// A message on one line: a line break from the input (a key with one in it) would otherwise
-/// start a line without its `file:line:column`.
+/// start a line without its `file:line:column`. A long value the message quotes (serde quotes
+/// the whole text of a file that is one string, a CSV file say) is cut to its start.
 pub fn one_line(msg: &str) -> String {
-    msg.replace('\r', "\\r").replace('\n', "\\n")
+    const KEEP: usize = 60;
+    let mut out = String::with_capacity(msg.len().min(4 * KEEP));
+    let (mut quoted, mut inside, mut escaped) = (0, false, false);
+    for c in msg.chars() {
+        // serde writes a quote inside a quoted value as `\"`.
+        let was_escaped = escaped;
+        escaped = inside && c == '\\' && !was_escaped;
+        if c == '"' && !was_escaped {
+            if inside && quoted > KEEP {
+                out.push('…');
+            }
+            inside = !inside;
+            quoted = 0;
+        } else if inside {
+            quoted += 1;
+            if quoted > KEEP {
+                continue;
+            }
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    if inside && quoted > KEEP {
+        out.push('…');
+    }
+    out
+}
+
+/// A YAML file's text (`what` names it in messages). Bytes that are not UTF-8 are placed by
+/// line and column, as every other problem of the file is.
+pub fn read_text(path: &Path, shown: &str, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::refused(format!("{shown}: cannot read {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let line = 1 + good.iter().filter(|b| **b == b'\n').count();
+        let col = 1 + String::from_utf8_lossy(&good[line_start..]).chars().count();
+        Error::refused(format!(
+            "{shown}:{line}:{col}: this byte is not UTF-8 text: {what} is a YAML text file"
+        ))
+    })
 }
 
 /// Loads and compiles a policy file; every problem is listed as `file:line:column: message`.
 pub fn load(path: &Path) -> Result<Policy> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::refused(format!("{shown}: cannot read the policy: {e}")))?;
+    let text = read_text(path, &shown, "the policy")?;
     compile_text(&text, &shown)
 }
 
 /// The built-in default policy.
 pub fn default_policy() -> Policy {
-    compile_text(DEFAULT_TEXT, DEFAULT_NAME).expect("the built-in policy compiles")
+    let mut policy =
+        compile_text(DEFAULT_TEXT, DEFAULT_NAME).expect("the built-in policy compiles");
+    // Not a file the run read: the text compiled into the binary, which that file holds in
+    // the repository (a file of that name where the run is may hold another text).
+    policy.source = format!("built-in ({DEFAULT_NAME})");
+    policy
 }
 
 /// Compiles policy text; `shown` names it in messages.
@@ -277,6 +326,24 @@ pub(crate) fn placed(text: &str, shown: &str, problems: &[(String, String)]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Messages stay on one line, and a long value they quote is cut to its first 60
+    /// characters; a quote serde escaped inside the value does not end it.
+    #[test]
+    fn messages_are_one_line_and_cut_long_quoted_values() {
+        assert_eq!(one_line("a\nb\rc"), "a\\nb\\rc");
+        assert_eq!(one_line("string \"short\", x"), "string \"short\", x");
+        let long = "x".repeat(100);
+        let sixty = "x".repeat(60);
+        assert_eq!(
+            one_line(&format!("string \"{long}\", expected y")),
+            format!("string \"{sixty}…\", expected y")
+        );
+        let got = one_line(&format!("string \"ab\\\"{long}\" end"));
+        assert_eq!(got, format!("string \"ab\\\"{}…\" end", "x".repeat(56)));
+        // A value never closed is cut too.
+        assert_eq!(one_line(&format!("\"{long}")), format!("\"{sixty}…"));
+    }
 
     #[test]
     fn every_shipped_policy_compiles_and_rule_ids_are_unique() {

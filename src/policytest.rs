@@ -117,8 +117,7 @@ struct Loader {
 impl Loader {
     fn file(&mut self, path: &Path) -> Result<()> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::refused(format!("{shown}: cannot read: {e}")))?;
+        let text = crate::policy::read_text(path, &shown, "a test file")?;
         let raw = file::parse(&text).map_err(|(place, msg)| {
             let (line, col) = place.unwrap_or((1, 1));
             Error::refused(format!("{shown}:{line}:{col}: {msg}"))
@@ -252,10 +251,20 @@ impl CaseResult {
                 lines.extend(got.messages.iter().map(|m| format!("     {m}")));
                 lines
             }
-            Err(e) => vec![
-                format!("FAIL {}: expected {want}, got an error: {e}", case.name),
-                place,
-            ],
+            Err(e) => {
+                // An error of several lines (a corrupt ledger's) goes on indented, so that the
+                // block still reads as one case's.
+                let text = e.to_string();
+                let mut said = text.lines();
+                let first = said.next().unwrap_or_default();
+                let mut lines = vec![format!(
+                    "FAIL {}: expected {want}, got an error: {first}",
+                    case.name
+                )];
+                lines.extend(said.map(|l| format!("     {l}")));
+                lines.push(place);
+                lines
+            }
         }
     }
 }

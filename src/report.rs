@@ -276,6 +276,15 @@ fn stage_through<W>(
 
 /// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
 /// apostrophe.
+/// `n` and a noun, singular or plural as `n` asks: `1 rule`, `9 rules`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
     if crate::schema::looks_like_formula(s) {
         std::borrow::Cow::Owned(format!("'{s}"))

@@ -193,7 +193,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         waived: &evaluation.waived,
         exemptions: &evaluation.exemptions,
     };
-    let spin = Progress::spinner("writing the ledger and the reports", !cfg.quiet);
+    let writing = if cfg.dry_run {
+        "writing the reports"
+    } else {
+        "writing the ledger and the reports"
+    };
+    let spin = Progress::spinner(writing, !cfg.quiet);
     // The ledger is committed (written, synced, renamed) while the outputs are written under
     // temporary names; an output is put in place only once the ledger holds every code it
     // names, `issued.csv` first, so no output ever hands over a code the ledger could lose.
@@ -231,9 +236,28 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         (handed_over, written)
     });
     handed_over?;
-    let (summary, others) = written?;
+    // From here on the ledger holds the new codes and `issued.csv` hands them over: a failure
+    // says so, lest an operator who sees exit 1 take the run for one that did nothing.
+    let committed = |mut e: Error| {
+        if !issued.rows.is_empty() {
+            e.message.push_str(&format!(
+                "\nthe ledger was committed first: its {} new code(s) are recorded and handed \
+                 over in {}; a re-run reports them as already_issued",
+                issued.rows.len(),
+                cfg.out.join("issued.csv").display()
+            ));
+        }
+        e
+    };
+    let (mut summary, others) = written.map_err(committed)?;
+    if let Some((n, cap)) = issued.over_cap {
+        summary.warnings.push(format!(
+            "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \
+             refused (exit 2, nothing written); raise --max-issue to issue them"
+        ));
+    }
     for output in others {
-        output.publish()?;
+        output.publish().map_err(committed)?;
     }
     // A run without waivers writes no `waived.csv`: one an earlier run left would describe
     // exemptions that this run's decisions do not have.

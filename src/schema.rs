@@ -23,6 +23,16 @@ impl Type {
         }
     }
 
+    /// The name with its article, for messages: `a time`, `an integer`.
+    pub fn a_name(self) -> &'static str {
+        match self {
+            Type::String => "a string",
+            Type::Integer => "an integer",
+            Type::Time => "a time",
+            Type::List => "a list",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Type> {
         [Type::String, Type::Integer, Type::Time, Type::List]
             .into_iter()

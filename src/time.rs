@@ -6,15 +6,16 @@ use chrono::{DateTime, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 /// An instant in UTC.
 pub type Time = DateTime<Utc>;
 
+/// What a value that is not a time is told, after the value (or without it, where the value
+/// may not be repeated).
+pub const NOT_A_TIME: &str =
+    "is not a time (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fraction]] then Z or ±HH:MM)";
+
 /// Parses `YYYY-MM-DD`, optionally followed by `THH:MM`, optional `:SS` and fraction, and then
 /// `Z` or an offset `±HH:MM`. A bare date is midnight UTC.
 pub fn parse(text: &str) -> Result<Time, String> {
     let b = text.as_bytes();
-    let bad = || {
-        format!(
-            "`{text}` is not a time (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fraction]] then Z or ±HH:MM)"
-        )
-    };
+    let bad = || format!("`{text}` {NOT_A_TIME}");
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }

@@ -36,6 +36,20 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) -> Result<(), Str
     // names once case and surrounding spaces are ignored, if any; otherwise, by that id's
     // loose form, after the ledger's codes for it (read again for them), under keys past the
     // inventory's.
+    // An inventory that writes one id in several spellings (case, surrounding spaces) holds
+    // each spelling's codes under every one of them: their requests share one quota too, the
+    // lowest key's, as they would on separate nights.
+    if w.by_instance.has_odd_ids() {
+        waiting
+            .par_iter_mut()
+            .filter(|(key, ..)| *key != UNLISTED)
+            .for_each(|(key, ..)| {
+                let id = crate::input::loose(w.instances.text(col::INSTANCE_ID, *key as usize));
+                if let Some(first) = w.by_instance.loose_keys(&id).into_iter().min() {
+                    *key = first;
+                }
+            });
+    }
     let mut unlisted: Vec<String> = Vec::new();
     let mut by_id: std::collections::HashMap<String, u32> = Default::default();
     for (key, _, row) in waiting.iter_mut().filter(|(key, ..)| *key == UNLISTED) {

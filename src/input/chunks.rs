@@ -470,6 +470,22 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
         )));
     }
     let start = rdr.position().byte() as usize;
+    // A header is one line: a header field that holds a line end is a quote left open, which
+    // took the lines after it (to the end of the file, or to the next quote) for the header.
+    if record
+        .iter()
+        .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+    {
+        let to = if start >= bytes.len() {
+            "the end of the file".to_string()
+        } else {
+            format!("line {}", line_ends(bytes, 0, start))
+        };
+        return Err(Error::refused(format!(
+            "{shown}:1: a quoted header field that starts on this line runs to {to}: a quote is \
+             never closed (a header is one line)"
+        )));
+    }
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
 }
 
@@ -593,10 +609,18 @@ fn line_ends(bytes: &[u8], from: usize, to: usize) -> u64 {
 /// is never closed, swallowing the lines after it: an odd number of quotes from its start on,
 /// across a line end.
 pub fn unclosed_quote(bytes: &[u8], start: usize) -> bool {
+    open_quote(bytes, start) && {
+        let rest = &bytes[start.min(bytes.len())..];
+        let body = rest.strip_suffix(b"\n").unwrap_or(rest);
+        body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+    }
+}
+
+/// Whether the last record, from `start` on, has a quote that is never closed (an odd number
+/// of quotes), swallowing lines or not.
+pub fn open_quote(bytes: &[u8], start: usize) -> bool {
     let rest = &bytes[start.min(bytes.len())..];
-    let body = rest.strip_suffix(b"\n").unwrap_or(rest);
-    let quotes = body.iter().filter(|b| **b == b'"').count();
-    quotes % 2 == 1 && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+    rest.iter().filter(|b| **b == b'"').count() % 2 == 1
 }
 
 #[cfg(test)]
@@ -613,6 +637,26 @@ mod tests {
             out.push((line, rec.as_slice().to_vec()));
         }
         out
+    }
+
+    /// A header is one line: a quote left open in it is refused, saying how far the field ran
+    /// (to the end of the file, or to the line where a later quote closed it); a quoted header
+    /// field on its line is read.
+    #[test]
+    fn a_quote_left_open_in_the_header_is_refused() {
+        let refused = |text: &[u8]| header(text, "f.csv").map(|_| ()).unwrap_err().message;
+        assert_eq!(
+            refused(b"a,\"b,c\nx,y,z\n"),
+            "f.csv:1: a quoted header field that starts on this line runs to the end of the \
+             file: a quote is never closed (a header is one line)"
+        );
+        assert_eq!(
+            refused(b"a,\"b,c\nx,y\",z\nu,v,w\n"),
+            "f.csv:1: a quoted header field that starts on this line runs to line 2: a quote is \
+             never closed (a header is one line)"
+        );
+        let (record, start, line) = header(b"a,\"b\",c\nx,y,z\n", "f.csv").unwrap();
+        assert_eq!((record.len(), start, line), (3, 8, 2));
     }
 
     /// The chunked search finds what a byte-by-byte one does, in texts of every length mod 16

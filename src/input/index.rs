@@ -181,14 +181,20 @@ pub struct InstanceIndex<'t> {
     odd: HashMap<String, Vec<u32>>,
 }
 
-/// An id as the API writes ids: without surrounding spaces, in lower case.
+/// An id as the API writes ids: without surrounding spaces, in lower case. Every letter is
+/// folded, not only ASCII ones: `I-Ü1` is `i-ü1`, and the Kelvin sign is `k`, so that a limit
+/// never fails open on a spelling outside ASCII either.
 pub fn loose(id: &str) -> String {
-    id.trim().to_ascii_lowercase()
+    id.trim().to_lowercase()
 }
 
 /// Whether an id is already in its `loose` form.
 pub(super) fn is_loose(id: &str) -> bool {
-    super::table::trim(id).len() == id.len() && !id.bytes().any(|b| b.is_ascii_uppercase())
+    if id.is_ascii() {
+        super::table::trim(id).len() == id.len() && !id.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        loose(id) == id
+    }
 }
 
 impl<'t> InstanceIndex<'t> {
@@ -319,6 +325,30 @@ impl Repeats {
 mod tests {
     use super::*;
     use crate::schema::Schema;
+
+    /// `is_loose` (its ASCII shortcut included) says exactly whether `loose` changes an id; case
+    /// is folded beyond ASCII (`Ü`, the Kelvin sign) and Unicode spaces are trimmed.
+    #[test]
+    fn is_loose_agrees_with_loose() {
+        for id in [
+            "i-bp1",
+            "I-bp1",
+            " i-bp1",
+            "i-bp1\t",
+            "i-ü1",
+            "I-Ü1",
+            "i-\u{212A}",
+            "i-1\u{a0}",
+            "i-\u{130}",
+            "",
+            "i-ß",
+            "i-ẞ",
+        ] {
+            assert_eq!(is_loose(id), loose(id) == id, "{id:?}");
+        }
+        assert_eq!(loose("I-Ü1 "), "i-ü1");
+        assert_eq!(loose("i-\u{212A}"), "i-k");
+    }
 
     /// A request table with one row per id ("" for a row without one).
     fn requests(ids: &[String]) -> Table {

@@ -896,6 +896,15 @@ impl Context<'_> {
         if chunks::unclosed_quote(piece.bytes, last.0) {
             part.corrupt
                 .push((last.1, super::table::unclosed(self.shown, last.1).message));
+        } else if chunks::open_quote(piece.bytes, last.0)
+            && let Some(said) = part.corrupt.iter_mut().find(|(line, _)| *line == last.1)
+        {
+            // The last row's quote, never closed, took the rest of the row for one field: the
+            // row's field count is not what is wrong with it.
+            said.1 = format!(
+                "{}:{}: a quoted field that starts on this line is never closed",
+                self.shown, last.1
+            );
         }
         part
     }
@@ -1111,11 +1120,15 @@ fn findings(row: &Row, pos: &Positions, status: Status, out: &mut Vec<Problem>) 
     if status == Status::InUse && domain.is_some_and(|d| trim(d).is_empty()) {
         finding("domain", "an `in_use` code has no domain".to_string());
     }
+    // The cell is not repeated: a code may sit in the wrong column.
     if let Some(at) = issued_at
         && !at.is_empty()
-        && let Err(e) = crate::time::parse_micros(at)
+        && crate::time::parse_micros(at).is_err()
     {
-        finding("issued_at", e);
+        finding(
+            "issued_at",
+            format!("the value {}", crate::time::NOT_A_TIME),
+        );
     }
 }
 

@@ -943,7 +943,13 @@ fn instance_status(text: &str) -> std::result::Result<&'static str, String> {
     STATUSES
         .into_iter()
         .find(|s| s.eq_ignore_ascii_case(trim(text)))
-        .ok_or_else(|| format!("unknown instance status `{text}` (expected one of {STATUSES:?})"))
+        .ok_or_else(|| {
+            let (last, others) = STATUSES.split_last().expect("the API's statuses");
+            format!(
+                "unknown instance status `{text}` (expected {} or {last})",
+                others.join(", ")
+            )
+        })
 }
 
 impl Cells {

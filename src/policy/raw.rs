@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy: a mapping with name, code and rules (and description, columns, sets, max_issue)"
+)]
 pub struct RawPolicy {
     pub name: String,
     #[serde(default)]
@@ -24,7 +27,10 @@ pub struct RawPolicy {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a column: a mapping with field and type"
+)]
 pub struct RawColumn {
     pub field: String,
     #[serde(rename = "type")]
@@ -32,7 +38,10 @@ pub struct RawColumn {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a code format: a mapping with random_symbols and group (and prefix)"
+)]
 pub struct RawCode {
     #[serde(default)]
     pub prefix: String,
@@ -41,7 +50,10 @@ pub struct RawCode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(
+    rename_all = "snake_case",
+    expecting = "a rule kind: gate, check or quota"
+)]
 pub enum RawKind {
     Gate,
     Check,
@@ -49,14 +61,20 @@ pub enum RawKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(
+    rename_all = "snake_case",
+    expecting = "an outcome: denied or not_required"
+)]
 pub enum RawOutcome {
     Denied,
     NotRequired,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule: a mapping with id, kind, message and remedy, and require or quota"
+)]
 pub struct RawRule {
     pub id: String,
     #[serde(default)]
@@ -79,7 +97,10 @@ pub struct RawRule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a quota: a mapping with per, max and statuses"
+)]
 pub struct RawQuota {
     pub per: String,
     pub max: u32,
@@ -89,7 +110,10 @@ pub struct RawQuota {
 /// One condition: exactly one of the combinators, `exists`/`empty`, or `field` with exactly one
 /// operator.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a condition: a mapping with one of all, any, not, exists, empty, or field with an operator"
+)]
 pub struct RawCond {
     pub all: Option<Vec<RawCond>>,
     pub any: Option<Vec<RawCond>>,

@@ -12,13 +12,19 @@ use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a waivers file: a mapping with the key waivers"
+)]
 struct RawWaivers {
     waivers: Vec<RawWaiver>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a waiver: a mapping with ticket, check, instance or account, until and justification"
+)]
 struct RawWaiver {
     check: String,
     #[serde(default)]
@@ -108,8 +114,7 @@ fn lookup<'m>(
 /// Loads a waivers file against the policy; every problem is listed as `file:line:column: message`.
 pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::refused(format!("{shown}: cannot read the waivers: {e}")))?;
+    let text = super::read_text(path, &shown, "the waivers")?;
     let raw: RawWaivers = serde_yaml::from_str(&text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();

@@ -73,11 +73,11 @@ impl Coverage {
     pub fn describe(&self) -> Vec<String> {
         let gaps = self.gaps();
         let head = format!(
-            "coverage of policy `{}` ({}): {} rules, {} cases: ",
+            "coverage of policy `{}` ({}): {}, {}: ",
             self.name,
             self.sources.join(", "),
-            self.rules.len(),
-            self.cases
+            crate::report::counted(self.rules.len(), "rule"),
+            crate::report::counted(self.cases, "case")
         );
         if gaps.is_empty() {
             return vec![head + "every rule both refused and passed"];

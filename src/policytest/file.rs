@@ -13,7 +13,10 @@ use serde_yaml::{Mapping, Value};
 pub const BUILT_IN: &str = "built-in";
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a test file: a mapping with cases (and policy, as_of, instance)"
+)]
 pub struct RawFile {
     /// The policy (or policies) every case runs under; default: the built-in policy.
     #[serde(default)]
@@ -45,7 +48,10 @@ impl Policies {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a test case: a mapping with name and expect (and the other keys of a case)"
+)]
 pub struct RawCase {
     pub name: String,
     /// Free text for the reader: why the case exists.

@@ -15,6 +15,8 @@ pub struct Summary {
     pub outcomes: Vec<(&'static str, u64)>,
     /// The reasons given most often (rule id, rows of `denials.csv`), at most five.
     pub top_reasons: Vec<(String, u64)>,
+    /// What the operator must be told even with `--quiet` (stderr), not in `summary.json`.
+    pub warnings: Vec<String>,
 }
 
 fn file(info: &FileInfo) -> Value {
@@ -121,6 +123,7 @@ impl Summary {
                 .into_iter()
                 .map(|(id, n)| (id.to_string(), n))
                 .collect(),
+            warnings: Vec::new(),
         }
     }
 }

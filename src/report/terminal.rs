@@ -77,6 +77,7 @@ mod tests {
             line: String::new(),
             outcomes: outcomes.to_vec(),
             top_reasons: reasons.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            warnings: Vec::new(),
         }
     }
 

@@ -1128,8 +1128,51 @@ fn codes_never_appear_in_stdout_or_stderr() {
     );
 }
 
+/// Codes appear only in the ledger, `decisions.csv` and `issued.csv`: a code shifted into
+/// another ledger column (a hand-edited or exported ledger) is found, but the finding in
+/// `input-errors.csv` names the place, not the cell; no other output shows it either.
+#[test]
+fn a_code_in_the_wrong_ledger_column_is_not_repeated_in_any_report() {
+    let (instances, requests) = eligible(1);
+    let code = "MM2V-CGG2-0ME5-SFGG-WCHK";
+    let ledger = format!(
+        "code,instance_id,account_id,request_id,issued_at,status,domain\n\
+         A-1,i-0,100,,2025-01-01,issued,x.example\n\
+         A-2,i-0,100,,{code},issued,x.example\n"
+    );
+    let ran = Test::new("code-wrong-column")
+        .file("instances.csv", &instances)
+        .file("requests.csv", &requests)
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .args(["--dry-run"])
+        .run()
+        .expect(0);
+    let errors = ran.read("out/input-errors.csv");
+    assert!(
+        csv_rows(&errors)
+            .iter()
+            .any(|r| r[0].ends_with("ledger.csv")
+                && r[1] == "3"
+                && r[2] == "issued_at"
+                && r[3].starts_with("the value is not a time (expected YYYY-MM-DD")),
+        "{errors}"
+    );
+    let codes = [code.to_string()];
+    assert_no_code_in(&(ran.stdout() + &ran.stderr()), &codes, "the run");
+    for name in [
+        "input-errors.csv",
+        "denials.csv",
+        "summary.json",
+        "report.html",
+    ] {
+        assert_no_code_in(&ran.read(&format!("out/{name}")), &codes, name);
+    }
+}
+
 /// The safety cap: a run that would issue more than N codes is refused (exit 2, the number in
 /// the message, nothing written); exactly N passes. The policy's `max_issue` too; the flag wins.
+/// A dry run over the cap goes on, with a warning.
 #[test]
 fn the_safety_cap_refuses_a_run_that_would_issue_too_many() {
     let (instances, requests) = eligible(5);
@@ -1191,6 +1234,44 @@ fn the_safety_cap_refuses_a_run_that_would_issue_too_many() {
         "cap-policy-5-flag-4",
         &["--max-issue", "4"],
         Some(capped_policy(5)),
+    );
+    // A dry run over the cap is not refused: it shows the batch, and warns (with --quiet too)
+    // that the real run would be refused. Within the cap it says nothing of it.
+    let dry = |name: &str, args: &[&str], policy: Option<String>, warned: bool| {
+        let (ran, _) = case(name, args, policy);
+        let ran = ran.expect(0);
+        let warning = "warning: a real run would issue 5 codes, more than the safety cap of 4";
+        assert_eq!(
+            ran.stderr().contains(warning),
+            warned,
+            "{name}: {}",
+            ran.stderr()
+        );
+        assert_eq!(ran.stderr().contains("warning"), warned, "{name}");
+        assert_eq!(
+            ran.read("out/decisions.csv").matches(",eligible,").count(),
+            5,
+            "{name}"
+        );
+        assert_eq!(ran.read("ledger.csv"), ledger, "{name}");
+    };
+    dry(
+        "cap-dry-flag",
+        &["--max-issue", "4", "--dry-run", "--quiet"],
+        None,
+        true,
+    );
+    dry(
+        "cap-dry-policy",
+        &["--dry-run"],
+        Some(capped_policy(4)),
+        true,
+    );
+    dry(
+        "cap-dry-within",
+        &["--max-issue", "5", "--dry-run"],
+        None,
+        false,
     );
     // A re-run of a capped batch issues nothing new: already_issued rows do not count.
     let (ran, _) = case("cap-rerun", &["--max-issue", "5"], None);

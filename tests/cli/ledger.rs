@@ -569,6 +569,83 @@ r4,100,I-X,2026-11-29\n";
     assert_eq!(findings, 10, "{errors:?}");
 }
 
+/// Case is ignored beyond ASCII too: a ledger row written `I-Ü1` counts toward the inventory's
+/// `i-ü1` (four codes written as the inventory does, the fifth in upper case: a request is over
+/// the limit), and one written with the Kelvin sign (U+212A) toward `i-k`. Both are findings.
+#[test]
+fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-ü1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+i-k,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n";
+    let requests = "request_id,account_id,instance_id,requested_at\n\
+r1,100,i-ü1,2026-11-29\nr2,100,i-k,2026-11-29\n";
+    let mut ledger =
+        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    for n in 0..4 {
+        ledger.push_str(&format!("U{n},i-ü1,100,,2025-01-01T00:00:00Z,spent,d\n"));
+        ledger.push_str(&format!("K{n},i-k,100,,2025-01-01T00:00:00Z,spent,d\n"));
+    }
+    ledger.push_str("U4,I-Ü1,100,,2025-01-01T00:00:00Z,spent,d\n");
+    ledger.push_str("K4,i-\u{212A},100,,2025-01-01T00:00:00Z,spent,d\n");
+    let ran = Test::new("loose-non-ascii")
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let over = ("denied".to_string(), "max-codes-per-instance".to_string());
+    assert_eq!(
+        crate::harness::outcomes(&ran),
+        [over.clone(), over],
+        "{}",
+        ran.read("out/decisions.csv")
+    );
+    let errors = csv_rows(&ran.read("out/input-errors.csv"));
+    let lines: Vec<&str> = errors[1..]
+        .iter()
+        .filter(|r| r[2] == "instance_id")
+        .map(|r| r[1].as_str())
+        .collect();
+    assert_eq!(lines, ["10", "11"], "{errors:?}");
+}
+
+/// Two inventory rows that write one id in two spellings (`i-1`, `I-1`) hold each other's
+/// codes, so their requests share one quota in a batch too: with four codes held, one request
+/// for each gets the fifth code and the other is over the limit, as on two separate nights.
+#[test]
+fn inventory_spellings_of_one_id_share_the_quota_within_a_batch() {
+    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+I-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
+i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
+    let requests = "request_id,account_id,instance_id,requested_at\n\
+r1,100,I-1,2026-11-28\nr2,100,i-1,2026-11-29\nr3,100,i-2,2026-11-29\n";
+    let mut ledger =
+        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    for n in 0..4 {
+        ledger.push_str(&format!("C{n},i-1,100,,2025-01-01T00:00:00Z,spent,d\n"));
+    }
+    let ran = Test::new("loose-shared-batch")
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    // r1 asked first (an earlier requested_at), so it is served first.
+    assert_eq!(
+        crate::harness::outcomes(&ran),
+        crate::harness::pairs([
+            ("issued", ""),
+            ("denied", "max-codes-per-instance"),
+            ("issued", "")
+        ]),
+        "{}",
+        ran.read("out/decisions.csv")
+    );
+}
+
 /// An output name that is a folder in `--out` is refused before anything is written (found
 /// only when the output is renamed into place, it stopped the run after the ledger had taken
 /// the codes, with no `issued.csv` to hand them over); so is a `--ledger-out` that names the
@@ -1065,4 +1142,52 @@ fn planted_files_lend_neither_their_owner_nor_set_id_bits() {
             "{name} keeps no set-id bit"
         );
     }
+}
+
+/// A report that cannot be written after the ledger's commit (here: past the file size limit,
+/// `ulimit -f`, with SIGXFSZ ignored so that the write fails with EFBIG): exit 1, and the
+/// message says that the new code was recorded and handed over, so that an operator does not
+/// take the run for one that did nothing.
+#[test]
+fn a_report_that_fails_after_the_commit_says_the_codes_were_issued() {
+    let mut instances = String::from(
+        "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+         i-ok,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n",
+    );
+    let mut requests =
+        String::from("request_id,account_id,instance_id,requested_at\nr-ok,100,i-ok,2026-11-29\n");
+    // Many denials with several reasons: denials.csv outgrows the limit, the ledger does not.
+    for i in 0..400 {
+        instances.push_str(&format!("i-{i},100,cn-hangzhou,PostPaid,2026-01-01,0,\n"));
+        requests.push_str(&format!("r{i},100,i-{i},2026-11-29\n"));
+    }
+    let t = Test::new("fails-after-commit")
+        .file("instances.csv", &instances)
+        .file("requests.csv", &requests);
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 128; exec {} run --input . --out out --as-of 2026-11-30",
+            crate::harness::BIN
+        ))
+        .current_dir(&t.dir)
+        .output()
+        .unwrap();
+    let ran = crate::harness::Ran {
+        dir: t.dir.clone(),
+        output,
+    };
+    let ran = ran.expect(1);
+    let stderr = ran.stderr();
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the ledger was committed first: its 1 new code(s) are recorded and handed over in \
+             out/issued.csv; a re-run reports them as already_issued"
+        ),
+        "{stderr}"
+    );
+    let issued = csv_rows(&ran.read("out/issued.csv"));
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert!(ran.read("ledger.csv").contains(&issued[1][3]));
 }

@@ -102,6 +102,41 @@ fn a_failing_case_is_named_with_what_was_expected_and_what_came_and_exits_1() {
     );
 }
 
+/// A case whose inputs the engine refuses (a ledger holding one code twice: an error of two
+/// lines) fails in one block: every line after `FAIL` is indented, so that a script reading
+/// `ok` and `FAIL` lines sees nothing else.
+#[test]
+fn an_engine_error_of_several_lines_stays_inside_its_fail_block() {
+    let text = format!(
+        "{ONE_PASS_ONE_FAIL}  - name: dup ledger code\n    ledger: [ {{ code: A1 }}, {{ code: a1 }} ]\n    expect: {{ outcome: issued }}\n"
+    );
+    let ran = Test::new("policytest-engine-error")
+        .file("cases.yaml", &text)
+        .args(["test", "cases.yaml"])
+        .run()
+        .expect(1);
+    let out = ran.stdout();
+    let block: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("FAIL dup ledger code"))
+        .take_while(|l| !l.contains(" passed, "))
+        .collect();
+    assert!(
+        block[0].contains("got an error:") && block[0].contains("this code already appears"),
+        "{out}"
+    );
+    assert!(block.len() >= 3, "{out}");
+    for line in &block[1..] {
+        assert!(line.starts_with("     "), "an unindented line in\n{out}");
+    }
+    assert!(
+        block[1..]
+            .iter()
+            .any(|l| l.contains("the ledger is corrupt")),
+        "{out}"
+    );
+}
+
 #[test]
 fn issued_and_eligible_are_one_expectation() {
     let text = ONE_PASS_ONE_FAIL.replace("outcome: issued", "outcome: eligible");
@@ -193,7 +228,7 @@ fn coverage_names_every_side_no_case_exercised_and_exits_1() {
     let out = ran.stdout();
     // One eligible request passes every rule and refuses none.
     assert!(
-        out.contains("9 rules, 1 cases: 9 sides not exercised:"),
+        out.contains("9 rules, 1 case: 9 sides not exercised:"),
         "{out}"
     );
     assert!(out.contains("  not exercised: instance-exists: refusing side\n"));

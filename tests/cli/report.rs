@@ -184,7 +184,8 @@ fn report_renders_in_chromium_with_its_charts_and_numbers() {
     for fact in [
         "2026-11-30T00:00:00Z",
         "icp-service-code",
-        "policies/icp-service-code.yaml",
+        // No --policy: the policy compiled in, not a file of that name where the run is.
+        "built-in (policies/icp-service-code.yaml)",
         "in/requests.csv",
         &requests_sha,
         "40 before, 82 after",

@@ -97,8 +97,8 @@ impl Compiler<'_> {
     ) -> Option<Cond> {
         let mismatch = |want: &str| {
             format!(
-                "type mismatch: `{op}` needs {want}, but `{name}` is a {}",
-                ty.name()
+                "type mismatch: `{op}` needs {want}, but `{name}` is {}",
+                ty.a_name()
             )
         };
         match op {
@@ -276,8 +276,8 @@ impl Compiler<'_> {
             self.problem(
                 path,
                 format!(
-                    "type mismatch: `{name}` is a {} and cannot be compared with {}",
-                    ty.name(),
+                    "type mismatch: `{name}` is {} and cannot be compared with {}",
+                    ty.a_name(),
                     describe(value)
                 ),
             );
@@ -328,9 +328,9 @@ impl Compiler<'_> {
             self.problem(
                 format!("{path}.field"),
                 format!(
-                    "type mismatch: `{name}` is a {} but `{other}` is a {}",
-                    ty.name(),
-                    other_ty.name()
+                    "type mismatch: `{name}` is {} but `{other}` is {}",
+                    ty.a_name(),
+                    other_ty.a_name()
                 ),
             );
             return None;
@@ -339,8 +339,8 @@ impl Compiler<'_> {
             self.problem(
                 format!("{path}.plus_months"),
                 format!(
-                    "`plus_months` needs a time, but `{other}` is a {}",
-                    ty.name()
+                    "`plus_months` needs a time, but `{other}` is {}",
+                    ty.a_name()
                 ),
             );
             return None;

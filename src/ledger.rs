@@ -65,6 +65,34 @@ pub fn lock(ledger: &Path) -> Result<Lock> {
     }
 }
 
+/// Takes the lock of the ledger a `--ledger-out` run reads, without waiting: a run writing that
+/// ledger meanwhile would hand out quota this run also hands out (exit 3, as for the ledger
+/// written). A lock file that cannot be made (a read-only folder) and is not there is not
+/// taken: no run can be writing a ledger in that folder by that name, since it would have made
+/// it; one already there is locked read-only.
+pub fn lock_input(ledger: &Path) -> Result<Option<Lock>> {
+    let path = lock_path(ledger);
+    match lock(ledger) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.exit != crate::error::Exit::Refused => Err(e),
+        Err(made) => match File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(_) => Err(made),
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Ok(Some(Lock { _file: file })),
+                Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
+                    "{}: the ledger is locked by another run; try again later",
+                    path.display()
+                ))),
+                Err(TryLockError::Error(e)) => Err(Error::failed(format!(
+                    "{}: cannot lock: {e}",
+                    path.display()
+                ))),
+            },
+        },
+    }
+}
+
 /// A row to append.
 pub struct NewRow<'a> {
     pub code: &'a str,

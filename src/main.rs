@@ -65,10 +65,10 @@ fn execute(command: Command) -> Result<(), Error> {
         Command::CheckPolicy(path) => {
             let p = policy::load(&path)?;
             say(&format!(
-                "{}: ok: policy `{}`, {}, {} quota",
+                "{}: ok: policy `{}`, {} ({} of them quota)",
                 path.display(),
                 p.name,
-                report::counted(p.rules.len(), "rule"),
+                report::counted(p.rules.len() + p.quotas.len(), "rule"),
                 p.quotas.len()
             ));
             Ok(())

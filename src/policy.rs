@@ -218,38 +218,38 @@ impl Policy {
 }
 
 /// A message on one line: a line break from the input (a key with one in it) would otherwise
-/// start a line without its `file:line:column`. A long value the message quotes (serde quotes
-/// the whole text of a file that is one string, a CSV file say) is cut to its start.
+/// start a line without its `file:line:column`. A long value that serde quotes as the wrong
+/// type (`string "…"`: the whole text of a file that is one string, a CSV file say) is cut to
+/// its first 60 characters; other quotes, such as one inside an unknown key, are left alone.
 pub fn one_line(msg: &str) -> String {
     const KEEP: usize = 60;
-    let mut out = String::with_capacity(msg.len().min(4 * KEEP));
-    let (mut quoted, mut inside, mut escaped) = (0, false, false);
-    for c in msg.chars() {
-        // serde writes a quote inside a quoted value as `\"`.
-        let was_escaped = escaped;
-        escaped = inside && c == '\\' && !was_escaped;
-        if c == '"' && !was_escaped {
-            if inside && quoted > KEEP {
-                out.push('…');
-            }
-            inside = !inside;
-            quoted = 0;
-        } else if inside {
-            quoted += 1;
-            if quoted > KEEP {
-                continue;
-            }
+    const VALUE: &str = "string \"";
+    let mut out = String::with_capacity(msg.len().min(4096));
+    let mut rest = msg;
+    while let Some(at) = rest.find(VALUE) {
+        let (before, after) = rest.split_at(at + VALUE.len());
+        out.push_str(before);
+        // The value ends at the first quote that serde did not escape (`\"`).
+        let mut escaped = false;
+        let end = after
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(after.len(), |(i, _)| i);
+        let value = &after[..end];
+        if value.chars().count() > KEEP {
+            out.extend(value.chars().take(KEEP));
+            out.push('…');
+        } else {
+            out.push_str(value);
         }
-        match c {
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+        rest = &after[end..];
     }
-    if inside && quoted > KEEP {
-        out.push('…');
-    }
-    out
+    out.push_str(rest);
+    out.replace('\r', "\\r").replace('\n', "\\n")
 }
 
 /// A YAML file's text (`what` names it in messages). Bytes that are not UTF-8 are placed by
@@ -327,8 +327,9 @@ pub(crate) fn placed(text: &str, shown: &str, problems: &[(String, String)]) -> 
 mod tests {
     use super::*;
 
-    /// Messages stay on one line, and a long value they quote is cut to its first 60
-    /// characters; a quote serde escaped inside the value does not end it.
+    /// Messages stay on one line, and a long value serde quotes as the wrong type is cut to its
+    /// first 60 characters (a quote it escaped inside the value does not end it); a quote
+    /// elsewhere (in an unknown key) cuts nothing.
     #[test]
     fn messages_are_one_line_and_cut_long_quoted_values() {
         assert_eq!(one_line("a\nb\rc"), "a\\nb\\rc");
@@ -336,13 +337,19 @@ mod tests {
         let long = "x".repeat(100);
         let sixty = "x".repeat(60);
         assert_eq!(
-            one_line(&format!("string \"{long}\", expected y")),
-            format!("string \"{sixty}…\", expected y")
+            one_line(&format!("invalid type: string \"{long}\", expected y")),
+            format!("invalid type: string \"{sixty}…\", expected y")
         );
         let got = one_line(&format!("string \"ab\\\"{long}\" end"));
         assert_eq!(got, format!("string \"ab\\\"{}…\" end", "x".repeat(56)));
         // A value never closed is cut too.
-        assert_eq!(one_line(&format!("\"{long}")), format!("\"{sixty}…"));
+        assert_eq!(
+            one_line(&format!("string \"{long}")),
+            format!("string \"{sixty}…")
+        );
+        let keys = format!("unknown field `mesage\"`, expected one of `id`, `{long}`, `remedy`");
+        assert_eq!(one_line(&keys), keys);
+        assert_eq!(one_line("string \"ü\\"), "string \"ü\\");
     }
 
     #[test]

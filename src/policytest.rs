@@ -61,7 +61,10 @@ impl Expected {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an expectation: a mapping with outcome (and reasons)"
+)]
 pub struct Expect {
     pub outcome: Expected,
     /// The exact reason ids, in the order the engine reports them.
@@ -120,7 +123,10 @@ impl Loader {
         let text = crate::policy::read_text(path, &shown, "a test file")?;
         let raw = file::parse(&text).map_err(|(place, msg)| {
             let (line, col) = place.unwrap_or((1, 1));
-            Error::refused(format!("{shown}:{line}:{col}: {msg}"))
+            Error::refused(format!(
+                "{shown}:{line}:{col}: {}",
+                crate::policy::one_line(&msg)
+            ))
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();

@@ -274,8 +274,6 @@ fn stage_through<W>(
     Ok(staged)
 }
 
-/// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
-/// apostrophe.
 /// `n` and a noun, singular or plural as `n` asks: `1 rule`, `9 rules`.
 pub fn counted(n: usize, noun: &str) -> String {
     if n == 1 {
@@ -285,6 +283,8 @@ pub fn counted(n: usize, noun: &str) -> String {
     }
 }
 
+/// A cell as a spreadsheet will safely show it: one that would run as a formula gets a leading
+/// apostrophe.
 pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
     if crate::schema::looks_like_formula(s) {
         std::borrow::Cow::Owned(format!("'{s}"))

@@ -52,14 +52,23 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
                 ledger_out_named(cfg, &ledger_out)
             ))
         })?;
-        Some(ledger::lock(&ledger_out)?)
+        let written = ledger::lock(&ledger_out)?;
+        // A --ledger-out run also holds the lock of the ledger it reads: a run writing that
+        // ledger meanwhile would hand out the same quota.
+        let read = ledger::resolve_links(&cfg.ledger);
+        let same =
+            paths::canonical(&read).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
+        let read = match read == ledger_out || same {
+            true => None,
+            false => ledger::lock_input(&read)?,
+        };
+        Some((written, read))
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
     // inputs are read and decided; dropped on a refusal, the copy is removed.
     // The old ledger is opened once, under the lock: the copy and the scan read this one open
-    // file, so the new ledger holds exactly the rows the run decided by, even if another run
-    // replaces the ledger at its path meanwhile (one writing it in place while this one writes
-    // --ledger-out, which it does not lock).
+    // file, so the new ledger holds exactly the rows the run decided by, even if the ledger at
+    // its path is replaced meanwhile (by hand, or by a run through another hard-link name).
     let old_ledger = input::ledger::Snapshot::open(&cfg.ledger, &shown(&cfg.ledger))?;
     // Rewritten in place (the same file however named): the new ledger keeps its owner.
     let in_place =
@@ -202,6 +211,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // The ledger is committed (written, synced, renamed) while the outputs are written under
     // temporary names; an output is put in place only once the ledger holds every code it
     // names, `issued.csv` first, so no output ever hands over a code the ledger could lose.
+    // Set once the new ledger is in place: an error after it must say that codes were issued.
+    let ledger_committed = std::sync::atomic::AtomicBool::new(false);
     let (handed_over, written) = std::thread::scope(|s| {
         let (send_handoff, handoff) = std::sync::mpsc::sync_channel::<Result<Staged>>(1);
         // The commit mostly waits for the disk (its sync): on a thread of its own it keeps
@@ -211,10 +222,11 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         // for every report's bytes (0.40 s at 1M on a machine whose disk flushes slowly).
         // A failed commit drops `issued.csv` unpublished, and so removes it.
         let (header, plain) = (&ledger.header, requests.plain());
+        let committed = &ledger_committed;
         let commit = s.spawn(move || -> Result<()> {
-            match draft {
-                None => {}
-                Some(draft) => draft.commit(header, rows, plain)?,
+            if let Some(draft) = draft {
+                draft.commit(header, rows, plain)?;
+                committed.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let staged = handoff
                 .recv()
@@ -235,20 +247,14 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
             .unwrap_or_else(|_| Err(Error::failed("the ledger commit stopped unexpectedly")));
         (handed_over, written)
     });
-    handed_over?;
-    // From here on the ledger holds the new codes and `issued.csv` hands them over: a failure
-    // says so, lest an operator who sees exit 1 take the run for one that did nothing.
-    let committed = |mut e: Error| {
-        if !issued.rows.is_empty() {
-            e.message.push_str(&format!(
-                "\nthe ledger was committed first: its {} new code(s) are recorded and handed \
-                 over in {}; a re-run reports them as already_issued",
-                issued.rows.len(),
-                cfg.out.join("issued.csv").display()
-            ));
-        }
-        e
+    // Once the ledger holds the new codes, a failure says so, lest an operator who sees exit 1
+    // take the run for one that did nothing.
+    let codes = match ledger_committed.into_inner() {
+        true => issued.rows.len(),
+        false => 0,
     };
+    handed_over.map_err(|e| after_commit(e, codes, false, &cfg.out))?;
+    let committed = |e: Error| after_commit(e, codes, true, &cfg.out);
     let (mut summary, others) = written.map_err(committed)?;
     if let Some((n, cap)) = issued.over_cap {
         summary.warnings.push(format!(
@@ -269,15 +275,40 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
             && let Err(e) = fs::remove_file(&stale)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            return Err(Error::failed(format!(
+            return Err(committed(Error::failed(format!(
                 "{}: cannot remove an earlier run's file: {e}",
                 stale.display()
-            )));
+            ))));
         }
     }
     spin.finish();
     phases.mark("write");
     Ok((summary, phases))
+}
+
+/// An error after the ledger's commit, told that `codes` new codes are recorded (nothing is
+/// added when none are): handed over in `issued.csv`, or, when that failed, to be had from a
+/// re-run.
+fn after_commit(mut e: Error, codes: usize, handed_over: bool, out: &Path) -> Error {
+    if codes == 0 {
+        return e;
+    }
+    let issued = out.join("issued.csv");
+    e.message.push_str(&if handed_over {
+        format!(
+            "\nthe ledger was committed first: its {codes} new code(s) are recorded and handed \
+             over in {}; a re-run reports them as already_issued",
+            issued.display()
+        )
+    } else {
+        format!(
+            "\nthe ledger was committed first: its {codes} new code(s) are recorded, but {}, \
+             which hands them over, was not written; a re-run reports them as already_issued, \
+             with their codes in decisions.csv",
+            issued.display()
+        )
+    });
+    e
 }
 
 /// A path as the user wrote it, for messages.
@@ -608,5 +639,34 @@ mod tests {
         assert!(!is_output_temp(".issued.csv.tmp-42-"));
         assert!(!is_output_temp(".issued.csv.tmp-42-zz"));
         assert!(!is_output_temp(".issued.csv.tmp-"));
+    }
+
+    /// An error after the commit says that the codes are issued, and where they are: in
+    /// `issued.csv`, or (when that was not written) from a re-run; nothing when none were.
+    #[test]
+    fn an_error_after_the_commit_says_the_codes_are_issued() {
+        let out = Path::new("out");
+        let said = |codes, handed_over| {
+            after_commit(
+                Error::failed("out/x: cannot write"),
+                codes,
+                handed_over,
+                out,
+            )
+            .message
+        };
+        assert_eq!(said(0, true), "out/x: cannot write");
+        assert_eq!(said(0, false), "out/x: cannot write");
+        assert_eq!(
+            said(3, true),
+            "out/x: cannot write\nthe ledger was committed first: its 3 new code(s) are recorded \
+             and handed over in out/issued.csv; a re-run reports them as already_issued"
+        );
+        assert_eq!(
+            said(3, false),
+            "out/x: cannot write\nthe ledger was committed first: its 3 new code(s) are recorded, \
+             but out/issued.csv, which hands them over, was not written; a re-run reports them as \
+             already_issued, with their codes in decisions.csv"
+        );
     }
 }

@@ -470,20 +470,12 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
         )));
     }
     let start = rdr.position().byte() as usize;
-    // A header is one line: a header field that holds a line end is a quote left open, which
-    // took the lines after it (to the end of the file, or to the next quote) for the header.
-    if record
-        .iter()
-        .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
-    {
-        let to = if start >= bytes.len() {
-            "the end of the file".to_string()
-        } else {
-            format!("line {}", line_ends(bytes, 0, start))
-        };
+    // A quote left open in the header took the whole file for it: said so, rather than the
+    // columns that then seem to be missing. (A quoted header field may hold a line break.)
+    if start >= bytes.len() && unclosed_quote(bytes, 0) {
         return Err(Error::refused(format!(
-            "{shown}:1: a quoted header field that starts on this line runs to {to}: a quote is \
-             never closed (a header is one line)"
+            "{shown}:1: a quoted header field that starts on this line is never closed: it runs \
+             to the end of the file"
         )));
     }
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
@@ -606,21 +598,29 @@ fn line_ends(bytes: &[u8], from: usize, to: usize) -> u64 {
 }
 
 /// Whether the record starting at `start` runs to the end of `bytes` inside a quoted field that
-/// is never closed, swallowing the lines after it: an odd number of quotes from its start on,
-/// across a line end.
+/// is never closed, as the csv reader reads it (RFC 4180): a quote opens a field only as its
+/// first byte, `""` inside a quoted field is a quote, and any other quote closes it; a quote
+/// inside an unquoted field (`ab"c`) is a byte of its value. Such a record swallowed the lines
+/// after its quote, or, on the last line, would swallow whatever is appended to the file.
 pub fn unclosed_quote(bytes: &[u8], start: usize) -> bool {
-    open_quote(bytes, start) && {
-        let rest = &bytes[start.min(bytes.len())..];
-        let body = rest.strip_suffix(b"\n").unwrap_or(rest);
-        body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+    let (mut quoted, mut field_start) = (false, true);
+    let mut i = start.min(bytes.len());
+    while i < bytes.len() {
+        match (quoted, bytes[i]) {
+            (true, b'"') if bytes.get(i + 1) == Some(&b'"') => i += 1,
+            (true, b'"') => quoted = false,
+            (false, b'"') if field_start => quoted = true,
+            (false, b',' | b'\n' | b'\r') => {
+                field_start = true;
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        field_start = false;
+        i += 1;
     }
-}
-
-/// Whether the last record, from `start` on, has a quote that is never closed (an odd number
-/// of quotes), swallowing lines or not.
-pub fn open_quote(bytes: &[u8], start: usize) -> bool {
-    let rest = &bytes[start.min(bytes.len())..];
-    rest.iter().filter(|b| **b == b'"').count() % 2 == 1
+    quoted
 }
 
 #[cfg(test)]
@@ -639,24 +639,50 @@ mod tests {
         out
     }
 
-    /// A header is one line: a quote left open in it is refused, saying how far the field ran
-    /// (to the end of the file, or to the line where a later quote closed it); a quoted header
-    /// field on its line is read.
+    /// A quote left open in the header is refused as such; a quoted header field may hold a
+    /// line break (RFC 4180), and a quote closed on a later line leaves the header to be judged
+    /// by its columns.
     #[test]
     fn a_quote_left_open_in_the_header_is_refused() {
         let refused = |text: &[u8]| header(text, "f.csv").map(|_| ()).unwrap_err().message;
         assert_eq!(
             refused(b"a,\"b,c\nx,y,z\n"),
-            "f.csv:1: a quoted header field that starts on this line runs to the end of the \
-             file: a quote is never closed (a header is one line)"
-        );
-        assert_eq!(
-            refused(b"a,\"b,c\nx,y\",z\nu,v,w\n"),
-            "f.csv:1: a quoted header field that starts on this line runs to line 2: a quote is \
-             never closed (a header is one line)"
+            "f.csv:1: a quoted header field that starts on this line is never closed: it runs to \
+             the end of the file"
         );
         let (record, start, line) = header(b"a,\"b\",c\nx,y,z\n", "f.csv").unwrap();
         assert_eq!((record.len(), start, line), (3, 8, 2));
+        let (record, start, line) = header(b"a,\"b\nnotes\",c\nx,y,z\n", "f.csv").unwrap();
+        assert_eq!(&record[1], b"b\nnotes");
+        assert_eq!((record.len(), start, line), (3, 14, 3));
+        let (record, _, line) = header(b"a,\"b,c\nx,y\",z\nu,v,w\n", "f.csv").unwrap();
+        assert_eq!((record.len(), line), (3, 3));
+    }
+
+    /// An unclosed quote is one the csv reader leaves open at the end: a quote inside an
+    /// unquoted field is a byte of it, `""` is a quote inside a quoted field.
+    #[test]
+    fn an_unclosed_quote_is_one_left_open_at_the_end() {
+        for (text, open) in [
+            (&b"a,\"b\n"[..], true),
+            (b"a,\"b", true),
+            (b"a,\"b\nc,d\n", true),
+            (b"a,\"b\"\n", false),
+            (b"a,ab\"c\n", false),
+            (b"a,ab\"c", false),
+            (b"a,\"b\"\"c\"\n", false),
+            (b"a,\"b\"\"\n", true),
+            (b"\"a\"x,\"\n", true),
+            (b"a,b\n", false),
+        ] {
+            assert_eq!(
+                unclosed_quote(text, 0),
+                open,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert!(!unclosed_quote(b"\"a\nb\"\nc\n", 6));
     }
 
     /// The chunked search finds what a byte-by-byte one does, in texts of every length mod 16

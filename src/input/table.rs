@@ -500,7 +500,7 @@ fn parse_sized(
 /// The refusal for a quoted field that is never closed.
 pub fn unclosed(shown: &str, line: u64) -> Error {
     Error::refused(format!(
-        "{shown}:{line}: a quoted field that starts on this line is never closed, so it would swallow every line after it"
+        "{shown}:{line}: a quoted field that starts on this line is never closed: it runs to the end of the file"
     ))
 }
 
@@ -612,10 +612,16 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
         })
         .collect();
     if problems.is_empty() {
-        Ok(positions)
-    } else {
-        Err(Error::refused(problems.join("\n")))
+        return Ok(positions);
     }
+    // A quote left open in the header and closed on a later line made those lines header.
+    if let Some(i) = header.iter().position(|h| h.contains(['\n', '\r'])) {
+        problems.push(format!(
+            "{shown}:1:{}: this header field holds a line break: is a quote left open?",
+            i + 1
+        ));
+    }
+    Err(Error::refused(problems.join("\n")))
 }
 
 impl Table {

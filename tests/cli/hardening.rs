@@ -1254,6 +1254,10 @@ fn the_safety_cap_refuses_a_run_that_would_issue_too_many() {
             "{name}"
         );
         assert_eq!(ran.read("ledger.csv"), ledger, "{name}");
+        assert!(
+            !ran.dir.join("ledger.csv.lock").exists(),
+            "{name}: a dry run takes no lock"
+        );
     };
     dry(
         "cap-dry-flag",

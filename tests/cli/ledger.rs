@@ -233,6 +233,42 @@ fn a_locked_ledger_is_exit_3_and_nothing_is_written() {
     assert!(!ran.dir.join("out").exists());
 }
 
+/// A `--ledger-out` run holds the lock of the ledger it reads as well: while a run writing that
+/// ledger holds it (imitated here), the `--ledger-out` run exits 3 and writes no ledger and no
+/// report, since both would hand out the same quota. A dry run takes no lock and goes on; with
+/// the lock free, the `--ledger-out` run goes on and leaves the ledger it read as it was.
+#[test]
+fn a_ledger_out_run_is_exit_3_while_the_ledger_it_reads_is_locked() {
+    let args = ["--ledger-out", "new/ledger.csv"];
+    let t = base("locked-input");
+    let held = hold_lock(&t.dir.join("ledger.csv.lock"));
+    let ran = t.args(RUN).args(args).run().expect(3);
+    assert!(
+        ran.stderr()
+            .contains("ledger.csv.lock: the ledger is locked by another run"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert!(!ran.dir.join("out").exists());
+    assert!(!ran.dir.join("new/ledger.csv").exists());
+    let dry = std::process::Command::new(crate::harness::BIN)
+        .args(RUN)
+        .arg("--dry-run")
+        .current_dir(&ran.dir)
+        .output()
+        .unwrap();
+    drop(held);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let free = base("unlocked-input").args(RUN).args(args).run().expect(0);
+    assert_eq!(free.read("ledger.csv"), LEDGER);
+    assert_eq!(csv_rows(&free.read("new/ledger.csv")).len(), 4);
+}
+
 #[test]
 fn a_corrupt_ledger_refuses_the_run_and_names_the_place() {
     let cases = [
@@ -569,27 +605,39 @@ r4,100,I-X,2026-11-29\n";
     assert_eq!(findings, 10, "{errors:?}");
 }
 
-/// Case is ignored beyond ASCII too: a ledger row written `I-Ü1` counts toward the inventory's
-/// `i-ü1` (four codes written as the inventory does, the fifth in upper case: a request is over
-/// the limit), and one written with the Kelvin sign (U+212A) toward `i-k`. Both are findings.
+/// Case is ignored beyond ASCII too, as Unicode's case folding ignores it: four codes written as
+/// the inventory writes its id and a fifth in another case put a request over the limit, for
+/// `I-Ü1` and `i-ü1`, the Kelvin sign and `i-k`, `I-SS3` and `i-ß3`, `I-ΑΣ1` and `i-ασ1` (a
+/// final capital sigma lower-cases to `ς`). The fifth rows are findings.
 #[test]
 fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
-    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
-i-ü1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
-i-k,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n";
-    let requests = "request_id,account_id,instance_id,requested_at\n\
-r1,100,i-ü1,2026-11-29\nr2,100,i-k,2026-11-29\n";
+    let ids = [
+        ("i-ü1", "I-Ü1"),
+        ("i-k", "i-\u{212A}"),
+        ("i-ß3", "I-SS3"),
+        ("i-ασ1", "I-ΑΣ1"),
+    ];
+    let mut instances = String::from(
+        "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n",
+    );
+    let mut requests = String::from("request_id,account_id,instance_id,requested_at\n");
     let mut ledger =
         String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
-    for n in 0..4 {
-        ledger.push_str(&format!("U{n},i-ü1,100,,2025-01-01T00:00:00Z,spent,d\n"));
-        ledger.push_str(&format!("K{n},i-k,100,,2025-01-01T00:00:00Z,spent,d\n"));
+    for (i, (id, other)) in ids.iter().enumerate() {
+        instances.push_str(&format!(
+            "{id},100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.{i}\n"
+        ));
+        requests.push_str(&format!("r{i},100,{id},2026-11-29\n"));
+        for n in 0..4 {
+            ledger.push_str(&format!("C{i}{n},{id},100,,2025-01-01T00:00:00Z,spent,d\n"));
+        }
+        ledger.push_str(&format!(
+            "C{i}4,{other},100,,2025-01-01T00:00:00Z,spent,d\n"
+        ));
     }
-    ledger.push_str("U4,I-Ü1,100,,2025-01-01T00:00:00Z,spent,d\n");
-    ledger.push_str("K4,i-\u{212A},100,,2025-01-01T00:00:00Z,spent,d\n");
     let ran = Test::new("loose-non-ascii")
-        .file("instances.csv", instances)
-        .file("requests.csv", requests)
+        .file("instances.csv", &instances)
+        .file("requests.csv", &requests)
         .file("ledger.csv", &ledger)
         .args(RUN)
         .run()
@@ -597,7 +645,7 @@ r1,100,i-ü1,2026-11-29\nr2,100,i-k,2026-11-29\n";
     let over = ("denied".to_string(), "max-codes-per-instance".to_string());
     assert_eq!(
         crate::harness::outcomes(&ran),
-        [over.clone(), over],
+        vec![over; 4],
         "{}",
         ran.read("out/decisions.csv")
     );
@@ -607,7 +655,7 @@ r1,100,i-ü1,2026-11-29\nr2,100,i-k,2026-11-29\n";
         .filter(|r| r[2] == "instance_id")
         .map(|r| r[1].as_str())
         .collect();
-    assert_eq!(lines, ["10", "11"], "{errors:?}");
+    assert_eq!(lines, ["6", "11", "16", "21"], "{errors:?}");
 }
 
 /// Two inventory rows that write one id in two spellings (`i-1`, `I-1`) hold each other's
@@ -790,14 +838,15 @@ i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n";
     );
 }
 
-/// A run writing `--ledger-out` locks only that ledger, so a run writing the input ledger in
-/// place may replace it meanwhile. The new ledger must still hold exactly the rows the run
-/// decided by: the old ledger is opened once, and copied and scanned from that one open file.
-/// Here run B reads its requests from a named pipe, so it waits, with the old ledger open,
-/// while run A issues codes in place; then B gets its requests.
+/// A run writing `--ledger-out` holds the lock of the ledger it reads too, so a run that would
+/// write that ledger in place meanwhile (and hand out the same quota) exits 3 and writes
+/// nothing; the `--ledger-out` run then decides by that ledger, and its new ledger holds
+/// exactly the rows it decided by. Here run B reads its requests from a named pipe, so it
+/// waits, holding both locks, while run A tries to issue codes in place; then B gets its
+/// requests. (Until the seventeenth session A went ahead, and B's new ledger lacked A's code.)
 #[cfg(unix)]
 #[test]
-fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_its_ledger() {
+fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let t = base("replaced-meanwhile");
@@ -842,23 +891,32 @@ fn a_ledger_replaced_during_a_ledger_out_run_does_not_split_its_decisions_from_i
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // A writes the input ledger in place: two new codes.
+    // A would write the input ledger in place: refused while B holds its lock.
     let a = Command::new(crate::harness::BIN)
         .args(RUN)
         .current_dir(&dir)
         .output()
         .unwrap();
-    assert_eq!(a.status.code(), Some(0), "{a:?}");
-    assert_eq!(
-        csv_rows(&fs::read_to_string(dir.join("ledger.csv")).unwrap()).len(),
-        4
+    // B is sent its requests whatever A did, so that it never waits on the pipe forever.
+    let feed = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .unwrap()
+            .write_all(REQUESTS.as_bytes())
+            .unwrap()
+    };
+    if a.status.code() != Some(3) {
+        feed();
+        panic!("run A was not refused as locked: {a:?}");
+    }
+    assert!(
+        String::from_utf8_lossy(&a.stderr).contains("ledger.csv.lock: the ledger is locked"),
+        "{a:?}"
     );
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&fifo)
-        .unwrap()
-        .write_all(REQUESTS.as_bytes())
-        .unwrap();
+    assert_eq!(fs::read_to_string(dir.join("ledger.csv")).unwrap(), LEDGER);
+    assert!(!dir.join("out").exists());
+    feed();
     let b = b.wait_with_output().unwrap();
     assert_eq!(b.status.code(), Some(0), "{b:?}");
     // B decided by the old ledger (one row): it issued both requests, and o.csv holds the old

@@ -67,19 +67,23 @@ pub fn lock(ledger: &Path) -> Result<Lock> {
 
 /// Takes the lock of the ledger a `--ledger-out` run reads, without waiting: a run writing that
 /// ledger meanwhile would hand out quota this run also hands out (exit 3, as for the ledger
-/// written). A lock file that cannot be made (a read-only folder) and is not there is not
-/// taken: no run can be writing a ledger in that folder by that name, since it would have made
-/// it; one already there is locked read-only.
-pub fn lock_input(ledger: &Path) -> Result<Option<Lock>> {
+/// written). A lock file already there that this run may not write (a read-only folder or
+/// mount, another owner) is locked through a read-only handle; one that can be neither made
+/// nor opened refuses the run (exit 2): another user, or another mount, may be writing that
+/// ledger, so going on unlocked could hand out the same quota twice.
+pub fn lock_input(ledger: &Path) -> Result<Lock> {
     let path = lock_path(ledger);
     match lock(ledger) {
-        Ok(lock) => Ok(Some(lock)),
+        Ok(lock) => Ok(lock),
         Err(e) if e.exit != crate::error::Exit::Refused => Err(e),
         Err(made) => match File::open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(_) => Err(made),
+            Err(_) => Err(Error::refused(format!(
+                "{}; the ledger --ledger-out is made from must be locked while it is read, \
+                 lest a run writing it hand out the same quota: run where that lock can be made",
+                made.message
+            ))),
             Ok(file) => match file.try_lock() {
-                Ok(()) => Ok(Some(Lock { _file: file })),
+                Ok(()) => Ok(Lock { _file: file }),
                 Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
                     "{}: the ledger is locked by another run; try again later",
                     path.display()
@@ -111,7 +115,8 @@ pub fn commit<'r>(
     rows: impl IntoIterator<Item = NewRow<'r>>,
 ) -> Result<()> {
     let shown = old.display().to_string();
-    draft(&Snapshot::open(old, &shown)?, out, old == out).commit(header, rows, false)
+    let renamed = std::sync::atomic::AtomicBool::new(false);
+    draft(&Snapshot::open(old, &shown)?, out, old == out).commit(header, rows, false, &renamed)
 }
 
 /// The new ledger in the making: a temporary file beside `out` into which a thread of its own
@@ -170,11 +175,14 @@ impl Draft {
     /// new ledger, which gets the standard header).
     /// The rows are made as they are written, not gathered first. With `unquoted`, their ids
     /// are known to need no quotes (they come from a `plain` table) and are copied as they are.
+    /// `renamed` is set as soon as the new ledger is in place: a failure after it (the folder's
+    /// sync) leaves the new rows in the ledger, which the caller must tell.
     pub fn commit<'r>(
         mut self,
         header: &[String],
         rows: impl IntoIterator<Item = NewRow<'r>>,
         unquoted: bool,
+        renamed: &std::sync::atomic::AtomicBool,
     ) -> Result<()> {
         let out = self.out.clone();
         let fail =
@@ -198,6 +206,7 @@ impl Draft {
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
         self.committed = true;
+        renamed.store(true, std::sync::atomic::Ordering::SeqCst);
         sync_dir(parent(&out)).map_err(|e| fail("cannot sync the folder", e))
     }
 }

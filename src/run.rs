@@ -45,6 +45,16 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let _lock = if cfg.dry_run {
         None
     } else {
+        // A --ledger-out run also holds the lock of the ledger it reads: a run writing that
+        // ledger meanwhile would hand out the same quota. Taken first, so that a run refused
+        // for it (exit 3) has made nothing, not even the new ledger's folder.
+        let read = ledger::resolve_links(&cfg.ledger);
+        let same =
+            paths::canonical(&read).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
+        let read = match read == ledger_out || same {
+            true => None,
+            false => Some(ledger::lock_input(&read)?),
+        };
         // Like --out, a new ledger's folder is created when missing (durably).
         ledger::create_folder(ledger::parent(&ledger_out)).map_err(|e| {
             Error::refused(format!(
@@ -52,17 +62,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
                 ledger_out_named(cfg, &ledger_out)
             ))
         })?;
-        let written = ledger::lock(&ledger_out)?;
-        // A --ledger-out run also holds the lock of the ledger it reads: a run writing that
-        // ledger meanwhile would hand out the same quota.
-        let read = ledger::resolve_links(&cfg.ledger);
-        let same =
-            paths::canonical(&read).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
-        let read = match read == ledger_out || same {
-            true => None,
-            false => ledger::lock_input(&read)?,
-        };
-        Some((written, read))
+        Some((ledger::lock(&ledger_out)?, read))
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
     // inputs are read and decided; dropped on a refusal, the copy is removed.
@@ -70,9 +70,13 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // file, so the new ledger holds exactly the rows the run decided by, even if the ledger at
     // its path is replaced meanwhile (by hand, or by a run through another hard-link name).
     let old_ledger = input::ledger::Snapshot::open(&cfg.ledger, &shown(&cfg.ledger))?;
-    // Rewritten in place (the same file however named): the new ledger keeps its owner.
-    let in_place =
-        paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
+    // Rewritten in place (the same file however named): the new ledger keeps its owner. Not
+    // when the ledger could not be found while a file is there to replace: the two names
+    // part somewhere the system resolves otherwise (`nox/../ledger.csv` with no `nox`), and
+    // that file's codes must be guarded like any --ledger-out file's.
+    let in_place = paths::canonical(&cfg.ledger)
+        .is_some_and(|c| Some(c) == paths::canonical(&ledger_out))
+        && (old_ledger.exists() || fs::symlink_metadata(&ledger_out).is_err());
     let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out, in_place));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,
@@ -211,7 +215,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // The ledger is committed (written, synced, renamed) while the outputs are written under
     // temporary names; an output is put in place only once the ledger holds every code it
     // names, `issued.csv` first, so no output ever hands over a code the ledger could lose.
-    // Set once the new ledger is in place: an error after it must say that codes were issued.
+    // Set once the new ledger is renamed into place (before the folder's sync): an error after
+    // it must say that codes were issued.
     let ledger_committed = std::sync::atomic::AtomicBool::new(false);
     let (handed_over, written) = std::thread::scope(|s| {
         let (send_handoff, handoff) = std::sync::mpsc::sync_channel::<Result<Staged>>(1);
@@ -225,8 +230,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         let committed = &ledger_committed;
         let commit = s.spawn(move || -> Result<()> {
             if let Some(draft) = draft {
-                draft.commit(header, rows, plain)?;
-                committed.store(true, std::sync::atomic::Ordering::SeqCst);
+                draft.commit(header, rows, plain, committed)?;
             }
             let staged = handoff
                 .recv()

@@ -472,7 +472,8 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
     let start = rdr.position().byte() as usize;
     // A quote left open in the header took the whole file for it: said so, rather than the
     // columns that then seem to be missing. (A quoted header field may hold a line break.)
-    if start >= bytes.len() && unclosed_quote(bytes, 0) {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if start >= bytes.len() && unclosed_quote(body, 0) {
         return Err(Error::refused(format!(
             "{shown}:1: a quoted header field that starts on this line is never closed: it runs \
              to the end of the file"
@@ -657,6 +658,8 @@ mod tests {
         assert_eq!((record.len(), start, line), (3, 14, 3));
         let (record, _, line) = header(b"a,\"b,c\nx,y\",z\nu,v,w\n", "f.csv").unwrap();
         assert_eq!((record.len(), line), (3, 3));
+        // After a byte-order mark too (the csv reader drops it).
+        assert!(refused(b"\xEF\xBB\xBF\"a,b\nx,y\n").contains("is never closed"));
     }
 
     /// An unclosed quote is one the csv reader leaves open at the end: a quote inside an

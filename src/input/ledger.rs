@@ -257,7 +257,10 @@ pub fn codes_missing_from(
         .ok_or("is not a ledger: it has no `code` column")?;
     let mut missing = 0;
     let mut key = String::new();
+    // Where the last record starts, for the quote check below.
+    let mut last = record.position().map_or(0, |p| p.byte());
     while read(&mut rdr, &mut record)? {
+        last = record.position().map_or(last, |p| p.byte());
         let cell = String::from_utf8_lossy(record.get(at).unwrap_or_default());
         if trim(&cell).is_empty() {
             continue;
@@ -267,6 +270,18 @@ pub fn codes_missing_from(
         if !codes.contains(fingerprints.of(&key)) {
             missing += 1;
         }
+    }
+    // A quote left open takes every row after it into one field: codes there were not counted.
+    use std::io::{Read, Seek};
+    let mut file = rdr.into_inner().into_inner();
+    let mut tail = Vec::new();
+    file.seek(std::io::SeekFrom::Start(last))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if chunks::unclosed_quote(&tail, 0) {
+        return Err(
+            "ends inside a quote that is never closed, which hides the rows after it".to_string(),
+        );
     }
     Ok(missing)
 }

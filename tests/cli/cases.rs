@@ -2,7 +2,7 @@
 //! and the expected decisions (or exit code and stderr). `BLESS=1` rewrites the expectations
 //! from the program's output, to be reviewed in the diff. Also the bundled demo.
 
-use crate::harness::{BIN, Test, assert_same_text, copy_dir, csv_rows, scratch};
+use crate::harness::{BIN, Test, assert_same_text, copy_dir, csv_rows};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -164,19 +164,30 @@ fn fixture_cases() {
     }
 }
 
-/// The README's first command, on the bundled demo: every rule and outcome occurs, and the
-/// demo's own files are not modified.
+/// The README's first command, on the bundled demo (a copy of its ledger updated in place):
+/// every rule and outcome occurs, and the demo's folder is left as it was, without a new file
+/// (a lock) either.
 #[test]
 fn demo_runs_and_matches_its_expected_decisions() {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    let ledger_before = fs::read(demo.join("ledger.csv")).unwrap();
-    let dir = scratch("demo");
-    let ran = Test::new("demo")
+    let listing = || {
+        let mut names: Vec<_> = fs::read_dir(&demo)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let (ledger_before, files_before) = (fs::read(demo.join("ledger.csv")).unwrap(), listing());
+    let t = Test::new("demo");
+    let dir = t.dir.clone();
+    fs::copy(demo.join("ledger.csv"), dir.join("ledger.csv")).unwrap();
+    let ran = t
         .args([
             "run",
             "--input",
             demo.to_str().unwrap(),
-            "--ledger-out",
+            "--ledger",
             dir.join("ledger.csv").to_str().unwrap(),
             "--out",
             "out",
@@ -186,6 +197,11 @@ fn demo_runs_and_matches_its_expected_decisions() {
         .run()
         .expect(0);
     assert_eq!(fs::read(demo.join("ledger.csv")).unwrap(), ledger_before);
+    assert_eq!(
+        listing(),
+        files_before,
+        "the demo's folder gained or lost a file"
+    );
     let got = mask_new_codes(&ran.read("out/decisions.csv"));
     let want_path = demo.join("expected-decisions.csv");
     if bless() {

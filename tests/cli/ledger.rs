@@ -254,6 +254,7 @@ fn a_ledger_out_run_is_exit_3_while_the_ledger_it_reads_is_locked() {
     assert!(!ran.dir.join("new/ledger.csv").exists());
     let dry = std::process::Command::new(crate::harness::BIN)
         .args(RUN)
+        .args(args)
         .arg("--dry-run")
         .current_dir(&ran.dir)
         .output()
@@ -264,9 +265,89 @@ fn a_ledger_out_run_is_exit_3_while_the_ledger_it_reads_is_locked() {
         "{}",
         String::from_utf8_lossy(&dry.stderr)
     );
+    assert!(
+        !ran.dir.join("new").exists(),
+        "a dry run makes no folder and no lock for --ledger-out"
+    );
     let free = base("unlocked-input").args(RUN).args(args).run().expect(0);
     assert_eq!(free.read("ledger.csv"), LEDGER);
     assert_eq!(csv_rows(&free.read("new/ledger.csv")).len(), 4);
+}
+
+/// The ledger a `--ledger-out` run reads must be locked: where its lock file can be neither
+/// made nor opened (here its folder is missing, so the ledger is empty), the run is refused
+/// (exit 2) before it makes anything, rather than run unlocked beside a run that may be
+/// writing that ledger.
+#[test]
+fn a_ledger_out_run_whose_input_cannot_be_locked_is_refused() {
+    let ran = base("unlockable-input")
+        .args(RUN)
+        .args([
+            "--ledger",
+            "missing/ledger.csv",
+            "--ledger-out",
+            "new/ledger.csv",
+        ])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("missing/ledger.csv.lock: cannot create the lock file"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(ran.stderr().contains("must be locked while it is read"));
+    for made in ["new", "out", "missing"] {
+        assert!(!ran.dir.join(made).exists(), "{made} was made");
+    }
+}
+
+/// `--ledger nox/../ledger.csv` with no folder `nox` names no ledger the system can open (an
+/// empty one), though it reads like `ledger.csv`: writing `--ledger-out ledger.csv` from it
+/// would replace the real ledger with its codes gone. The file there is guarded as any
+/// `--ledger-out` file is (exit 2, nothing written).
+#[test]
+fn a_ledger_path_through_a_missing_folder_does_not_replace_the_real_one() {
+    let ran = base("dotdot-missing")
+        .args(RUN)
+        .args([
+            "--ledger",
+            "nox/../ledger.csv",
+            "--ledger-out",
+            "ledger.csv",
+        ])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("holds 1 code(s) that the ledger"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(ran.read("ledger.csv"), LEDGER);
+    assert!(!ran.dir.join("out").exists());
+}
+
+/// A `--ledger-out` file whose last rows sit inside a quote that is never closed hides codes
+/// from the check that it holds none the input lacks: it is not replaced (exit 2).
+#[test]
+fn a_ledger_out_file_ending_inside_a_quote_is_not_replaced() {
+    let hidden = format!(
+        "{LEDGER}OLD-2,i-2,100,,2025-01-01T00:00:00Z,spent,\"x\nHANDED-1,i-2,100,r9,2026-11-29T00:00:00Z,issued,\n"
+    );
+    let ran = base("ledger-out-open-quote")
+        .file("new.csv", &hidden)
+        .args(RUN)
+        .args(["--ledger-out", "new.csv"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("ends inside a quote that is never closed"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(ran.read("new.csv"), hidden);
+    assert!(!ran.dir.join("out").exists());
 }
 
 #[test]
@@ -840,10 +921,12 @@ i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n";
 
 /// A run writing `--ledger-out` holds the lock of the ledger it reads too, so a run that would
 /// write that ledger in place meanwhile (and hand out the same quota) exits 3 and writes
-/// nothing; the `--ledger-out` run then decides by that ledger, and its new ledger holds
-/// exactly the rows it decided by. Here run B reads its requests from a named pipe, so it
-/// waits, holding both locks, while run A tries to issue codes in place; then B gets its
-/// requests. (Until the seventeenth session A went ahead, and B's new ledger lacked A's code.)
+/// nothing. And the `--ledger-out` run decides by the ledger as it was when it opened it, and
+/// its new ledger holds exactly those rows and its codes, even if the file at that path is
+/// replaced meanwhile (here by hand, with a row that would make r1 `already_issued`). Run B
+/// reads its requests from a named pipe, so it waits, holding both locks and the open ledger,
+/// while A tries to run and the file is replaced; then B gets its requests. (Until the
+/// seventeenth session A went ahead, and B's new ledger lacked A's code.)
 #[cfg(unix)]
 #[test]
 fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
@@ -853,27 +936,40 @@ fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
     let dir = t.dir.clone();
     let fifo = dir.join("requests.fifo");
     crate::harness::mkfifo(&fifo);
-    let b = Command::new(crate::harness::BIN)
-        .args([
-            "run",
-            "--instances",
-            "instances.csv",
-            "--requests",
-            "requests.fifo",
-        ])
-        .args([
-            "--ledger",
-            "ledger.csv",
-            "--ledger-out",
-            "o.csv",
-            "--out",
-            "out-b",
-        ])
-        .args(["--as-of", "2026-11-30", "--quiet"])
-        .current_dir(&dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed if the test fails before B is sent its requests, so that it never waits on the
+    // pipe after the test.
+    struct KillOnDrop(Option<std::process::Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(child) = self.0.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut b = KillOnDrop(Some(
+        Command::new(crate::harness::BIN)
+            .args([
+                "run",
+                "--instances",
+                "instances.csv",
+                "--requests",
+                "requests.fifo",
+            ])
+            .args([
+                "--ledger",
+                "ledger.csv",
+                "--ledger-out",
+                "o.csv",
+                "--out",
+                "out-b",
+            ])
+            .args(["--as-of", "2026-11-30", "--quiet"])
+            .current_dir(&dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     // B has opened the old ledger once its draft of o.csv is there (it then waits for the pipe).
     let started = std::time::Instant::now();
     let drafted = || {
@@ -906,18 +1002,23 @@ fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
             .write_all(REQUESTS.as_bytes())
             .unwrap()
     };
-    if a.status.code() != Some(3) {
-        feed();
-        panic!("run A was not refused as locked: {a:?}");
-    }
+    assert_eq!(
+        a.status.code(),
+        Some(3),
+        "run A was not refused as locked: {a:?}"
+    );
     assert!(
         String::from_utf8_lossy(&a.stderr).contains("ledger.csv.lock: the ledger is locked"),
         "{a:?}"
     );
     assert_eq!(fs::read_to_string(dir.join("ledger.csv")).unwrap(), LEDGER);
     assert!(!dir.join("out").exists());
+    // The ledger's file replaced by hand: r1 answered there.
+    let replaced = format!("{LEDGER}HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n");
+    fs::write(dir.join("ledger.new"), &replaced).unwrap();
+    fs::rename(dir.join("ledger.new"), dir.join("ledger.csv")).unwrap();
     feed();
-    let b = b.wait_with_output().unwrap();
+    let b = b.0.take().unwrap().wait_with_output().unwrap();
     assert_eq!(b.status.code(), Some(0), "{b:?}");
     // B decided by the old ledger (one row): it issued both requests, and o.csv holds the old
     // row and exactly B's codes.

@@ -52,6 +52,11 @@ pub fn lock(ledger: &Path) -> Result<Lock> {
                 path.display()
             ))
         })?;
+    hold(file, &path)
+}
+
+/// Locks an open lock file without waiting: another run holding it is exit 3.
+fn hold(file: File, path: &Path) -> Result<Lock> {
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
         Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
@@ -82,17 +87,7 @@ pub fn lock_input(ledger: &Path) -> Result<Lock> {
                  lest a run writing it hand out the same quota: run where that lock can be made",
                 made.message
             ))),
-            Ok(file) => match file.try_lock() {
-                Ok(()) => Ok(Lock { _file: file }),
-                Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
-                    "{}: the ledger is locked by another run; try again later",
-                    path.display()
-                ))),
-                Err(TryLockError::Error(e)) => Err(Error::failed(format!(
-                    "{}: cannot lock: {e}",
-                    path.display()
-                ))),
-            },
+            Ok(file) => hold(file, &path),
         },
     }
 }

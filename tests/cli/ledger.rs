@@ -12,6 +12,15 @@ r1,100,i-1,2026-11-29\nr2,100,i-2,2026-11-29\n";
 const LEDGER: &str = "code,instance_id,account_id,request_id,issued_at,status,domain\n\
 OLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,example.com\n";
 
+/// The lines of `input-errors.csv`'s findings on `column`, in file order.
+fn finding_lines(ran: &crate::harness::Ran, column: &str) -> Vec<String> {
+    csv_rows(&ran.read("out/input-errors.csv"))[1..]
+        .iter()
+        .filter(|r| r[2] == column)
+        .map(|r| r[1].clone())
+        .collect()
+}
+
 fn base(name: &str) -> Test {
     Test::new(name)
         .file("instances.csv", INSTANCES)
@@ -632,13 +641,12 @@ fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
     );
     let r2 = decisions.iter().find(|r| r[0] == "r2").unwrap();
     assert_eq!(r2[3], "issued", "another instance is not affected");
-    let errors = csv_rows(&ran.read("out/input-errors.csv"));
-    let lines: Vec<&str> = errors[1..]
-        .iter()
-        .filter(|r| r[2] == "instance_id")
-        .map(|r| r[1].as_str())
-        .collect();
-    assert_eq!(lines, ["2", "3", "4", "5"], "{errors:?}");
+    assert_eq!(
+        finding_lines(&ran, "instance_id"),
+        ["2", "3", "4", "5"],
+        "{}",
+        ran.read("out/input-errors.csv")
+    );
 }
 
 /// The same the other way round: inventory ids written with upper case or surrounding spaces
@@ -730,13 +738,12 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
         "{}",
         ran.read("out/decisions.csv")
     );
-    let errors = csv_rows(&ran.read("out/input-errors.csv"));
-    let lines: Vec<&str> = errors[1..]
-        .iter()
-        .filter(|r| r[2] == "instance_id")
-        .map(|r| r[1].as_str())
-        .collect();
-    assert_eq!(lines, ["6", "11", "16", "21"], "{errors:?}");
+    assert_eq!(
+        finding_lines(&ran, "instance_id"),
+        ["6", "11", "16", "21"],
+        "{}",
+        ran.read("out/input-errors.csv")
+    );
 }
 
 /// Two inventory rows that write one id in two spellings (`i-1`, `I-1`) hold each other's

@@ -41,6 +41,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
     let ledger_out = ledger::resolve_links(&cfg.ledger_out);
+    // The ledger and --ledger-out name one file (links followed, as the run would make it).
+    let same_path =
+        paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
     // INVARIANT: the lock is held from before the ledger is read until after it is replaced.
     let _lock = if cfg.dry_run {
         None
@@ -49,9 +52,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         // ledger meanwhile would hand out the same quota. Taken first, so that a run refused
         // for it (exit 3) has made nothing, not even the new ledger's folder.
         let read = ledger::resolve_links(&cfg.ledger);
-        let same =
-            paths::canonical(&read).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
-        let read = match read == ledger_out || same {
+        let read = match read == ledger_out || same_path {
             true => None,
             false => Some(ledger::lock_input(&read)?),
         };
@@ -74,9 +75,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     // when the ledger could not be found while a file is there to replace: the two names
     // part somewhere the system resolves otherwise (`nox/../ledger.csv` with no `nox`), and
     // that file's codes must be guarded like any --ledger-out file's.
-    let in_place = paths::canonical(&cfg.ledger)
-        .is_some_and(|c| Some(c) == paths::canonical(&ledger_out))
-        && (old_ledger.exists() || fs::symlink_metadata(&ledger_out).is_err());
+    let in_place = same_path && (old_ledger.exists() || fs::symlink_metadata(&ledger_out).is_err());
     let draft = (!cfg.dry_run).then(|| ledger::draft(&old_ledger, &ledger_out, in_place));
     let spin = Progress::spinner("reading the inputs", !cfg.quiet);
     // The two files are read side by side: each reader's own serial steps (reading a block,

@@ -12,7 +12,9 @@
 //! Figures (how many runs, how they ended) are printed; see them with
 //! `cargo test --test cli hardening -- --nocapture`.
 
-use crate::harness::{BIN, RUN, Test, csv_rows, hold_lock, scratch};
+use crate::harness::{
+    BIN, INSTANCES_HEADER, LEDGER_HEADER, REQUESTS_HEADER, RUN, Test, csv_rows, hold_lock, scratch,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -794,10 +796,6 @@ fn bad_inputs_are_refused_or_read_as_documented() {
         );
     }
 }
-
-const INSTANCES_HEADER: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip";
-const REQUESTS_HEADER: &str = "request_id,account_id,instance_id,requested_at";
-const LEDGER_HEADER: &str = "code,instance_id,account_id,request_id,issued_at,status,domain";
 
 /// `n` eligible instances `i-0…` of account 100, one request each (`r0…`).
 fn eligible(n: usize) -> (String, String) {

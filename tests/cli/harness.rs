@@ -17,6 +17,11 @@ pub const RUN: [&str; 7] = [
     "2026-11-30",
 ];
 
+/// The standard headers of the three inputs (no line end).
+pub const INSTANCES_HEADER: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip";
+pub const REQUESTS_HEADER: &str = "request_id,account_id,instance_id,requested_at";
+pub const LEDGER_HEADER: &str = "code,instance_id,account_id,request_id,issued_at,status,domain";
+
 /// Each request's outcome and reasons, from a run's `out/decisions.csv`, in file order.
 pub fn outcomes(ran: &Ran) -> Vec<(String, String)> {
     csv_rows(&ran.read("out/decisions.csv"))[1..]

@@ -1,7 +1,9 @@
 //! The ledger's safety: locking, dry runs, `--ledger-out`, refusals that write nothing, and
 //! idempotent re-runs.
 
-use crate::harness::{RUN, Test, csv_rows, hold_lock};
+use crate::harness::{
+    INSTANCES_HEADER, LEDGER_HEADER, REQUESTS_HEADER, RUN, Ran, Test, csv_rows, hold_lock,
+};
 use std::fs;
 
 const INSTANCES: &str = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
@@ -19,6 +21,17 @@ fn finding_lines(ran: &crate::harness::Ran, column: &str) -> Vec<String> {
         .filter(|r| r[2] == column)
         .map(|r| r[1].clone())
         .collect()
+}
+
+/// A run (`RUN`) on these three inputs, which must complete.
+fn run_files(name: &str, instances: &str, requests: &str, ledger: &str) -> Ran {
+    Test::new(name)
+        .file("instances.csv", instances)
+        .file("requests.csv", requests)
+        .file("ledger.csv", ledger)
+        .args(RUN)
+        .run()
+        .expect(0)
 }
 
 fn base(name: &str) -> Test {
@@ -620,8 +633,7 @@ fn a_ledger_that_cannot_be_looked_up_is_refused_not_taken_as_empty() {
 /// and is a finding; rows written exactly count as before.
 #[test]
 fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
-    let mut ledger =
-        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    let mut ledger = format!("{LEDGER_HEADER}\n");
     for (i, id) in ["i-1 ", "I-1", " i-1", "i-1\t", "i-1"].iter().enumerate() {
         ledger.push_str(&format!(
             "X{i},\"{id}\",100,,2025-01-01T00:00:00Z,spent,d{i}\n"
@@ -654,30 +666,27 @@ fn ledger_ids_differing_only_in_case_or_spaces_count_toward_the_limit() {
 /// `i-sp`), so that a request for them is over the limit; another instance is not affected.
 #[test]
 fn inventory_ids_differing_only_in_case_or_spaces_hold_their_ledger_codes() {
-    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+    let instances = &format!(
+        "{INSTANCES_HEADER}\n\
 I-UP,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
 \"i-sp \",100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
 i-3,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n\
 i-x,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.7\n\
-I-X,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.8\n";
-    let requests = "request_id,account_id,instance_id,requested_at\n\
+I-X,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.8\n"
+    );
+    let requests = &format!(
+        "{REQUESTS_HEADER}\n\
 r1,100,I-UP,2026-11-29\nr2,100,\"i-sp \",2026-11-29\nr3,100,i-3,2026-11-29\n\
-r4,100,I-X,2026-11-29\n";
-    let mut ledger =
-        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+r4,100,I-X,2026-11-29\n"
+    );
+    let mut ledger = format!("{LEDGER_HEADER}\n");
     for n in 0..5 {
         ledger.push_str(&format!("U{n},i-up,100,,2025-01-01T00:00:00Z,spent,d\n"));
         ledger.push_str(&format!("S{n},i-sp,100,,2025-01-01T00:00:00Z,spent,d\n"));
         // Exactly `i-x`'s, and `I-X`'s once case is ignored: they count for both rows.
         ledger.push_str(&format!("X{n},i-x,100,,2025-01-01T00:00:00Z,spent,d\n"));
     }
-    let ran = Test::new("loose-inventory-ids")
-        .file("instances.csv", instances)
-        .file("requests.csv", requests)
-        .file("ledger.csv", &ledger)
-        .args(RUN)
-        .run()
-        .expect(0);
+    let ran = run_files("loose-inventory-ids", instances, requests, &ledger);
     let decisions = csv_rows(&ran.read("out/decisions.csv"));
     let outcome = |id: &str| {
         let row = decisions.iter().find(|r| r[0] == id).unwrap();
@@ -706,12 +715,9 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
         ("i-ß3", "I-SS3"),
         ("i-ασ1", "I-ΑΣ1"),
     ];
-    let mut instances = String::from(
-        "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n",
-    );
-    let mut requests = String::from("request_id,account_id,instance_id,requested_at\n");
-    let mut ledger =
-        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+    let mut instances = format!("{INSTANCES_HEADER}\n");
+    let mut requests = format!("{REQUESTS_HEADER}\n");
+    let mut ledger = format!("{LEDGER_HEADER}\n");
     for (i, (id, other)) in ids.iter().enumerate() {
         instances.push_str(&format!(
             "{id},100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.{i}\n"
@@ -724,13 +730,7 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
             "C{i}4,{other},100,,2025-01-01T00:00:00Z,spent,d\n"
         ));
     }
-    let ran = Test::new("loose-non-ascii")
-        .file("instances.csv", &instances)
-        .file("requests.csv", &requests)
-        .file("ledger.csv", &ledger)
-        .args(RUN)
-        .run()
-        .expect(0);
+    let ran = run_files("loose-non-ascii", &instances, &requests, &ledger);
     let over = ("denied".to_string(), "max-codes-per-instance".to_string());
     assert_eq!(
         crate::harness::outcomes(&ran),
@@ -751,24 +751,21 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
 /// for each gets the fifth code and the other is over the limit, as on two separate nights.
 #[test]
 fn inventory_spellings_of_one_id_share_the_quota_within_a_batch() {
-    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+    let instances = &format!(
+        "{INSTANCES_HEADER}\n\
 i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
 I-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.5\n\
-i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n";
-    let requests = "request_id,account_id,instance_id,requested_at\n\
-r1,100,I-1,2026-11-28\nr2,100,i-1,2026-11-29\nr3,100,i-2,2026-11-29\n";
-    let mut ledger =
-        String::from("code,instance_id,account_id,request_id,issued_at,status,domain\n");
+i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n"
+    );
+    let requests = &format!(
+        "{REQUESTS_HEADER}\n\
+r1,100,I-1,2026-11-28\nr2,100,i-1,2026-11-29\nr3,100,i-2,2026-11-29\n"
+    );
+    let mut ledger = format!("{LEDGER_HEADER}\n");
     for n in 0..4 {
         ledger.push_str(&format!("C{n},i-1,100,,2025-01-01T00:00:00Z,spent,d\n"));
     }
-    let ran = Test::new("loose-shared-batch")
-        .file("instances.csv", instances)
-        .file("requests.csv", requests)
-        .file("ledger.csv", &ledger)
-        .args(RUN)
-        .run()
-        .expect(0);
+    let ran = run_files("loose-shared-batch", instances, requests, &ledger);
     // r1 asked first (an earlier requested_at), so it is served first.
     assert_eq!(
         crate::harness::outcomes(&ran),
@@ -881,8 +878,10 @@ fn a_fractional_as_of_is_written_as_it_was_decided() {
     let args = ["run", "--input", ".", "--out", "out", "--dry-run"];
     // i-1 expires half a second after the as-of: not expired. Truncated to the second, the
     // expiry would be compared with a time it is not.
-    let instances = "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
-i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n";
+    let instances = &format!(
+        "{INSTANCES_HEADER}\n\
+i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n"
+    );
     let ran = base("fractional-as-of")
         .file("instances.csv", instances)
         .args(args)
@@ -1316,12 +1315,9 @@ fn planted_files_lend_neither_their_owner_nor_set_id_bits() {
 /// take the run for one that did nothing.
 #[test]
 fn a_report_that_fails_after_the_commit_says_the_codes_were_issued() {
-    let mut instances = String::from(
-        "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
-         i-ok,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n",
-    );
-    let mut requests =
-        String::from("request_id,account_id,instance_id,requested_at\nr-ok,100,i-ok,2026-11-29\n");
+    let mut instances =
+        format!("{INSTANCES_HEADER}\ni-ok,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n");
+    let mut requests = format!("{REQUESTS_HEADER}\nr-ok,100,i-ok,2026-11-29\n");
     // Many denials with several reasons: denials.csv outgrows the limit, the ledger does not.
     for i in 0..400 {
         instances.push_str(&format!("i-{i},100,cn-hangzhou,PostPaid,2026-01-01,0,\n"));

@@ -67,7 +67,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// Every built-in reason, in the order of the declaration.
-    const ALL: [Builtin; 5] = [
+    pub const ALL: [Builtin; 5] = [
         Builtin::MalformedRequest,
         Builtin::DuplicateRequest,
         Builtin::RequestIdConflict,

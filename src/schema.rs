@@ -70,6 +70,9 @@ pub struct Column {
     pub aliases: Vec<&'static str>,
     pub ty: Type,
     pub required: bool,
+    /// A column a policy declares (`columns:`): the file must have it, since a rule reading a
+    /// column that is not there could not be evaluated; its cells may be empty.
+    pub declared: bool,
     /// Identifiers are written exactly as read, and make their row malformed when they begin
     /// with a character a spreadsheet would run as a formula.
     pub identifier: bool,
@@ -86,6 +89,7 @@ impl Column {
             aliases: aliases.to_vec(),
             ty,
             required: false,
+            declared: false,
             identifier: false,
             domain: None,
             keep: false,
@@ -119,6 +123,27 @@ impl Column {
         let h = fold(header);
         fold(&self.name) == h || self.aliases.iter().any(|a| fold(a) == h)
     }
+}
+
+/// Pairs (an earlier position, a later one) of header cells that name the same column as
+/// `fold` compares names: `note` and `Note`, or `blocked_reason` and `Blocked-Reason`. Each later
+/// cell is paired with the first cell of its name only; empty names name no column.
+pub fn repeated_headers(header: &[String]) -> Vec<(usize, usize)> {
+    let mut first: std::collections::HashMap<String, usize> = Default::default();
+    let mut pairs = Vec::new();
+    for (i, name) in header.iter().enumerate() {
+        let folded = fold(name);
+        if folded.is_empty() {
+            continue;
+        }
+        match first.entry(folded) {
+            std::collections::hash_map::Entry::Occupied(e) => pairs.push((*e.get(), i)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
+    }
+    pairs
 }
 
 /// A header or column name folded for comparison.
@@ -210,9 +235,11 @@ impl Schema {
         self.columns.iter().position(|c| fold(&c.name) == f)
     }
 
-    /// Adds an extra (optional, non-identifier) column that a policy declares; returns its index.
+    /// Adds an extra (non-identifier) column that a policy declares; returns its index.
     pub fn add_extra(&mut self, name: &str, ty: Type) -> usize {
-        self.columns.push(Column::new(name, &[], ty));
+        let mut column = Column::new(name, &[], ty);
+        column.declared = true;
+        self.columns.push(column);
         self.columns.len() - 1
     }
 }
@@ -259,6 +286,16 @@ pub fn looks_like_formula(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_that_match_each_other_are_repeats_of_the_first() {
+        let header: Vec<String> = ["note", "a", "Note", "", "_", "NO-TE", "", "b", "a"]
+            .map(String::from)
+            .to_vec();
+        // Each later cell pairs with the first of its name; empty names pair with nothing.
+        assert_eq!(repeated_headers(&header), [(0, 2), (0, 5), (1, 8)]);
+        assert!(repeated_headers(&["x".to_string(), "y".to_string()]).is_empty());
+    }
 
     #[test]
     fn statuses_parse_trimmed_in_any_case() {

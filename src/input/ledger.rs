@@ -1070,6 +1070,17 @@ fn positions(header: &[String], shown: &str) -> Result<Positions> {
     };
     let [code, instance, account, request, issued_at, status, domain] =
         LEDGER_COLUMNS.map(|name| find(name, matches!(name, "code" | "instance_id" | "status")));
+    // Extra columns too: new rows are written under the header, and one name twice is a
+    // damaged header, whichever column it names (SPEC §2).
+    for (a, b) in crate::schema::repeated_headers(header) {
+        if ledger_column(&header[b]).is_none() {
+            problems.push(format!(
+                "{shown}:1:{}: two headers name column `{}`",
+                b + 1,
+                header[a]
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(Error::refused(problems.join("\n")));
     }

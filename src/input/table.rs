@@ -596,6 +596,13 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
                     problems.push(format!("{shown}:1: missing required column `{}`", col.name));
                     None
                 }
+                [] if col.declared => {
+                    problems.push(format!(
+                        "{shown}:1: missing column `{}`, which the policy declares",
+                        col.name
+                    ));
+                    None
+                }
                 [] => None,
                 [one] => Some(*one),
                 [a, b, ..] => {
@@ -611,6 +618,19 @@ fn locate_columns(header: &[String], schema: &Schema, shown: &str) -> Result<Vec
             }
         })
         .collect();
+    // Two cells naming one column that the run does not read refuse the file too (SPEC §2):
+    // a policy that comes to read it later would not know which of them it means.
+    for (a, b) in crate::schema::repeated_headers(header) {
+        if !schema.columns.iter().any(|c| c.matches_header(&header[b])) {
+            problems.push(format!(
+                "{shown}:1:{}: headers `{}` and `{}` both name column `{}`",
+                b + 1,
+                header[a],
+                header[b],
+                header[a]
+            ));
+        }
+    }
     if problems.is_empty() {
         return Ok(positions);
     }

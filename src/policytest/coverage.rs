@@ -73,7 +73,7 @@ impl Coverage {
     pub fn describe(&self) -> Vec<String> {
         let gaps = self.gaps();
         let head = format!(
-            "coverage of policy `{}` ({}): {}, {}: ",
+            "coverage of policy `{}` from {}: {}, {}: ",
             self.name,
             self.sources.join(", "),
             crate::report::counted(self.rules.len(), "rule"),

@@ -76,12 +76,17 @@ pub fn evaluate(
         scratch.path("ledger.csv"),
     );
     let header_only = required_header();
+    let instance = case.instance.as_ref().map_or(&header_only, |r| r);
     write_rows(
         &inst_path,
-        case.instance.as_ref().map_or(&header_only, |r| r),
+        &with_declared(instance, &policy.instances),
         case.instance.is_some(),
     )?;
-    write_rows(&req_path, &case.request, true)?;
+    write_rows(
+        &req_path,
+        &with_declared(&case.request, &policy.requests),
+        true,
+    )?;
     write_ledger(&ledger_path, &case.ledger)?;
     decide(policy, case, [&inst_path, &req_path, &ledger_path]).map_err(|e| e.message)
 }
@@ -140,6 +145,17 @@ fn required_header() -> Cells {
         .filter(|c| c.required)
         .map(|c| (c.name.clone(), String::new()))
         .collect()
+}
+
+/// `row` with an empty cell for each column the policy declares that it does not name: a case
+/// leaves out what it does not test, where a run refuses a file without a declared column.
+fn with_declared(row: &Cells, schema: &Schema) -> Cells {
+    let missing = schema
+        .columns
+        .iter()
+        .filter(|c| c.declared && !row.iter().any(|(k, _)| c.matches_header(k)))
+        .map(|c| (c.name.clone(), String::new()));
+    row.iter().cloned().chain(missing).collect()
 }
 
 /// Writes a header and, when `with_row`, one row.

@@ -4,7 +4,7 @@
 //! remedy and inventory row; text is read once per distinct key at the end. Only a remedy with
 //! placeholders, or a built-in reason's, is rendered per row.
 
-use crate::eval::{Decision, Outcome, Scratch, Why, World, each_reason};
+use crate::eval::{Builtin, Decision, Outcome, Scratch, Why, World, each_reason};
 use crate::policy::Policy;
 use foldhash::HashMap;
 use std::borrow::Cow;
@@ -146,7 +146,9 @@ impl<'w, 'a> Pass<'w, 'a> {
             outcomes: [0; 6],
             rules: vec![0; policy.rules.len()],
             quotas: vec![0; policy.quotas.len()],
-            builtins: BTreeMap::new(),
+            // Every built-in reason is listed, at 0 too, as the policy's rules are: a script
+            // reading `rules["malformed-request"]` finds it on a clean night.
+            builtins: Builtin::ALL.iter().map(|b| (b.id(), 0)).collect(),
             // Counted up in place: see `filled`.
             by_row: crate::input::filled(world.instances.len(), [0; 2]),
             no_row: [0; 2],

@@ -870,6 +870,35 @@ fn a_mistyped_input_leaves_nothing_and_messages_name_only_given_flags() {
     assert_eq!(ran.read("ledger.csv"), LEDGER);
 }
 
+/// `summary.json`'s `rules` lists every rule of the policy and every built-in reason, at 0 too,
+/// so that a script reading one finds it whatever the night held.
+#[test]
+fn the_summary_lists_every_reason_even_at_zero() {
+    let ran = base("summary-every-reason").args(RUN).run().expect(0);
+    let summary: serde_json::Value = serde_json::from_str(&ran.read("out/summary.json")).unwrap();
+    let rules = summary["rules"].as_object().unwrap();
+    let ids = [
+        "malformed-request",
+        "duplicate-request",
+        "request-id-conflict",
+        "malformed-instance",
+        "ambiguous-instance",
+        "instance-exists",
+        "owner-account",
+        "mainland-region",
+        "max-codes-per-instance",
+    ];
+    for id in ids {
+        assert_eq!(
+            rules.get(id),
+            Some(&serde_json::json!(0)),
+            "{id} in {rules:?}"
+        );
+    }
+    // The policy's nine rules and the five built-in reasons, nothing else.
+    assert_eq!(rules.len(), 14, "{rules:?}");
+}
+
 /// An `--as-of` with a fraction is decided with it and written with it (summary.json, the new
 /// ledger rows' `issued_at`, issued.csv): a re-run with the as-of the summary records decides
 /// the same.

@@ -75,6 +75,18 @@ fn check_policy_lists_every_problem_with_its_place() {
             vec!["p.yaml:61:5: `rules[2].message` is given twice (first at 60:5)"],
         ),
         (
+            // A whole number, past the range: the message gives the range.
+            "months-out-of-range",
+            good.replace("plus_months: 3 }", "plus_months: 99999 }"),
+            vec!["`plus_months` is a whole number of months from -12000 to 12000"],
+        ),
+        (
+            // Quoted, it is text: named as the key it is, not as an unknown one.
+            "months-as-text",
+            good.replace("plus_months: 3 }", "plus_months: \"3\" }"),
+            vec!["`plus_months` is a whole number of months from -12000 to 12000"],
+        ),
+        (
             "too-few-bits",
             good.replace("random_symbols: 19", "random_symbols: 17"),
             vec!["at least 90 random bits"],

@@ -137,6 +137,46 @@ fn an_engine_error_of_several_lines_stays_inside_its_fail_block() {
     );
 }
 
+/// A column the policy declares is in every case's files, empty where the case leaves it out,
+/// as it was before a run began to refuse an inventory without it.
+#[test]
+fn a_declared_column_a_case_leaves_out_is_empty() {
+    let policy = r#"
+name: declared
+code: { prefix: "", random_symbols: 19, group: 4 }
+columns:
+  - { field: instance.blocked_reason, type: string }
+  - { field: request.channel, type: string }
+rules:
+  - id: not-blocked
+    kind: check
+    require: { empty: instance.blocked_reason }
+    message: "Blocked: {instance.blocked_reason}"
+    remedy: "Ask support."
+  - id: known-channel
+    kind: check
+    require: { any: [{ empty: request.channel }, { field: request.channel, ne: fax }] }
+    message: "Channel {request.channel}"
+    remedy: "Use the web."
+"#;
+    let cases = format!(
+        "policy: p.yaml\n{}  - name: blocked\n    instance: {{ blocked_reason: fraud }}\n    expect: {{ outcome: denied, reasons: [not-blocked] }}\n  - name: by fax\n    request: {{ channel: fax }}\n    expect: {{ outcome: denied, reasons: [known-channel] }}\n",
+        ONE_PASS_ONE_FAIL
+            .replace("  - name: wrongly expected\n", "")
+            .replace(
+                "    instance: { internet_max_bandwidth_out: 0, public_ip: \"\" }\n    expect: { outcome: denied, reasons: [public-ip] }\n",
+                ""
+            )
+    );
+    let ran = Test::new("policytest-declared")
+        .file("p.yaml", policy)
+        .file("cases.yaml", &cases)
+        .args(["test", "cases.yaml"])
+        .run();
+    assert_eq!(ran.code(), 0, "{}\n{}\n{cases}", ran.stdout(), ran.stderr());
+    assert_eq!(last_line(&ran), "3 passed, 0 failed");
+}
+
 #[test]
 fn issued_and_eligible_are_one_expectation() {
     let text = ONE_PASS_ONE_FAIL.replace("outcome: issued", "outcome: eligible");

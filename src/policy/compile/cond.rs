@@ -9,6 +9,10 @@ use crate::schema::{Domain, Type};
 use crate::time;
 use serde_yaml::Value;
 
+/// The most months `plus_months` may add or take away: a thousand years, far past any
+/// subscription, and within what a time can hold.
+const MAX_MONTHS: i64 = 12_000;
+
 impl Compiler<'_> {
     pub(super) fn cond(&mut self, path: &str, c: &RawCond) -> Option<Cond> {
         let shapes = [
@@ -297,11 +301,13 @@ impl Compiler<'_> {
         for (k, v) in map {
             match (k.as_str(), v) {
                 (Some("field"), Value::String(s)) => other = Some(s.clone()),
-                (Some("plus_months"), Value::Number(n)) => match n.as_i64() {
-                    Some(m) if m.abs() <= 12_000 => months = m as i32,
+                (Some("plus_months"), v) => match v.as_i64() {
+                    Some(m) if m.abs() <= MAX_MONTHS => months = m as i32,
                     _ => self.problem(
                         format!("{path}.plus_months"),
-                        "`plus_months` is a whole number of months",
+                        format!(
+                            "`plus_months` is a whole number of months from -{MAX_MONTHS} to {MAX_MONTHS}"
+                        ),
                     ),
                 },
                 (Some(key), _) => {

@@ -181,17 +181,23 @@ pub struct InstanceIndex<'t> {
     odd: HashMap<String, Vec<u32>>,
 }
 
-/// An id as the API writes ids: without surrounding spaces, in lower case. Beyond ASCII, case
-/// is folded as Unicode's case folding does (`I-Ü1` is `i-ü1`, `SS` is `ß`, `Σ` is `ς` and
-/// `σ`, the Kelvin sign is `k`), so that a limit never fails open on a spelling outside ASCII
-/// either; lower-casing alone would keep `ß` and `ss`, or a final `ς` and `σ`, apart.
+/// An id as the API writes ids: without surrounding spaces, in lower case. Beyond ASCII, two
+/// ids are one when Unicode's compatibility caseless match (its definition D146) makes them one:
+/// case folded (`I-Ü1` is `i-ü1`, `SS` is `ß`, `Σ` is `ς` and `σ`, the Kelvin sign is `k`), and
+/// composed and decomposed letters (`é` as one code point or as `e` and an accent), full-width
+/// forms (`ｉ-１`) and other compatibility spellings taken as the letters they stand for; so
+/// that a limit never fails open on a spelling outside ASCII either. The key is composed again
+/// (NFC), so that an id already written so is its own key.
 pub fn loose(id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
     let id = id.trim();
     if id.is_ascii() {
-        id.to_ascii_lowercase()
-    } else {
-        unicase::UniCase::unicode(id).to_folded_case()
+        return id.to_ascii_lowercase();
     }
+    let fold = |s: String| unicase::UniCase::unicode(s).to_folded_case();
+    let once = fold(id.nfd().collect());
+    let twice = fold(once.nfkd().collect());
+    twice.nfkd().nfc().collect()
 }
 
 /// Whether an id is already in its `loose` form.
@@ -347,14 +353,28 @@ mod tests {
             ("I-ẞ3", "i-ss3"),
             ("I-ΑΣ1", "i-ασ1"),
             ("I-Σ2", "i-ς2"),
+            // Composed and decomposed letters, and compatibility forms.
+            ("i-\u{e9}", "i-e\u{301}"),
+            ("I-E\u{301}", "i-\u{e9}"),
+            ("\u{ff49}-\u{ff11}", "i-1"),
+            ("i-\u{fb01}", "i-fi"),
+            // A capital sharp s with an accent: `ss` and the accent.
+            ("i-\u{1e9e}\u{301}", "i-ss\u{301}"),
         ];
         for (a, b) in same {
             assert_eq!(loose(a), loose(b), "{a:?} and {b:?}");
         }
-        for (a, b) in [("i-bp1", "i-bp2"), ("i-ü1", "i-u1"), ("i-ß", "i-s")] {
+        let apart = [
+            ("i-bp1", "i-bp2"),
+            ("i-ü1", "i-u1"),
+            ("i-ß", "i-s"),
+            // A non-breaking hyphen is a hyphen of its own, not `-`.
+            ("i\u{2011}1", "i-1"),
+        ];
+        for (a, b) in apart {
             assert_ne!(loose(a), loose(b), "{a:?} and {b:?}");
         }
-        for id in ["i-bp1", "i-ü1", "i-ss3", "i-k", ""] {
+        for id in ["i-bp1", "i-ü1", "i-ss3", "i-k", "", "i-\u{e9}"] {
             assert!(is_loose(id), "{id:?}");
         }
         for id in [
@@ -365,6 +385,8 @@ mod tests {
             "i-\u{212A}",
             "i-1\u{a0}",
             "i-ß3",
+            "i-e\u{301}",
+            "\u{ff49}-1",
         ] {
             assert!(!is_loose(id), "{id:?}");
         }

@@ -706,7 +706,8 @@ r4,100,I-X,2026-11-29\n"
 /// Case is ignored beyond ASCII too, as Unicode's case folding ignores it: four codes written as
 /// the inventory writes its id and a fifth in another case put a request over the limit, for
 /// `I-Ü1` and `i-ü1`, the Kelvin sign and `i-k`, `I-SS3` and `i-ß3`, `I-ΑΣ1` and `i-ασ1` (a
-/// final capital sigma lower-cases to `ς`). The fifth rows are findings.
+/// final capital sigma lower-cases to `ς`); and for an `é` written as one code point or as `e`
+/// and an accent, either way round, and full-width letters. The fifth rows are findings.
 #[test]
 fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
     let ids = [
@@ -714,6 +715,9 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
         ("i-k", "i-\u{212A}"),
         ("i-ß3", "I-SS3"),
         ("i-ασ1", "I-ΑΣ1"),
+        ("i-\u{e9}", "i-e\u{301}"),
+        ("i-e\u{301}2", "I-\u{c9}2"),
+        ("i-1x", "\u{ff49}-\u{ff11}\u{ff58}"),
     ];
     let mut instances = format!("{INSTANCES_HEADER}\n");
     let mut requests = format!("{REQUESTS_HEADER}\n");
@@ -734,13 +738,13 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
     let over = ("denied".to_string(), "max-codes-per-instance".to_string());
     assert_eq!(
         crate::harness::outcomes(&ran),
-        vec![over; 4],
+        vec![over; 7],
         "{}",
         ran.read("out/decisions.csv")
     );
     assert_eq!(
         finding_lines(&ran, "instance_id"),
-        ["6", "11", "16", "21"],
+        ["6", "11", "16", "21", "26", "31", "36"],
         "{}",
         ran.read("out/input-errors.csv")
     );

@@ -230,9 +230,10 @@ impl Schema {
         }
     }
 
+    /// The column a policy's field name names, as a header cell would name it: by its name or
+    /// its `DescribeInstances` spelling (`PublicIpAddress` is `public_ip`).
     pub fn index(&self, name: &str) -> Option<usize> {
-        let f = fold(name);
-        self.columns.iter().position(|c| fold(&c.name) == f)
+        self.columns.iter().position(|c| c.matches_header(name))
     }
 
     /// Adds an extra (non-identifier) column that a policy declares; returns its index.
@@ -342,7 +343,9 @@ mod tests {
         }
         assert!(!account.matches_header("account"));
         assert_eq!(s.index("InternetMaxBandwidthOut"), Some(7));
-        assert_eq!(s.index("OwnerId"), None); // aliases are for headers only
+        // A policy names a column as a header cell does, by an API spelling too.
+        assert_eq!(s.index("OwnerId"), Some(1));
+        assert_eq!(s.index("PublicIpAddress"), s.index("public_ip"));
         assert_eq!(s.index("internet_max_bandwidth_out"), Some(7));
     }
 }

@@ -33,10 +33,10 @@ pub(super) fn share(w: &World<'_>, decisions: &mut [Decision]) -> Result<(), Str
         .collect();
     // A policy without the `instance-exists` gate may let through a request for an instance
     // the inventory lacks: such a request shares the quota of the inventory instance its id
-    // names once case and surrounding spaces are ignored, if any; otherwise, by that id's
+    // names once spelt loosely (`index::loose`), if any; otherwise, by that id's
     // loose form, after the ledger's codes for it (read again for them), under keys past the
     // inventory's.
-    // An inventory that writes one id in several spellings (case, surrounding spaces) holds
+    // An inventory that writes one id in several spellings (case, spaces, Unicode's forms) holds
     // each spelling's codes under every one of them: their requests share one quota too, the
     // lowest key's, as they would on separate nights.
     if w.by_instance.has_odd_ids() {

@@ -235,8 +235,8 @@ impl<'t> InstanceIndex<'t> {
     }
 
     /// The keys of the inventory ids that `loose_id` (an id in its `loose` form) stands for
-    /// once case and surrounding spaces are ignored, on either side: the id itself, and the
-    /// inventory ids written with upper case or spaces.
+    /// once spelt loosely on either side: the id itself, and the inventory ids written with
+    /// upper case, spaces or another Unicode spelling.
     pub fn loose_keys(&self, loose_id: &str) -> Vec<u32> {
         let mut keys: Vec<u32> = self.key(loose_id).into_iter().collect();
         if let Some(odd) = self.odd.get(loose_id) {

@@ -1008,8 +1008,9 @@ impl Context<'_> {
 }
 
 impl Context<'_> {
-    /// The keys of the inventory instances that a ledger instance id names once case and
-    /// surrounding spaces are ignored, on either side, when it names none exactly (`I-BP1 `
+    /// The keys of the inventory instances that a ledger instance id names once spelt loosely
+    /// (`index::loose`: case, surrounding spaces and Unicode's other spellings ignored), on
+    /// either side, when it names none exactly (`I-BP1 `
     /// written by hand for the API's `i-bp1`, or `i-bp1` for an inventory row that reads
     /// `I-BP1`): its code counts toward each one's limit, so that a limit never fails open on a
     /// spelling, and the row gets a finding. Requests are still matched exactly.
@@ -1028,8 +1029,9 @@ impl Context<'_> {
             file: self.shown.to_string(),
             line,
             column: "instance_id".to_string(),
-            message: "names an inventory instance only when case and surrounding spaces are \
-                      ignored; its code counts toward that instance's codes"
+            message: "names an inventory instance only when spelt loosely (case, surrounding \
+                      spaces and Unicode's other spellings ignored); its code counts toward \
+                      that instance's codes"
                 .to_string(),
         });
         keys

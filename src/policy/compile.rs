@@ -131,8 +131,16 @@ impl Compiler<'_> {
                     );
                 }
                 Some(_) => {}
-                None if name.is_empty() => {
-                    self.problem(format!("{path}.field"), "empty column name");
+                // Header cells are matched ignoring case, `_`, `-` and spaces: a name of
+                // nothing else would be matched by every empty header cell.
+                None if crate::schema::fold(name).is_empty() => {
+                    self.problem(
+                        format!("{path}.field"),
+                        format!(
+                            "`{}` names no column: a column name needs a letter or a digit",
+                            col.field
+                        ),
+                    );
                 }
                 None => {
                     schema.add_extra(name, ty);

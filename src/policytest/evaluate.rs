@@ -12,7 +12,7 @@ use crate::issue;
 use crate::policy::Policy;
 use crate::policy::waivers::Waivers;
 use crate::progress::Progress;
-use crate::schema::Schema;
+use crate::schema::{Schema, fold, ledger_column};
 use std::path::{Path, PathBuf};
 
 /// The engine's decision on a case's request.
@@ -177,9 +177,15 @@ fn write_ledger(path: &Path, rows: &[Cells]) -> std::result::Result<(), String> 
             _ => Ok(()),
         };
     }
+    // Keys name columns as the ledger's header cells do: `domain` and `Domain`, or `account_id`
+    // and `OwnerId`, in two rows are one column, written once.
+    let same = |a: &str, b: &str| match (ledger_column(a), ledger_column(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => fold(a) == fold(b),
+    };
     let mut header: Vec<&str> = Vec::new();
     for (k, _) in rows.iter().flatten() {
-        if !header.contains(&k.as_str()) {
+        if !header.iter().any(|h| same(h, k)) {
             header.push(k);
         }
     }
@@ -187,7 +193,7 @@ fn write_ledger(path: &Path, rows: &[Cells]) -> std::result::Result<(), String> 
     for row in rows {
         let value = |h: &str| {
             row.iter()
-                .find(|(k, _)| k == h)
+                .find(|(k, _)| same(k, h))
                 .map_or("", |(_, v)| v.as_str())
         };
         text.push_str(&line(header.iter().map(|h| value(h))));

@@ -748,6 +748,11 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
         "{}",
         ran.read("out/input-errors.csv")
     );
+    let errors = ran.read("out/input-errors.csv");
+    assert!(
+        errors.contains("only when spelt loosely (case, surrounding spaces and Unicode's other spellings ignored)"),
+        "{errors}"
+    );
 }
 
 /// Two inventory rows that write one id in two spellings (`i-1`, `I-1`) hold each other's

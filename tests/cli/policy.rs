@@ -1,7 +1,7 @@
 //! The policy is data: `check-policy` reports every problem with its place, and editing the
 //! YAML changes decisions without recompiling.
 
-use crate::harness::{RUN, Test, csv_rows};
+use crate::harness::{INSTANCES_HEADER, REQUESTS_HEADER, RUN, Test, csv_rows};
 use std::path::Path;
 
 fn default_policy() -> String {
@@ -85,6 +85,30 @@ fn check_policy_lists_every_problem_with_its_place() {
             "months-as-text",
             good.replace("plus_months: 3 }", "plus_months: \"3\" }"),
             vec!["`plus_months` is a whole number of months from -12000 to 12000"],
+        ),
+        (
+            // The most negative number: its absolute value does not fit, and it is refused.
+            "months-most-negative",
+            good.replace("plus_months: 3 }", "plus_months: -9223372036854775808 }"),
+            vec!["`plus_months` is a whole number of months from -12000 to 12000"],
+        ),
+        (
+            "field-not-text",
+            good.replace(
+                "{ field: as_of, plus_months: 3 }",
+                "{ field: 3, plus_months: 3 }",
+            ),
+            vec!["`field` names a field, such as `as_of` or `instance.expired_time`"],
+        ),
+        (
+            // Header cells are matched ignoring `_`: `_` would name every empty header cell.
+            "column-of-no-name",
+            good.replacen(
+                "\nrules:",
+                "\ncolumns:\n  - { field: instance._, type: string }\nrules:",
+                1,
+            ),
+            vec!["`instance._` names no column: a column name needs a letter or a digit"],
         ),
         (
             "too-few-bits",
@@ -639,5 +663,55 @@ rules:
             ("eligible", ""),
             ("denied", "one-code"),
         ]
+    );
+}
+
+/// A policy names a column by its `DescribeInstances` spelling as a header cell may: declaring
+/// `instance.PublicIpAddress` names the built-in `public_ip`, which an inventory headed
+/// `public_ip` has, and a rule reading it reads that column.
+#[test]
+fn a_policy_may_name_a_column_by_its_api_spelling() {
+    let policy = default_policy().replacen(
+        "\nrules:",
+        "\ncolumns:\n  - { field: instance.PublicIpAddress, type: string }\nrules:",
+        1,
+    );
+    let policy = policy.replace(
+        "exists: instance.public_ip",
+        "exists: instance.PublicIpAddress",
+    );
+    assert!(
+        policy.contains("exists: instance.PublicIpAddress"),
+        "{policy}"
+    );
+    Test::new("policy-api-spelling")
+        .file("p.yaml", &policy)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(0);
+    let ran = Test::new("policy-api-spelling-run")
+        .file("p.yaml", &policy)
+        .file(
+            "instances.csv",
+            &format!(
+                "{INSTANCES_HEADER}\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,\n"
+            ),
+        )
+        .file(
+            "requests.csv",
+            &format!("{REQUESTS_HEADER}\nr1,100,i-1,2026-11-29\nr2,100,i-2,2026-11-29\n"),
+        )
+        .args(RUN)
+        .args(["--policy", "p.yaml"])
+        .run()
+        .expect(0);
+    let rows = csv_rows(&ran.read("out/decisions.csv"));
+    assert_eq!(rows[1][3], "issued", "{rows:?}");
+    assert_eq!(
+        (rows[2][3].as_str(), rows[2][5].as_str()),
+        ("denied", "public-ip"),
+        "{rows:?}"
     );
 }

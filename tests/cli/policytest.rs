@@ -177,6 +177,23 @@ rules:
     assert_eq!(last_line(&ran), "3 passed, 0 failed");
 }
 
+/// A case's ledger rows may spell a column two ways (`domain`, `Domain`; `note`, `Note`), as
+/// its instance may: one column of the file, not two headers naming it (which a run refuses).
+#[test]
+fn ledger_keys_in_two_spellings_are_one_column() {
+    let text = format!(
+        "{ONE_PASS_ONE_FAIL}  - name: two spellings\n    ledger: [ {{ code: A1, domain: a.example, note: x }}, {{ code: B2, Domain: b.example, Note: y }} ]\n    expect: {{ outcome: issued }}\n"
+    );
+    let ran = Test::new("policytest-ledger-spellings")
+        .file("cases.yaml", &text)
+        .args(["test", "cases.yaml"])
+        .run()
+        .expect(1);
+    let out = ran.stdout();
+    assert!(out.contains("ok   two spellings"), "{out}");
+    assert_eq!(last_line(&ran), "2 passed, 1 failed");
+}
+
 #[test]
 fn issued_and_eligible_are_one_expectation() {
     let text = ONE_PASS_ONE_FAIL.replace("outcome: issued", "outcome: eligible");

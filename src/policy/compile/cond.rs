@@ -301,8 +301,15 @@ impl Compiler<'_> {
         for (k, v) in map {
             match (k.as_str(), v) {
                 (Some("field"), Value::String(s)) => other = Some(s.clone()),
+                (Some("field"), _) => {
+                    self.problem(
+                        format!("{path}.field"),
+                        "`field` names a field, such as `as_of` or `instance.expired_time`",
+                    );
+                    return None;
+                }
                 (Some("plus_months"), v) => match v.as_i64() {
-                    Some(m) if m.abs() <= MAX_MONTHS => months = m as i32,
+                    Some(m) if (-MAX_MONTHS..=MAX_MONTHS).contains(&m) => months = m as i32,
                     _ => self.problem(
                         format!("{path}.plus_months"),
                         format!(

@@ -130,10 +130,13 @@ impl Compiler<'_> {
                         format!("`{}` is a built-in {have} column", col.field),
                     );
                 }
-                Some(_) => {}
-                // Header cells are matched ignoring case, `_`, `-` and spaces: a name of
-                // nothing else would be matched by every empty header cell.
-                None if crate::schema::fold(name).is_empty() => {
+                // A built-in column declared (by any of its spellings) is one the policy says it
+                // needs: its file must have it, as for any declared column, even where SPEC lets
+                // the column be absent.
+                Some(j) => schema.columns[j].declared = true,
+                // A name of no letter or digit: one of `_`, `-` and spaces only would be matched
+                // by every empty header cell, one of other signs or white space by none.
+                None if !name.chars().any(char::is_alphanumeric) => {
                     self.problem(
                         format!("{path}.field"),
                         format!(

@@ -183,6 +183,7 @@ fn write_ledger(path: &Path, rows: &[Cells]) -> std::result::Result<(), String> 
         (Some(x), Some(y)) => x == y,
         _ => fold(a) == fold(b),
     };
+    // (Within one row, two spellings of one column were refused when the file was read.)
     let mut header: Vec<&str> = Vec::new();
     for (k, _) in rows.iter().flatten() {
         if !header.iter().any(|h| same(h, k)) {

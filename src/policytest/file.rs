@@ -174,7 +174,8 @@ pub fn draft(file: &RawFile, case: &RawCase) -> Result<Draft, String> {
 /// A mapping's cells as CSV text, in the order written: scalars as text, `null` as an empty
 /// cell, a list as `;`-separated items (for `operation_locks`).
 fn cells(map: &Mapping, what: &str) -> Result<Cells, String> {
-    map.iter()
+    let row: Cells = map
+        .iter()
         .map(|(k, v)| {
             let key = k
                 .as_str()
@@ -191,7 +192,34 @@ fn cells(map: &Mapping, what: &str) -> Result<Cells, String> {
             };
             Ok((key.to_string(), text))
         })
-        .collect()
+        .collect::<Result<_, String>>()?;
+    // Two keys naming one column (`instance_id` and `InstanceId`) contradict each other: a run
+    // refuses a file whose header names a column twice, and which one the case meant cannot be
+    // told.
+    let names: Vec<String> = row.iter().map(|(k, _)| column_named(what, k)).collect();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[i + 1..].iter().position(|n| n == name) {
+            return Err(format!(
+                "`{what}`: `{}` and `{}` name one column",
+                row[i].0,
+                row[i + 1 + j].0
+            ));
+        }
+    }
+    Ok(row)
+}
+
+/// The column a key of an `instance`, `request` or `ledger` mapping names, as its file's header
+/// would name it.
+fn column_named(what: &str, key: &str) -> String {
+    match what {
+        "instance" => column_of(&Schema::instances(), key),
+        "request" => column_of(&Schema::requests(), key),
+        _ => crate::schema::ledger_column(key).map_or_else(
+            || fold(key),
+            |c| crate::schema::LEDGER_COLUMNS[c].to_string(),
+        ),
+    }
 }
 
 fn scalar(v: &Value) -> Option<String> {

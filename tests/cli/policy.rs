@@ -111,6 +111,16 @@ fn check_policy_lists_every_problem_with_its_place() {
             vec!["`instance._` names no column: a column name needs a letter or a digit"],
         ),
         (
+            // Signs only: a column no header cell an export writes would hold.
+            "column-of-signs",
+            good.replacen(
+                "\nrules:",
+                "\ncolumns:\n  - { field: instance.\"!\", type: string }\nrules:",
+                1,
+            ),
+            vec!["names no column: a column name needs a letter or a digit"],
+        ),
+        (
             "too-few-bits",
             good.replace("random_symbols: 19", "random_symbols: 17"),
             vec!["at least 90 random bits"],
@@ -713,5 +723,28 @@ i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,\n"
         (rows[2][3].as_str(), rows[2][5].as_str()),
         ("denied", "public-ip"),
         "{rows:?}"
+    );
+    // Declared, the built-in column is one the policy needs: an inventory without it (which SPEC
+    // allows when nothing declares it) is refused, as for any declared column.
+    let ran = Test::new("policy-api-spelling-absent")
+        .file("p.yaml", &policy)
+        .file(
+            "instances.csv",
+            "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5\n",
+        )
+        .file(
+            "requests.csv",
+            &format!("{REQUESTS_HEADER}\nr1,100,i-1,2026-11-29\n"),
+        )
+        .args(RUN)
+        .args(["--policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("instances.csv:1: missing column `public_ip`, which the policy declares"),
+        "{}",
+        ran.stderr()
     );
 }

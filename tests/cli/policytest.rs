@@ -272,6 +272,41 @@ fn a_case_that_makes_no_sense_or_a_broken_policy_exits_2() {
         ran.stderr()
             .contains("nowhere.yaml: cannot read the policy")
     );
+    // One mapping naming one column twice, in any of its spellings: which cell the case meant
+    // cannot be told (a run refuses such a header).
+    for (name, mapping, said) in [
+        (
+            "instance",
+            "instance: { public_ip: 1.2.3.4, PublicIpAddress: 1.2.3.5 }",
+            "`instance`: `public_ip` and `PublicIpAddress` name one column",
+        ),
+        (
+            "request",
+            "request: { account_id: \"1111\", OwnerId: \"1111\" }",
+            "`request`: `account_id` and `OwnerId` name one column",
+        ),
+        (
+            "ledger",
+            "ledger: [ { code: A1, instance_id: i-2, InstanceId: i-1 } ]",
+            "`ledger`: `instance_id` and `InstanceId` name one column",
+        ),
+    ] {
+        let text = ONE_PASS_ONE_FAIL.replace(
+            "    expect: { outcome: issued }",
+            &format!("    {mapping}\n    expect: {{ outcome: issued }}"),
+        );
+        let ran = Test::new(&format!("policytest-twice-{name}"))
+            .file("c.yaml", &text)
+            .args(["test", "c.yaml"])
+            .run()
+            .expect(2);
+        assert!(
+            ran.stderr()
+                .contains(&format!("c.yaml: case `eligible`: {said}")),
+            "{}",
+            ran.stderr()
+        );
+    }
 }
 
 #[test]

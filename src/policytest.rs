@@ -133,8 +133,15 @@ impl Loader {
         if raw.cases.is_empty() {
             problems.push(format!("{shown}: `cases` is empty"));
         }
+        // The base row is the file's, checked once here rather than in each case that uses it;
+        // the cases wait for it to be mended.
+        let mut cases = raw.cases.as_slice();
+        if let Some(Err(e)) = raw.instance.as_ref().map(file::base_instance) {
+            problems.push(format!("{shown}: the file's {e}"));
+            cases = &[];
+        }
         let mut names = HashSet::new();
-        for case in &raw.cases {
+        for case in cases {
             let at = |e: String| format!("{shown}: case `{}`: {e}", case.name);
             let wanted = case.policy.as_ref().or(raw.policy.as_ref());
             let added = if names.insert(case.name.as_str()) {

@@ -73,6 +73,8 @@ pub struct Column {
     /// A column a policy declares (`columns:`): the file must have it, since a rule reading a
     /// column that is not there could not be evaluated; its cells may be empty.
     pub declared: bool,
+    /// Not a built-in column: one a policy adds under `columns:`.
+    pub extra: bool,
     /// Identifiers are written exactly as read, and make their row malformed when they begin
     /// with a character a spreadsheet would run as a formula.
     pub identifier: bool,
@@ -90,6 +92,7 @@ impl Column {
             ty,
             required: false,
             declared: false,
+            extra: false,
             identifier: false,
             domain: None,
             keep: false,
@@ -240,6 +243,7 @@ impl Schema {
     pub fn add_extra(&mut self, name: &str, ty: Type) -> usize {
         let mut column = Column::new(name, &[], ty);
         column.declared = true;
+        column.extra = true;
         self.columns.push(column);
         self.columns.len() - 1
     }

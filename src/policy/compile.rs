@@ -125,22 +125,26 @@ impl Compiler<'_> {
             match schema.index(name) {
                 Some(j) if schema.columns[j].ty != ty => {
                     let have = schema.columns[j].ty.name();
+                    let what = match schema.columns[j].extra {
+                        true => "declared above as a",
+                        false => "a built-in",
+                    };
                     self.problem(
                         format!("{path}.type"),
-                        format!("`{}` is a built-in {have} column", col.field),
+                        format!("`{}` is {what} {have} column", col.field),
                     );
                 }
                 // A built-in column declared (by any of its spellings) is one the policy says it
                 // needs: its file must have it, as for any declared column, even where SPEC lets
                 // the column be absent.
                 Some(j) => schema.columns[j].declared = true,
-                // A name of no letter or digit: one of `_`, `-` and spaces only would be matched
-                // by every empty header cell, one of other signs or white space by none.
+                // A name of no letter or digit (one of `_`, `-` and spaces only would be matched
+                // by every empty header cell) is refused, as the README says.
                 None if !name.chars().any(char::is_alphanumeric) => {
                     self.problem(
                         format!("{path}.field"),
                         format!(
-                            "`{}` names no column: a column name needs a letter or a digit",
+                            "`{}`: a declared column's name needs a letter or a digit",
                             col.field
                         ),
                     );

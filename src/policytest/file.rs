@@ -196,9 +196,10 @@ fn cells(map: &Mapping, what: &str) -> Result<Cells, String> {
     // Two keys naming one column (`instance_id` and `InstanceId`) contradict each other: a run
     // refuses a file whose header names a column twice, and which one the case meant cannot be
     // told.
-    let names: Vec<String> = row.iter().map(|(k, _)| column_named(what, k)).collect();
+    let names: Vec<Option<String>> = row.iter().map(|(k, _)| column_named(what, k)).collect();
     for (i, name) in names.iter().enumerate() {
-        if let Some(j) = names[i + 1..].iter().position(|n| n == name) {
+        let Some(name) = name else { continue };
+        if let Some(j) = names[i + 1..].iter().position(|n| n.as_ref() == Some(name)) {
             return Err(format!(
                 "`{what}`: `{}` and `{}` name one column",
                 row[i].0,
@@ -210,16 +211,26 @@ fn cells(map: &Mapping, what: &str) -> Result<Cells, String> {
 }
 
 /// The column a key of an `instance`, `request` or `ledger` mapping names, as its file's header
-/// would name it.
-fn column_named(what: &str, key: &str) -> String {
-    match what {
+/// cell would name it (trimmed as header cells are); `None` for a key that names no column (an
+/// empty header cell, or `_`).
+fn column_named(what: &str, key: &str) -> Option<String> {
+    let key = key.trim();
+    if fold(key).is_empty() {
+        return None;
+    }
+    Some(match what {
         "instance" => column_of(&Schema::instances(), key),
         "request" => column_of(&Schema::requests(), key),
         _ => crate::schema::ledger_column(key).map_or_else(
             || fold(key),
             |c| crate::schema::LEDGER_COLUMNS[c].to_string(),
         ),
-    }
+    })
+}
+
+/// The file's base `instance` row, checked as a case's own is.
+pub fn base_instance(base: &Mapping) -> Result<Cells, String> {
+    cells(base, "instance")
 }
 
 fn scalar(v: &Value) -> Option<String> {

@@ -108,17 +108,28 @@ fn check_policy_lists_every_problem_with_its_place() {
                 "\ncolumns:\n  - { field: instance._, type: string }\nrules:",
                 1,
             ),
-            vec!["`instance._` names no column: a column name needs a letter or a digit"],
+            vec!["`instance._`: a declared column's name needs a letter or a digit"],
         ),
         (
             // Signs only: a column no header cell an export writes would hold.
             "column-of-signs",
             good.replacen(
                 "\nrules:",
-                "\ncolumns:\n  - { field: instance.\"!\", type: string }\nrules:",
+                "\ncolumns:\n  - { field: \"instance.!\", type: string }\nrules:",
                 1,
             ),
-            vec!["names no column: a column name needs a letter or a digit"],
+            vec!["`instance.!`: a declared column's name needs a letter or a digit"],
+        ),
+        (
+            // One extra column declared twice with two types: named as the earlier declaration,
+            // not as a built-in column.
+            "declared-twice",
+            good.replacen(
+                "\nrules:",
+                "\ncolumns:\n  - { field: instance.tier, type: string }\n  - { field: instance.Tier, type: integer }\nrules:",
+                1,
+            ),
+            vec!["`instance.Tier` is declared above as a string column"],
         ),
         (
             "too-few-bits",

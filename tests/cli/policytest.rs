@@ -290,6 +290,12 @@ fn a_case_that_makes_no_sense_or_a_broken_policy_exits_2() {
             "ledger: [ { code: A1, instance_id: i-2, InstanceId: i-1 } ]",
             "`ledger`: `instance_id` and `InstanceId` name one column",
         ),
+        (
+            // Trimmed as a header cell is, a key with a no-break space after it is the same.
+            "trimmed",
+            "instance: { public_ip: 1.2.3.4, \"PublicIpAddress\\u00a0\": \"\" }",
+            "`instance`: `public_ip` and `PublicIpAddress\u{a0}` name one column",
+        ),
     ] {
         let text = ONE_PASS_ONE_FAIL.replace(
             "    expect: { outcome: issued }",
@@ -307,6 +313,41 @@ fn a_case_that_makes_no_sense_or_a_broken_policy_exits_2() {
             ran.stderr()
         );
     }
+    // The file's base row is checked once, as the file's, even when no case uses it.
+    let text = ONE_PASS_ONE_FAIL
+        .replace(
+            "  instance_id: i-1\n",
+            "  instance_id: i-1\n  InstanceId: i-2\n",
+        )
+        .replace(
+            "    expect: { outcome: issued }",
+            "    instance: null\n    expect: { outcome: denied, reasons: [instance-exists] }",
+        );
+    let ran = Test::new("policytest-twice-base")
+        .file("c.yaml", &text)
+        .args(["test", "c.yaml"])
+        .run()
+        .expect(2);
+    assert_eq!(
+        ran.stderr().trim_end(),
+        "icp-audit: c.yaml: the file's `instance`: `instance_id` and `InstanceId` name one column",
+        "{text}"
+    );
+    // Keys that name no column (what an export's empty header cells are) are not twins.
+    let text = ONE_PASS_ONE_FAIL.replace(
+        "    expect: { outcome: issued }",
+        "    instance: { \"\": a, \" \": b, \"_\": c }\n    expect: { outcome: issued }",
+    );
+    let ran = Test::new("policytest-unnamed-keys")
+        .file("c.yaml", &text)
+        .args(["test", "c.yaml"])
+        .run()
+        .expect(1);
+    assert!(
+        ran.stdout().starts_with("ok   eligible\n"),
+        "{}",
+        ran.stdout()
+    );
 }
 
 #[test]

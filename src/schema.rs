@@ -134,15 +134,12 @@ impl Column {
 pub fn repeated_headers(header: &[String]) -> Vec<(usize, usize)> {
     let mut first: std::collections::HashMap<String, usize> = Default::default();
     let mut pairs = Vec::new();
-    for (i, name) in header.iter().enumerate() {
-        let folded = fold(name);
-        if folded.is_empty() {
-            continue;
-        }
-        match first.entry(folded) {
-            std::collections::hash_map::Entry::Occupied(e) => pairs.push((*e.get(), i)),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(i);
+    for (i, folded) in header.iter().map(|h| fold(h)).enumerate() {
+        match first.get(&folded) {
+            _ if folded.is_empty() => {}
+            Some(&earlier) => pairs.push((earlier, i)),
+            None => {
+                first.insert(folded, i);
             }
         }
     }
@@ -276,6 +273,12 @@ pub fn ledger_column(header: &str) -> Option<usize> {
     LEDGER_COLUMNS
         .iter()
         .position(|c| fold(c) == h || (h == "ownerid" && *c == "account_id"))
+}
+
+/// The column a ledger header cell names: a `LEDGER_COLUMNS` name (`OwnerId` is `account_id`),
+/// or, for an extra column, the cell's name folded.
+pub fn ledger_key(header: &str) -> String {
+    ledger_column(header).map_or_else(|| fold(header), |c| LEDGER_COLUMNS[c].to_string())
 }
 
 /// Whether a cell would be run as a formula by a spreadsheet: it starts with `=`, `+`, `-` or

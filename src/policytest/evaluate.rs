@@ -12,7 +12,7 @@ use crate::issue;
 use crate::policy::Policy;
 use crate::policy::waivers::Waivers;
 use crate::progress::Progress;
-use crate::schema::{Schema, fold, ledger_column};
+use crate::schema::{Schema, ledger_key};
 use std::path::{Path, PathBuf};
 
 /// The engine's decision on a case's request.
@@ -179,10 +179,7 @@ fn write_ledger(path: &Path, rows: &[Cells]) -> std::result::Result<(), String> 
     }
     // Keys name columns as the ledger's header cells do: `domain` and `Domain`, or `account_id`
     // and `OwnerId`, in two rows are one column, written once.
-    let same = |a: &str, b: &str| match (ledger_column(a), ledger_column(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => fold(a) == fold(b),
-    };
+    let same = |a: &str, b: &str| ledger_key(a) == ledger_key(b);
     // (Within one row, two spellings of one column were refused when the file was read.)
     let mut header: Vec<&str> = Vec::new();
     for (k, _) in rows.iter().flatten() {

@@ -221,10 +221,7 @@ fn column_named(what: &str, key: &str) -> Option<String> {
     Some(match what {
         "instance" => column_of(&Schema::instances(), key),
         "request" => column_of(&Schema::requests(), key),
-        _ => crate::schema::ledger_column(key).map_or_else(
-            || fold(key),
-            |c| crate::schema::LEDGER_COLUMNS[c].to_string(),
-        ),
+        _ => crate::schema::ledger_key(key),
     })
 }
 
@@ -350,9 +347,10 @@ fn ledger_row(given: &Mapping, i: usize, request: &Cells) -> Result<Cells, Strin
         ("status", "issued".to_string()),
     ];
     for (column, value) in defaults {
-        let named =
-            |k: &str| fold(k) == fold(column) || (column == "account_id" && fold(k) == "ownerid");
-        if !row.iter().any(|(k, _)| named(k)) {
+        if !row
+            .iter()
+            .any(|(k, _)| crate::schema::ledger_key(k) == column)
+        {
             row.push((column.to_string(), value));
         }
     }

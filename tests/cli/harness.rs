@@ -63,6 +63,8 @@ pub struct Test {
     args: Vec<String>,
     /// Environment variables set (`Some`) or removed (`None`) for the run.
     envs: Vec<(String, Option<String>)>,
+    /// Run as a user whom file modes stop (see `unprivileged`).
+    unprivileged: bool,
 }
 
 /// What a run left behind.
@@ -77,6 +79,7 @@ impl Test {
             dir: scratch(name),
             args: Vec::new(),
             envs: Vec::new(),
+            unprivileged: false,
         }
     }
 
@@ -101,8 +104,32 @@ impl Test {
         self
     }
 
+    /// Runs the program as a user whom file modes stop: as this user, or, when that is root
+    /// (whom they do not stop; CI runs as root), as `nobody` (uid and gid 65534, through
+    /// `setpriv`), so that a test of an unreadable or unwritable file tests what it says. The
+    /// scratch folder is opened to every user, so that the run may write there.
+    #[cfg(unix)]
+    pub fn unprivileged(mut self) -> Test {
+        self.unprivileged = true;
+        chmod(&self.dir, 0o777);
+        self
+    }
+
     pub fn run(&self) -> Ran {
-        let mut command = Command::new(BIN);
+        let mut command = match self.unprivileged && is_root() {
+            true => {
+                let mut setpriv = Command::new("setpriv");
+                setpriv.args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--",
+                    BIN,
+                ]);
+                setpriv
+            }
+            false => Command::new(BIN),
+        };
         command.args(&self.args).current_dir(&self.dir);
         for (name, value) in &self.envs {
             match value {
@@ -192,6 +219,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
             fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
+}
+
+/// Whether this process runs as root: its effective user id, from `/proc/self/status`.
+pub fn is_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let uids = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("/proc/self/status has a Uid line");
+    uids.split_whitespace().nth(1) == Some("0")
+}
+
+/// Sets a file's or folder's permission bits.
+#[cfg(unix)]
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 /// Takes the exclusive lock a run takes on `path` (a `<ledger>.lock`), held until dropped.

@@ -2,7 +2,7 @@
 //! idempotent re-runs.
 
 use crate::harness::{
-    INSTANCES_HEADER, LEDGER_HEADER, REQUESTS_HEADER, RUN, Ran, Test, csv_rows, hold_lock,
+    INSTANCES_HEADER, LEDGER_HEADER, REQUESTS_HEADER, RUN, Ran, Test, chmod, csv_rows, hold_lock,
 };
 use std::fs;
 
@@ -322,6 +322,97 @@ fn a_ledger_out_run_whose_input_cannot_be_locked_is_refused() {
     for made in ["new", "out", "missing"] {
         assert!(!ran.dir.join(made).exists(), "{made} was made");
     }
+}
+
+/// The lock file of the ledger a `--ledger-out` run reads may be one this run cannot write (a
+/// read-only folder, another owner's file): the run then locks it through a read-only handle.
+/// It goes on while no other run holds that lock, is exit 3 while one does, and is refused
+/// (exit 2, nothing made) once the lock file is gone and cannot be made either. Run as a user
+/// whom file modes stop (`nobody` under root).
+#[cfg(unix)]
+#[test]
+fn a_read_only_lock_file_is_locked_through_a_read_only_handle() {
+    let t = Test::new("read-only-lock")
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS)
+        .file("ro/ledger.csv", LEDGER)
+        .file("ro/ledger.csv.lock", "")
+        .unprivileged()
+        .args(RUN)
+        .args([
+            "--ledger",
+            "ro/ledger.csv",
+            "--ledger-out",
+            "new/ledger.csv",
+        ]);
+    let (ro, lock) = (t.dir.join("ro"), t.dir.join("ro/ledger.csv.lock"));
+    chmod(&lock, 0o444);
+    chmod(&ro, 0o555);
+    let held = fs::File::open(&lock).unwrap();
+    held.try_lock().unwrap();
+    let ran = t.run().expect(3);
+    assert!(
+        ran.stderr()
+            .contains("ro/ledger.csv.lock: the ledger is locked by another run"),
+        "{}",
+        ran.stderr()
+    );
+    assert!(!ran.dir.join("new/ledger.csv").exists());
+    assert!(!ran.dir.join("out").exists());
+    drop(held);
+    let ran = t.run().expect(0);
+    assert_eq!(ran.read("ro/ledger.csv"), LEDGER);
+    assert_eq!(csv_rows(&ran.read("new/ledger.csv")).len(), 4);
+    // With the lock file gone, and the folder still read-only, none can be made.
+    fs::remove_dir_all(ran.dir.join("new")).unwrap();
+    fs::remove_dir_all(ran.dir.join("out")).unwrap();
+    chmod(&ro, 0o755);
+    fs::remove_file(&lock).unwrap();
+    chmod(&ro, 0o555);
+    let ran = t.run().expect(2);
+    assert!(
+        ran.stderr()
+            .contains("ro/ledger.csv.lock: cannot create the lock file")
+            && ran.stderr().contains("must be locked while it is read"),
+        "{}",
+        ran.stderr()
+    );
+    for made in ["new", "out"] {
+        assert!(!ran.dir.join(made).exists(), "{made} was made");
+    }
+    chmod(&ro, 0o755);
+}
+
+/// An `issued.csv` in the dry run's `--out` that the run cannot read may hold codes, so the
+/// dry run is refused (exit 2) and leaves it as it was; the same file made readable, a header
+/// only, lets the dry run go on. Run as a user whom file modes stop (`nobody` under root).
+#[cfg(unix)]
+#[test]
+fn a_dry_run_is_refused_when_the_handoff_there_cannot_be_read() {
+    let header = "request_id,instance_id,account_id,code,issued_at\n";
+    let t = base("unreadable-handoff")
+        .file("out/issued.csv", header)
+        .unprivileged()
+        .args(RUN)
+        .args(["--dry-run"]);
+    let (out, handoff) = (t.dir.join("out"), t.dir.join("out/issued.csv"));
+    chmod(&out, 0o777);
+    chmod(&handoff, 0o000);
+    let ran = t.run().expect(2);
+    assert!(
+        ran.stderr().contains("its issued.csv hands over codes"),
+        "{}",
+        ran.stderr()
+    );
+    chmod(&handoff, 0o644);
+    assert_eq!(ran.read("out/issued.csv"), header, "the hand-off is kept");
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        1,
+        "nothing else written"
+    );
+    let ran = t.run().expect(0);
+    assert!(ran.dir.join("out/decisions.csv").exists());
 }
 
 /// `--ledger nox/../ledger.csv` with no folder `nox` names no ledger the system can open (an

@@ -352,10 +352,28 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-#[derive(Clone, Copy)]
+/// A ledger's line ending: its header's (the CSV reader takes all three).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ending {
     Lf,
     Crlf,
+    /// A carriage return alone, as old Mac files end lines.
+    Cr,
+}
+
+impl Ending {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Ending::Lf => b"\n",
+            Ending::Crlf => b"\r\n",
+            Ending::Cr => b"\r",
+        }
+    }
+
+    /// Whether a file whose last byte is `last` ends with a whole line end.
+    fn ends(self, last: u8) -> bool {
+        last == b'\n' || (self == Ending::Cr && last == b'\r')
+    }
 }
 
 /// Copies the old ledger into `out` and ends it with a line end; returns the line ending its
@@ -363,33 +381,49 @@ enum Ending {
 fn copy_old(mut r: impl Read + Seek, out: &mut DirectWriter) -> io::Result<Ending> {
     let mut ending = Ending::Lf;
     let mut buf = vec![0u8; 64 << 10];
-    let mut last = b'\n';
+    // The first line end: a line feed, or a carriage return and the byte after it (which may
+    // be in the next read).
+    let mut cr_before = false;
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
+            if cr_before {
+                ending = Ending::Cr;
+            }
             break;
         }
-        last = buf[n - 1];
-        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
-            if i > 0 && buf[i - 1] == b'\r' {
-                ending = Ending::Crlf;
+        if cr_before {
+            ending = if buf[0] == b'\n' {
+                Ending::Crlf
+            } else {
+                Ending::Cr
+            };
+            break;
+        }
+        if let Some(i) = memchr::memchr2(b'\n', b'\r', &buf[..n]) {
+            match (buf[i], buf.get(i + 1).filter(|_| i + 1 < n)) {
+                (b'\n', _) => {}
+                (_, Some(b'\n')) => ending = Ending::Crlf,
+                (_, Some(_)) => ending = Ending::Cr,
+                (_, None) => {
+                    cr_before = true;
+                    continue;
+                }
             }
             break;
         }
     }
     r.seek(SeekFrom::Start(0))?;
     let copied = out.copy_from(&mut r)?;
+    let mut last = b'\n';
     if copied > 0 {
         r.seek(SeekFrom::Start(copied - 1))?;
         let mut byte = [0u8];
         r.read_exact(&mut byte)?;
         last = byte[0];
     }
-    if last != b'\n' {
-        out.write_all(match ending {
-            Ending::Lf => b"\n",
-            Ending::Crlf => b"\r\n",
-        })?;
+    if !ending.ends(last) {
+        out.write_all(ending.bytes())?;
     }
     Ok(ending)
 }
@@ -418,10 +452,7 @@ fn append<'r>(
     ending: Ending,
     unquoted: bool,
 ) -> io::Result<()> {
-    let end: &[u8] = match ending {
-        Ending::Lf => b"\n",
-        Ending::Crlf => b"\r\n",
-    };
+    let end = ending.bytes();
     // Rows are written as the `csv` crate's writer would write them (`csvrow`'s tests hold the
     // two to the same bytes), straight into a buffer handed over a megabyte at a time.
     let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
@@ -509,6 +540,46 @@ mod tests {
             got,
             "status,code,instance_id,extra\r\nspent,OLD,i-0,x\r\nissued,C1,i-1,\r\n"
         );
+    }
+
+    /// Each line ending a CSV reader takes (LF, CRLF, a CR alone) is kept for the new rows;
+    /// a last line without its end gets one, and a last line end is not doubled.
+    #[test]
+    fn new_rows_keep_every_line_ending_the_old_ledger_uses() {
+        let d = scratch("endings");
+        let p = d.join("ledger.csv");
+        let header: Vec<String> = ["status", "code", "instance_id"].map(String::from).to_vec();
+        for end in ["\n", "\r\n", "\r"] {
+            for last in ["", end] {
+                let old = format!("status,code,instance_id{end}spent,OLD,i-0{last}");
+                fs::write(&p, &old).unwrap();
+                commit(&p, &p, &header, [row()]).unwrap();
+                let got = fs::read_to_string(&p).unwrap();
+                let want =
+                    format!("status,code,instance_id{end}spent,OLD,i-0{end}issued,C1,i-1{end}");
+                assert_eq!(got, want, "old ledger {old:?}");
+            }
+        }
+        // The header's line end decides, also when the file's first read ends between the
+        // carriage return and what follows it (a header of 64 KiB).
+        let long = "x".repeat((64 << 10) - "status,code,instance_id,".len() - 1);
+        let header: Vec<String> = ["status", "code", "instance_id", &long]
+            .map(String::from)
+            .to_vec();
+        for (end, want_end) in [("\r\n", "\r\n"), ("\r", "\r")] {
+            fs::write(
+                &p,
+                format!("status,code,instance_id,{long}{end}spent,OLD,i-0,"),
+            )
+            .unwrap();
+            commit(&p, &p, &header, [row()]).unwrap();
+            let got = fs::read_to_string(&p).unwrap();
+            assert!(
+                got.ends_with(&format!("spent,OLD,i-0,{want_end}issued,C1,i-1,{want_end}")),
+                "{:?}",
+                &got[got.len() - 40..]
+            );
+        }
     }
 
     #[test]

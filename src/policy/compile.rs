@@ -216,14 +216,19 @@ impl Compiler<'_> {
 
     fn rule_id(&mut self, path: &str, id: &str, seen: &mut HashSet<String>) {
         let path = format!("{path}.id");
-        let well_formed = !id.is_empty()
+        // Not `-` first: the reports write rule ids as cells, and a spreadsheet runs a cell that
+        // starts with `-` as a formula.
+        let well_formed = id.bytes().next().is_some_and(|b| b != b'-')
             && id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !well_formed {
             self.problem(
                 &path,
-                format!("rule id `{id}` must be lower-case letters, digits and `-`"),
+                format!(
+                    "rule id `{id}` must be lower-case letters, digits and `-`, \
+                     starting with a letter or a digit"
+                ),
             );
         } else if BUILT_IN_REASONS.contains(&id) {
             self.problem(&path, format!("rule id `{id}` is reserved for the engine"));

@@ -155,7 +155,7 @@ fn rule() -> Value {
         "properties": {
             "id": {
                 "type": "string",
-                "pattern": "^[a-z0-9-]+$",
+                "pattern": "^[a-z0-9][a-z0-9-]*$",
                 "not": { "enum": BUILT_IN_REASONS },
                 "description": "Stable: reports, tests and scripts key on it."
             },

@@ -276,7 +276,7 @@ fn regions(h: &mut String, regions: &[RegionCount<'_>]) {
     h.push_str(
         "<p>Requests whose outcome is <code>denied</code> or <code>not_required</code>, by the \
          region of the inventory row they were judged on; <em>(no instance)</em>: the instance \
-         is not in the inventory.</p>",
+         is not in the inventory; <em>(no region)</em>: its row gives no region.</p>",
     );
     legend(h, &[(DENIED, "denied"), (NOT_REQUIRED, "not_required")]);
     let (shown, rest) = regions.split_at(regions.len().min(TOP_REGIONS));
@@ -284,7 +284,13 @@ fn regions(h: &mut String, regions: &[RegionCount<'_>]) {
     let mut bars: Vec<Bar<'_>> = shown
         .iter()
         .map(|r| Bar {
-            label: r.region.unwrap_or("(no instance)"),
+            label: match r.region {
+                None => "(no instance)",
+                // A damaged row without its region (refused by the owner gate, which decides
+                // before the row's damage is told).
+                Some("") => "(no region)",
+                Some(region) => region,
+            },
             segments: vec![(r.denied, DENIED), (r.not_required, NOT_REQUIRED)],
         })
         .collect();

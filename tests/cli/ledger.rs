@@ -324,6 +324,37 @@ fn a_ledger_out_run_whose_input_cannot_be_locked_is_refused() {
     }
 }
 
+/// An older code in the ledger that starts like a formula comes back to its request as
+/// `already_issued` with a leading `'` in `decisions.csv` (README › Choices), and the ledger
+/// keeps it as it was.
+#[test]
+fn a_formula_like_ledger_code_is_neutralised_in_the_report_only() {
+    let ledger = format!(
+        "{LEDGER_HEADER}\n+86-ICP-0001,i-1,100,r1,2020-01-01T00:00:00Z,spent,a.cn\n\
+         -LEGACY-7,i-1,100,r2,2020-01-01T00:00:00Z,in_use,b.cn\n"
+    );
+    let ran = Test::new("formula-like-code")
+        .file("instances.csv", INSTANCES)
+        .file(
+            "requests.csv",
+            &format!("{REQUESTS_HEADER}\nr1,100,i-1,2026-11-29\nr2,100,i-1,2026-11-29\n"),
+        )
+        .file("ledger.csv", &ledger)
+        .args(RUN)
+        .run()
+        .expect(0);
+    let codes: Vec<(String, String)> = csv_rows(&ran.read("out/decisions.csv"))[1..]
+        .iter()
+        .map(|r| (r[3].clone(), r[4].clone()))
+        .collect();
+    let want = [
+        ("already_issued", "'+86-ICP-0001"),
+        ("already_issued", "'-LEGACY-7"),
+    ];
+    assert_eq!(codes, want.map(|(o, c)| (o.to_string(), c.to_string())));
+    assert_eq!(ran.read("ledger.csv"), ledger);
+}
+
 /// The lock file of the ledger a `--ledger-out` run reads may be one this run cannot write (a
 /// read-only folder, another owner's file): the run then locks it through a read-only handle.
 /// It goes on while no other run holds that lock, is exit 3 while one does, and is refused

@@ -66,6 +66,12 @@ fn check_policy_lists_every_problem_with_its_place() {
             ],
         ),
         (
+            // A rule id is a cell of the reports: one starting with `-` would be a formula.
+            "rule-id-starting-with-a-hyphen",
+            good.replace("id: public-ip", "id: -2-1"),
+            vec!["rule id `-2-1` must be lower-case letters, digits and `-`, starting with a letter or a digit"],
+        ),
+        (
             // Placed at the repeat (line 61), not at its rule (line 55) as serde places it.
             "repeated-key",
             good.replace(

@@ -434,3 +434,31 @@ fn terminal_gets_the_table_and_a_log_only_the_summary_line() {
     let quiet = on_terminal("--quiet");
     assert!(!quiet.contains("outcome"), "--quiet printed:\n{quiet}");
 }
+
+/// A request refused by the owner gate on an inventory row without a region (a damaged row:
+/// the gate decides before its damage is told) is charted under `(no region)`, not as a bar
+/// without a name.
+#[test]
+fn a_refusal_on_a_row_without_a_region_is_charted_as_no_region() {
+    let ran = Test::new("report-no-region")
+        .file(
+            "instances.csv",
+            "instance_id,account_id,region_id,charge_type,expired_time,internet_max_bandwidth_out,public_ip\n\
+             i-noreg,111,,PrePaid,2028-01-01,5,47.1.1.1\n",
+        )
+        .file(
+            "requests.csv",
+            "request_id,account_id,instance_id,requested_at\nr1,222,i-noreg,2026-11-29\n",
+        )
+        .args(crate::harness::RUN)
+        .args(["--dry-run"])
+        .run()
+        .expect(0);
+    assert_eq!(
+        crate::harness::outcomes(&ran),
+        crate::harness::pairs([("denied", "owner-account")])
+    );
+    let page = ran.read("out/report.html");
+    assert!(page.contains("<title>(no region): 1</title>"), "{page}");
+    assert!(!page.contains("<title>: 1</title>"), "a bar without a name");
+}

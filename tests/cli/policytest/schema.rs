@@ -163,7 +163,7 @@ fn what_the_loader_refuses_the_schema_refuses() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/icp-service-code.yaml"),
     )
     .unwrap();
-    let edits: [(&str, &str); 15] = [
+    let edits: [(&str, &str); 16] = [
         ("eq: PrePaid }", "eq: PrePaid, ne: PostPaid }"),
         (
             "{ field: instance.charge_type, eq: PrePaid }",
@@ -197,6 +197,7 @@ fn what_the_loader_refuses_the_schema_refuses() {
             "{ set: mainland, also: [cn-hongkong] }",
         ),
         ("id: public-ip", "id: Public-IP"),
+        ("id: public-ip", "id: -public-ip"),
         ("id: public-ip", "id: malformed-request"),
         (
             "    remedy: \"Buy a new ECS instance for another website.\"\n",
@@ -444,8 +445,8 @@ fn matches_pattern(pattern: &str, s: &str) -> bool {
         "^(as_of|instance\\..+|request\\..+)$" => {
             s == "as_of" || dotted(&["instance.", "request."])
         }
-        "^[a-z0-9-]+$" => {
-            !s.is_empty()
+        "^[a-z0-9][a-z0-9-]*$" => {
+            s.bytes().next().is_some_and(|b| b != b'-')
                 && s.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         }

@@ -296,7 +296,7 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
         if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
             let unknown = schema::unknown_keys(&doc);
             if unknown.len() > 1 {
-                return placed(text, shown, &unknown);
+                return placed_by(text, shown, &unknown, locate::Locations::find_key);
             }
         }
         let (line, col) = place.unwrap_or((1, 1));
@@ -312,11 +312,22 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
 
 /// Problems found at YAML paths, as `file:line:column: message` lines.
 pub(crate) fn placed(text: &str, shown: &str, problems: &[(String, String)]) -> Error {
+    placed_by(text, shown, problems, locate::Locations::find)
+}
+
+/// `placed`, each problem's path placed by `find` (`Locations::find_key`: at the key, for a
+/// problem with the key itself).
+fn placed_by(
+    text: &str,
+    shown: &str,
+    problems: &[(String, String)],
+    find: fn(&locate::Locations, &str) -> (usize, usize),
+) -> Error {
     let places = locate::Locations::of(text);
     let lines: Vec<String> = problems
         .iter()
         .map(|(path, msg)| {
-            let (line, col) = places.find(path);
+            let (line, col) = find(&places, path);
             format!("{shown}:{line}:{col}: {}", one_line(msg))
         })
         .collect();

@@ -12,6 +12,8 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default)]
 pub struct Locations {
     places: HashMap<String, (usize, usize)>,
+    /// Where each mapping key stands, by the path of its value (the first, when it repeats).
+    keys: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
     /// Every key a mapping gives again, in document order.
     repeats: Vec<Repeat>,
@@ -35,6 +37,7 @@ impl Locations {
         let _ = Parser::new_from_str(text).load(&mut walker, false);
         Locations {
             places: walker.places,
+            keys: walker.keys,
             written: walker.written,
             repeats: walker.repeats,
         }
@@ -44,6 +47,15 @@ impl Locations {
     /// `1.50` and `0x1F`, where serde gives 111, 1.5 and 31.
     pub fn written(&self, path: &str) -> Option<&str> {
         self.written.get(path).map(String::as_str)
+    }
+
+    /// The place of the key whose value is at `path` (`rules[0].descr`: where `descr` is
+    /// written), or `find(path)` when `path` is not a key's.
+    pub fn find_key(&self, path: &str) -> (usize, usize) {
+        match self.keys.get(path) {
+            Some(place) => *place,
+            None => self.find(path),
+        }
     }
 
     /// The place of `path`, or of its nearest ancestor that has one.
@@ -98,6 +110,7 @@ enum Frame {
 struct Walker {
     stack: Vec<Frame>,
     places: HashMap<String, (usize, usize)>,
+    keys: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
     repeats: Vec<Repeat>,
 }
@@ -123,6 +136,7 @@ impl Walker {
                     }),
                     None => {
                         seen.insert(key.clone(), here);
+                        self.keys.insert(join(path, &key), here);
                     }
                 }
                 *k = Some(key);
@@ -216,6 +230,11 @@ mod tests {
         assert_eq!(l.find("rules[0].require.all[0].field"), (6, 18));
         assert_eq!(l.find("rules[0].require.all[0].eq"), (7, 15));
         assert_eq!(l.find("rules[0].require.all[0].missing").0, 6);
+        // A key's own place, where its value starts on another line.
+        assert_eq!(l.find("rules[0].require").0, 5);
+        assert_eq!(l.find_key("rules[0].require"), (4, 5));
+        assert_eq!(l.find_key("rules[0].id"), (3, 5));
+        assert_eq!(l.find_key("rules[0].missing"), l.find("rules[0]"));
     }
 
     #[test]

@@ -294,6 +294,28 @@ fn check_policy_lists_every_unknown_key() {
         err.lines().all(|l| l.starts_with("icp-audit: p.yaml:")),
         "{err}"
     );
+    // Each placed at the key itself, also where its value starts on the next line (a folded
+    // `description:`, a block `sets:`), as the one unknown key of a policy is.
+    let text = default_policy()
+        .replace("\ndescription:", "\ndescrption:")
+        .replace("\nsets:", "\nsetz:");
+    let line_of = |key: &str| 1 + text.lines().position(|l| l.starts_with(key)).unwrap();
+    let (described, sets) = (line_of("descrption:"), line_of("setz:"));
+    assert_eq!(
+        text.lines().nth(sets - 1),
+        Some("setz:"),
+        "its value is below it"
+    );
+    let ran = Test::new("check-unknown-keys-placed")
+        .file("p.yaml", &text)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    let err = ran.stderr();
+    for (line, key) in [(described, "descrption"), (sets, "setz")] {
+        let want = format!("icp-audit: p.yaml:{line}:1: unknown field `{key}`");
+        assert!(err.contains(&want), "{want} in:\n{err}");
+    }
 }
 
 /// A check whose condition reads a value the row does not have refuses, and its message says

@@ -26,7 +26,14 @@ enum RawCommand {
     /// input or cannot be written, the --max-issue cap); 3 the ledger is locked by another run;
     /// 1 anything else (a disk that fails mid-write).
     Run(Box<RunArgs>),
-    /// Compile a policy file and report every problem as file:line:column: message.
+    /// Compile a policy file and report its problems as file:line:column: message.
+    ///
+    /// The document's shape is checked first: every unknown key and every wrong rule `kind` or
+    /// `when_fails` is listed at once, with the first other problem of shape (YAML syntax, a
+    /// value of the wrong type, a missing key). A policy of the right shape is then compiled,
+    /// and every problem found (unknown columns, type mismatches, duplicate rule ids, unknown
+    /// placeholders, a weak code format) is listed at once. Exit codes: 0 the policy compiles;
+    /// 2 it does not, or cannot be read.
     CheckPolicy {
         /// The policy YAML file.
         file: PathBuf,

@@ -292,15 +292,29 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
         if let Some(((line, col), said)) = locate::repeated_key(text, &msg) {
             return Error::refused(format!("{shown}:{line}:{col}: {said}"));
         }
-        // serde stops at the first unknown key; list every one when the text is YAML at all.
-        if let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) {
-            let unknown = schema::unknown_keys(&doc);
-            if unknown.len() > 1 {
-                return placed_by(text, shown, &unknown, locate::Locations::find_key);
-            }
-        }
         let (line, col) = place.unwrap_or((1, 1));
-        Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
+        let serde_said = ((line, col), one_line(&msg));
+        // serde stops at the first problem; every unknown key and word is listed too, when
+        // the text is YAML at all (serde's own problem is one of them, at the same place, or
+        // is listed beside them).
+        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
+        };
+        let shape = schema::ShapeProblems::of(&doc);
+        let places = locate::Locations::of(text);
+        let mut lines: Vec<((usize, usize), String)> = (shape.keys.iter())
+            .map(|(path, msg)| (places.find_key(path), one_line(msg)))
+            .chain((shape.values.iter()).map(|(path, msg)| (places.find(path), one_line(msg))))
+            .collect();
+        if !lines.iter().any(|(at, _)| *at == serde_said.0) {
+            lines.push(serde_said);
+        }
+        lines.sort();
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|((line, col), msg)| format!("{shown}:{line}:{col}: {msg}"))
+            .collect();
+        Error::refused(lines.join("\n"))
     })?;
     let written = locate::Locations::of(text);
     let mut policy =
@@ -312,22 +326,11 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
 
 /// Problems found at YAML paths, as `file:line:column: message` lines.
 pub(crate) fn placed(text: &str, shown: &str, problems: &[(String, String)]) -> Error {
-    placed_by(text, shown, problems, locate::Locations::find)
-}
-
-/// `placed`, each problem's path placed by `find` (`Locations::find_key`: at the key, for a
-/// problem with the key itself).
-fn placed_by(
-    text: &str,
-    shown: &str,
-    problems: &[(String, String)],
-    find: fn(&locate::Locations, &str) -> (usize, usize),
-) -> Error {
     let places = locate::Locations::of(text);
     let lines: Vec<String> = problems
         .iter()
         .map(|(path, msg)| {
-            let (line, col) = find(&places, path);
+            let (line, col) = places.find(path);
             format!("{shown}:{line}:{col}: {}", one_line(msg))
         })
         .collect();

@@ -235,23 +235,62 @@ fn condition() -> Value {
     })
 }
 
-/// Every key of the policy document that the schema does not allow, with its path
-/// (`rules[2].require.equals`) and a message: serde stops at the first unknown key, this lists
-/// them all. Follows `properties`, `items` and `$ref`; operands are checked by the compiler.
-pub fn unknown_keys(doc: &serde_yaml::Value) -> Vec<(String, String)> {
-    let schema = json_schema();
-    let mut out = Vec::new();
-    walk(&schema, &schema, doc, "", &mut out);
-    out
+/// What serde would refuse in the shape of a policy document, all of it where serde stops at
+/// the first: every key the schema does not allow (`keys`, placed at the key), and every value
+/// outside a list of words (`kind: gaet`; `values`, placed at the value), each with its path
+/// (`rules[2].require.equals`) and a message. Follows `properties`, `items` and `$ref`;
+/// operands are checked by the compiler.
+#[derive(Default)]
+pub struct ShapeProblems {
+    pub keys: Vec<(String, String)>,
+    pub values: Vec<(String, String)>,
 }
 
-fn walk(
-    root: &Value,
-    node: &Value,
-    doc: &serde_yaml::Value,
-    path: &str,
-    out: &mut Vec<(String, String)>,
-) {
+impl ShapeProblems {
+    pub fn of(doc: &serde_yaml::Value) -> ShapeProblems {
+        let schema = json_schema();
+        let mut out = ShapeProblems::default();
+        walk(&schema, &schema, doc, "", &mut out);
+        out
+    }
+}
+
+/// The keys whose values serde reads as one of a list of words (`RawKind`, `RawOutcome`), and
+/// so refuses at the first wrong one; other words (a column's type, a quota's statuses) are
+/// checked by the compiler, which lists every wrong one.
+const WORDS: [&str; 2] = ["kind", "when_fails"];
+
+/// A `WORDS` value at `path` that is not one of its schema's words, worded as serde words it.
+fn unknown_word(node: &Value, doc: &serde_yaml::Value, path: &str, out: &mut ShapeProblems) {
+    if let (Some(words), Some(value)) = (node.get("enum").and_then(Value::as_array), doc.as_str())
+        && !words.iter().any(|w| w.as_str() == Some(value))
+    {
+        out.values.push((
+            path.to_string(),
+            format!(
+                "{path}: unknown variant `{value}`, expected one of {}",
+                quoted_list(words.iter().filter_map(Value::as_str))
+            ),
+        ));
+    }
+}
+
+/// `a`, `b`, `c`.
+fn quoted_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn walk(root: &Value, node: &Value, doc: &serde_yaml::Value, path: &str, out: &mut ShapeProblems) {
+    // As serde words it: `rules[0]: unknown field ...`, the path left out at the top.
+    let where_ = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    };
     if let Some(target) = node.get("$ref").and_then(Value::as_str) {
         let name = target.trim_start_matches("#/$defs/");
         if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
@@ -272,24 +311,20 @@ fn walk(
                 format!("{path}.{key}")
             };
             match props.get(key) {
-                Some(sub) => walk(root, sub, v, &here, out),
+                Some(sub) => {
+                    if WORDS.contains(&key) {
+                        unknown_word(sub, v, &here, out);
+                    }
+                    walk(root, sub, v, &here, out)
+                }
                 None if closed => {
                     let mut known: Vec<&str> = props.keys().map(String::as_str).collect();
                     known.sort_unstable();
-                    let where_ = if path.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{path}: ")
-                    };
-                    out.push((
+                    out.keys.push((
                         here,
                         format!(
                             "{where_}unknown field `{key}`, expected one of {}",
-                            known
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            quoted_list(known)
                         ),
                     ));
                 }

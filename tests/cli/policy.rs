@@ -316,6 +316,60 @@ fn check_policy_lists_every_unknown_key() {
         let want = format!("icp-audit: p.yaml:{line}:1: unknown field `{key}`");
         assert!(err.contains(&want), "{want} in:\n{err}");
     }
+    // Every wrong rule kind and outcome is listed with them, and a value of the wrong type
+    // too, each at its value, in the order of the file.
+    let text = default_policy()
+        .replace("kind: gate", "kind: gaet")
+        .replace("when_fails: not_required", "when_fails: not_requird")
+        .replace("\nsets:", "\nsetz:")
+        .replace("random_symbols: 19", "random_symbols: many");
+    let ran = Test::new("check-unknown-words")
+        .file("p.yaml", &text)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    let err = ran.stderr();
+    let gates = text.matches("kind: gaet").count();
+    assert!(gates >= 2, "the default policy has several gates");
+    let said: Vec<&str> = err
+        .lines()
+        .map(|l| l.splitn(4, ':').nth(3).unwrap().trim())
+        .collect();
+    let wrong_kind = said
+        .iter()
+        .filter(|l| l.contains("unknown variant `gaet`"))
+        .count();
+    assert_eq!(wrong_kind, gates, "{err}");
+    for problem in [
+        "unknown variant `not_requird`",
+        "unknown field `setz`",
+        "\"many\"",
+    ] {
+        assert!(
+            said.iter().any(|l| l.contains(problem)),
+            "{problem} in:\n{err}"
+        );
+    }
+    assert_eq!(said.len(), gates + 3, "{err}");
+    let places: Vec<(usize, usize)> = err
+        .lines()
+        .map(|l| {
+            let mut at = l.split(':').skip(2).map(|n| n.parse::<usize>().unwrap());
+            (at.next().unwrap(), at.next().unwrap())
+        })
+        .collect();
+    assert!(places.is_sorted(), "{err}");
+    let first_gate = 1 + text.lines().position(|l| l.trim() == "kind: gaet").unwrap();
+    let column = 1 + text
+        .lines()
+        .nth(first_gate - 1)
+        .unwrap()
+        .find("gaet")
+        .unwrap();
+    assert!(
+        places.contains(&(first_gate, column)),
+        "at the value: {err}"
+    );
 }
 
 /// A check whose condition reads a value the row does not have refuses, and its message says

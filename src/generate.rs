@@ -164,35 +164,62 @@ impl World {
 pub const FILES: [&str; 3] = ["instances.csv", "ledger.csv", "requests.csv"];
 
 /// Writes instances.csv, ledger.csv and requests.csv into `out`; unless `force`, refuses (exit
-/// 2, nothing written) when one of them is already there: it may be a real ledger.
+/// 2, nothing written) when one of them is already there: it may be a real ledger. A folder in
+/// a file's place, or an `out` that cannot be made, is refused too. The files are written under
+/// temporary names and put in place once all three are whole, so a failure (a full disk)
+/// leaves the files that were there as they were.
 pub fn write(out: &Path, instances: usize, requests: usize, seed: u64, force: bool) -> Result<()> {
-    if !force {
-        let there: Vec<&str> = FILES
-            .into_iter()
-            .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
-            .collect();
-        if !there.is_empty() {
-            return Err(Error::refused(format!(
-                "generate --out {}: {} already there; nothing was written (give --force to \
-                 replace them with synthetic data)",
-                out.display(),
-                there.join(", ")
-            )));
-        }
+    let there: Vec<&str> = FILES
+        .into_iter()
+        .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
+        .collect();
+    if !force && !there.is_empty() {
+        return Err(Error::refused(format!(
+            "generate --out {}: {} already there; nothing was written (give --force to \
+             replace them with synthetic data)",
+            out.display(),
+            there.join(", ")
+        )));
     }
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::failed(format!("{}: cannot create the folder: {e}", out.display())))?;
+    if let Some(folder) = there.iter().find(|f| out.join(f).is_dir()) {
+        return Err(Error::refused(format!(
+            "generate --out {}: {folder} is a folder, not a file; nothing was written",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| {
+        Error::refused(format!(
+            "generate --out {}: cannot create the folder: {e}; nothing was written",
+            out.display()
+        ))
+    })?;
+    let tmp = |f: &str| out.join(format!(".{f}.tmp-{}", std::process::id()));
     let world = World::new(instances, seed);
     let results = std::thread::scope(|s| {
-        let a = s.spawn(|| write_instances(&out.join("instances.csv"), world));
-        let b = s.spawn(|| write_ledger(&out.join("ledger.csv"), world));
-        let c = s.spawn(|| write_requests(&out.join("requests.csv"), world, requests as u64));
+        let a = s.spawn(|| write_instances(&tmp(FILES[0]), world));
+        let b = s.spawn(|| write_ledger(&tmp(FILES[1]), world));
+        let c = s.spawn(|| write_requests(&tmp(FILES[2]), world, requests as u64));
         [a.join(), b.join(), c.join()]
     });
-    for r in results {
-        r.map_err(|_| Error::failed("generate: a writer thread panicked"))??;
+    let written = results
+        .into_iter()
+        .try_for_each(|r| r.map_err(|_| Error::failed("generate: a writer thread panicked"))?);
+    let placed = written.and_then(|()| {
+        FILES.into_iter().try_for_each(|f| {
+            std::fs::rename(tmp(f), out.join(f)).map_err(|e| {
+                Error::failed(format!(
+                    "{}: cannot put in place: {e}",
+                    out.join(f).display()
+                ))
+            })
+        })
+    });
+    if placed.is_err() {
+        for f in FILES {
+            let _ = std::fs::remove_file(tmp(f));
+        }
     }
-    Ok(())
+    placed
 }
 
 fn write_instances(path: &Path, w: World) -> Result<()> {

@@ -3,6 +3,7 @@
 
 mod cases;
 mod codes;
+mod generate;
 mod hardening;
 mod harness;
 mod hugepages;

@@ -473,10 +473,12 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
     // A quote left open in the header took the whole file for it: said so, rather than the
     // columns that then seem to be missing. (A quoted header field may hold a line break.)
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if start >= bytes.len() && unclosed_quote(body, 0) {
+    if start >= bytes.len()
+        && let Some(field) = unclosed_quote(body, 0)
+    {
         return Err(Error::refused(format!(
-            "{shown}:1: a quoted header field that starts on this line is never closed: it runs \
-             to the end of the file"
+            "{shown}:1:{field}: a quoted header field that starts on this line is never closed: \
+             it runs to the end of the file"
         )));
     }
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
@@ -603,15 +605,22 @@ fn line_ends(bytes: &[u8], from: usize, to: usize) -> u64 {
 /// first byte, `""` inside a quoted field is a quote, and any other quote closes it; a quote
 /// inside an unquoted field (`ab"c`) is a byte of its value. Such a record swallowed the lines
 /// after its quote, or, on the last line, would swallow whatever is appended to the file.
-pub fn unclosed_quote(bytes: &[u8], start: usize) -> bool {
+/// `Some` with the field the open quote starts (1 for the record's first), `None` when none is
+/// left open.
+pub fn unclosed_quote(bytes: &[u8], start: usize) -> Option<usize> {
     let (mut quoted, mut field_start) = (false, true);
+    let (mut field, mut opened) = (1, 1);
     let mut i = start.min(bytes.len());
     while i < bytes.len() {
         match (quoted, bytes[i]) {
             (true, b'"') if bytes.get(i + 1) == Some(&b'"') => i += 1,
             (true, b'"') => quoted = false,
-            (false, b'"') if field_start => quoted = true,
-            (false, b',' | b'\n' | b'\r') => {
+            (false, b'"') if field_start => {
+                quoted = true;
+                opened = field;
+            }
+            (false, sep @ (b',' | b'\n' | b'\r')) => {
+                field = if sep == b',' { field + 1 } else { 1 };
                 field_start = true;
                 i += 1;
                 continue;
@@ -621,7 +630,7 @@ pub fn unclosed_quote(bytes: &[u8], start: usize) -> bool {
         field_start = false;
         i += 1;
     }
-    quoted
+    quoted.then_some(opened)
 }
 
 #[cfg(test)]
@@ -648,8 +657,8 @@ mod tests {
         let refused = |text: &[u8]| header(text, "f.csv").map(|_| ()).unwrap_err().message;
         assert_eq!(
             refused(b"a,\"b,c\nx,y,z\n"),
-            "f.csv:1: a quoted header field that starts on this line is never closed: it runs to \
-             the end of the file"
+            "f.csv:1:2: a quoted header field that starts on this line is never closed: it runs \
+             to the end of the file"
         );
         let (record, start, line) = header(b"a,\"b\",c\nx,y,z\n", "f.csv").unwrap();
         assert_eq!((record.len(), start, line), (3, 8, 2));
@@ -667,16 +676,18 @@ mod tests {
     #[test]
     fn an_unclosed_quote_is_one_left_open_at_the_end() {
         for (text, open) in [
-            (&b"a,\"b\n"[..], true),
-            (b"a,\"b", true),
-            (b"a,\"b\nc,d\n", true),
-            (b"a,\"b\"\n", false),
-            (b"a,ab\"c\n", false),
-            (b"a,ab\"c", false),
-            (b"a,\"b\"\"c\"\n", false),
-            (b"a,\"b\"\"\n", true),
-            (b"\"a\"x,\"\n", true),
-            (b"a,b\n", false),
+            (&b"a,\"b\n"[..], Some(2)),
+            (b"a,\"b", Some(2)),
+            (b"a,\"b\nc,d\n", Some(2)),
+            (b"a,\"b\"\n", None),
+            (b"a,ab\"c\n", None),
+            (b"a,ab\"c", None),
+            (b"a,\"b\"\"c\"\n", None),
+            (b"a,\"b\"\"\n", Some(2)),
+            (b"\"a\"x,\"\n", Some(2)),
+            (b"\"a,b\n", Some(1)),
+            (b"a,\"b,c\",d,\"e\n", Some(4)),
+            (b"a,b\n", None),
         ] {
             assert_eq!(
                 unclosed_quote(text, 0),
@@ -685,7 +696,7 @@ mod tests {
                 String::from_utf8_lossy(text)
             );
         }
-        assert!(!unclosed_quote(b"\"a\nb\"\nc\n", 6));
+        assert_eq!(unclosed_quote(b"\"a\nb\"\nc\n", 6), None);
     }
 
     /// The chunked search finds what a byte-by-byte one does, in texts of every length mod 16

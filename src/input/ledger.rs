@@ -278,7 +278,7 @@ pub fn codes_missing_from(
     file.seek(std::io::SeekFrom::Start(last))
         .and_then(|_| file.read_to_end(&mut tail))
         .map_err(|e| format!("cannot be read: {e}"))?;
-    if chunks::unclosed_quote(&tail, 0) {
+    if chunks::unclosed_quote(&tail, 0).is_some() {
         return Err(
             "ends inside a quote that is never closed, which hides the rows after it".to_string(),
         );
@@ -908,13 +908,15 @@ impl Context<'_> {
                 return part;
             }
         };
-        if chunks::unclosed_quote(piece.bytes, last.0) {
+        if let Some(field) = chunks::unclosed_quote(piece.bytes, last.0) {
             // Refused even when the row read whole (a quote left open in its last field): the
             // new rows appended after it would be read as part of that field. What the row was
             // found to lack besides (its field count) follows from the quote: not said.
             part.corrupt.retain(|(line, _)| *line != last.1);
-            part.corrupt
-                .push((last.1, super::table::unclosed(self.shown, last.1).message));
+            part.corrupt.push((
+                last.1,
+                super::table::unclosed(self.shown, last.1, field).message,
+            ));
         }
         part
     }

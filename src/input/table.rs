@@ -459,8 +459,8 @@ fn parse_sized(
         })
         .map_err(|(e, line)| Error::refused(format!("{shown}:{line}: cannot read: {e}")))?;
         let (start, line) = read.last;
-        if chunks::unclosed_quote(piece.bytes, start) {
-            return Err(unclosed(shown, line));
+        if let Some(field) = chunks::unclosed_quote(piece.bytes, start) {
+            return Err(unclosed(shown, line, field));
         }
         part.plain = read.plain;
         // Not shrunk to fit: that moves or trims its mapping, a wait for the other cores (a TLB
@@ -497,10 +497,11 @@ fn parse_sized(
     Ok(table)
 }
 
-/// The refusal for a quoted field that is never closed.
-pub fn unclosed(shown: &str, line: u64) -> Error {
+/// The refusal for a quoted field that is never closed: the line its row starts on, and the
+/// field (1 for the first) whose quote opens it.
+pub fn unclosed(shown: &str, line: u64, field: usize) -> Error {
     Error::refused(format!(
-        "{shown}:{line}: a quoted field that starts on this line is never closed: it runs to the end of the file"
+        "{shown}:{line}:{field}: a quoted field that starts on this line is never closed: it runs to the end of the file"
     ))
 }
 

@@ -104,6 +104,50 @@ pub fn parse(text: &str) -> Result<RawFile, (Option<(usize, usize)>, String)> {
     })
 }
 
+/// Puts back the spelling of every unquoted number and boolean in the rows of `raw` (the base
+/// instance, and each case's instance, request and ledger rows), as `text` writes them: YAML
+/// reads `0x1F` as 31, `1.50` as 1.5 and `1e1` as 10.0, where the CSV cell a case stands for
+/// holds the text as written, as a policy's literals keep theirs.
+pub fn keep_spelling(raw: &mut RawFile, text: &str) {
+    let written = crate::policy::locate::Locations::of(text);
+    let fix = |map: &mut Mapping, path: &str| {
+        for (key, value) in map.iter_mut() {
+            let Some(key) = key.as_str() else { continue };
+            let at = format!("{path}.{key}");
+            match value {
+                Value::Sequence(items) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        respell(item, written.written(&format!("{at}[{i}]")));
+                    }
+                }
+                v => respell(v, written.written(&at)),
+            }
+        }
+    };
+    if let Some(base) = raw.instance.as_mut() {
+        fix(base, "instance");
+    }
+    for (i, case) in raw.cases.iter_mut().enumerate() {
+        let at = format!("cases[{i}]");
+        if let Some(Some(instance)) = case.instance.as_mut() {
+            fix(instance, &format!("{at}.instance"));
+        }
+        if let Some(request) = case.request.as_mut() {
+            fix(request, &format!("{at}.request"));
+        }
+        for (j, row) in case.ledger.iter_mut().flatten().enumerate() {
+            fix(row, &format!("{at}.ledger[{j}]"));
+        }
+    }
+}
+
+/// A number or boolean `value` as the text it was written as, when that is known.
+fn respell(value: &mut Value, written: Option<&str>) {
+    if let (Value::Number(_) | Value::Bool(_), Some(text)) = (&*value, written) {
+        *value = Value::String(text.to_string());
+    }
+}
+
 /// A case before it is paired with a policy: everything but the policy is settled.
 pub struct Draft {
     pub name: String,

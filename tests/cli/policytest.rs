@@ -194,6 +194,43 @@ fn ledger_keys_in_two_spellings_are_one_column() {
     assert_eq!(last_line(&ran), "2 passed, 1 failed");
 }
 
+/// An unquoted number in a row is written to its CSV cell as it is written in the file (YAML
+/// reads `0x1F` as 31 and `1.50` as 1.5): an account `0x1F` is the request's `"0x1F"`, in the
+/// base row, a case's row, a list and the ledger alike; and a bandwidth `1e1` is the text `1e1`,
+/// which is no whole number.
+#[test]
+fn unquoted_numbers_keep_their_spelling() {
+    let text = "as_of: 2026-11-30T00:00:00Z
+instance: { instance_id: i-1, account_id: 0x1F, region_id: cn-hangzhou, charge_type: PrePaid, expired_time: 2028-01-01, internet_max_bandwidth_out: 5, public_ip: 47.1.1.1 }
+cases:
+  - name: hex account in the base row
+    request: { account_id: \"0x1F\" }
+    expect: { outcome: issued }
+  - name: float account in the case
+    instance: { account_id: 1.50 }
+    request: { account_id: \"1.50\" }
+    expect: { outcome: issued }
+  - name: a lock list of numbers
+    instance: { operation_locks: [0x10] }
+    request: { account_id: \"0x1F\" }
+    expect: { outcome: issued }
+  - name: ledger rows held by account 0x1F count
+    request: { account_id: \"0x1F\" }
+    ledger: [ { account_id: 0x1F, request_id: 0x2A }, { account_id: 0x1F }, { account_id: 0x1F }, { account_id: 0x1F }, { account_id: 0x1F } ]
+    expect: { outcome: denied, reasons: [max-codes-per-instance] }
+  - name: bandwidth in exponent form
+    instance: { internet_max_bandwidth_out: 1e1 }
+    request: { account_id: \"0x1F\" }
+    expect: { outcome: invalid, reasons: [malformed-instance] }
+";
+    let ran = Test::new("policytest-spelling")
+        .file("cases.yaml", text)
+        .args(["test", "cases.yaml"])
+        .run();
+    assert_eq!(last_line(&ran), "5 passed, 0 failed", "{}", ran.stdout());
+    ran.expect(0);
+}
+
 #[test]
 fn issued_and_eligible_are_one_expectation() {
     let text = ONE_PASS_ONE_FAIL.replace("outcome: issued", "outcome: eligible");

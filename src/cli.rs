@@ -42,7 +42,7 @@ enum RawCommand {
     /// when every one is. Input is case-insensitive, hyphens are ignored, I and L read as 1, O as 0.
     VerifyCode {
         /// The policy whose code format applies (default: the built-in policy).
-        #[arg(long)]
+        #[arg(long, value_name = "F")]
         policy: Option<PathBuf>,
         /// The codes to check.
         #[arg(required = true)]

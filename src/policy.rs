@@ -285,6 +285,25 @@ pub fn default_policy() -> Policy {
     policy
 }
 
+/// serde's words for a whole number too large for 64 bits (`invalid type: integer `N` as
+/// u128, expected …`, where the YAML reader kept it as a 128-bit number) in plain words.
+fn out_of_range(msg: &str) -> String {
+    let Some(at) = msg.find("invalid type: integer `") else {
+        return msg.to_string();
+    };
+    let rest = &msg[at + "invalid type: integer `".len()..];
+    match rest
+        .split_once("` as u128")
+        .or_else(|| rest.split_once("` as i128"))
+    {
+        Some((number, _)) => format!(
+            "{}the number `{number}` is out of range (a whole number here fits in 64 bits)",
+            &msg[..at]
+        ),
+        None => msg.to_string(),
+    }
+}
+
 /// Compiles policy text; `shown` names it in messages.
 pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     let raw = raw::parse(text).map_err(|(place, msg)| {
@@ -293,7 +312,7 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
             return Error::refused(format!("{shown}:{line}:{col}: {said}"));
         }
         let (line, col) = place.unwrap_or((1, 1));
-        let serde_said = ((line, col), one_line(&msg));
+        let serde_said = ((line, col), one_line(&out_of_range(&msg)));
         // serde stops at the first problem; every unknown key and word is listed too, when
         // the text is YAML at all (serde's own problem is one of them, at the same place, or
         // is listed beside them).
@@ -364,6 +383,25 @@ mod tests {
         let keys = format!("unknown field `mesage\"`, expected one of `id`, `{long}`, `remedy`");
         assert_eq!(one_line(&keys), keys);
         assert_eq!(one_line("string \"ü\\"), "string \"ü\\");
+    }
+
+    /// A whole number past 64 bits is said to be out of range, in place of serde's words.
+    #[test]
+    fn a_number_past_64_bits_is_out_of_range() {
+        assert_eq!(
+            out_of_range(
+                "a.gt: invalid type: integer `99999999999999999999` as u128, expected any YAML value"
+            ),
+            "a.gt: the number `99999999999999999999` is out of range (a whole number here fits in 64 bits)"
+        );
+        assert_eq!(
+            out_of_range(
+                "x: invalid type: integer `-99999999999999999999` as i128, expected usize"
+            ),
+            "x: the number `-99999999999999999999` is out of range (a whole number here fits in 64 bits)"
+        );
+        let other = "x: invalid type: integer `5`, expected a string";
+        assert_eq!(out_of_range(other), other);
     }
 
     #[test]

@@ -828,10 +828,10 @@ fn sound<'r>(
 ) -> std::result::Result<Sound<'r>, String> {
     if row.cells.len() != width {
         return Err(format!(
-            "{}:{}: the row has {} fields, the header has {width}",
+            "{}:{}: the row has {}, the header has {width}",
             row.shown,
             row.line,
-            row.cells.len(),
+            super::table::fields(row.cells.len()),
         ));
     }
     let code = row.cell(Some(pos.code), "code")?;

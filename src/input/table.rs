@@ -497,6 +497,14 @@ fn parse_sized(
     Ok(table)
 }
 
+/// `1 field`, `3 fields`.
+pub fn fields(n: usize) -> String {
+    match n {
+        1 => "1 field".to_string(),
+        n => format!("{n} fields"),
+    }
+}
+
 /// The refusal for a quoted field that is never closed: the line its row starts on, and the
 /// field (1 for the first) whose quote opens it.
 pub fn unclosed(shown: &str, line: u64, field: usize) -> Error {
@@ -669,7 +677,10 @@ impl Table {
             self.problem(
                 line,
                 name,
-                format!("the row has {} fields, the header has {width}", cells.len()),
+                format!(
+                    "the row has {}, the header has {width}",
+                    fields(cells.len())
+                ),
             );
         }
         for (c, col) in schema.columns.iter().enumerate() {
@@ -1081,6 +1092,20 @@ fn push_time(store: &mut Store, micros: i64) {
 mod tests {
     use super::*;
     use crate::schema::Schema;
+
+    /// A row of one field (a blank quoted line) is said to have `1 field`.
+    #[test]
+    fn a_row_of_one_field_is_counted_in_the_singular() {
+        let t = parse(
+            &b"request_id,account_id,instance_id,requested_at\n\"\"\nr,1,i,2026-11-29\n"[..],
+            "r.csv",
+            &Schema::requests(),
+        )
+        .unwrap();
+        let said: Vec<&str> = t.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(said[0], "the row has 1 field, the header has 4");
+        assert_eq!(fields(3), "3 fields");
+    }
 
     fn instances_schema() -> Schema {
         let mut schema = Schema::instances();

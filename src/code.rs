@@ -22,16 +22,18 @@ pub struct Format {
 impl Format {
     /// Validates a format: at least 90 random bits, a prefix of ASCII letters and digits.
     pub fn new(prefix: &str, random_symbols: usize, group: usize) -> Result<Format, String> {
+        // The upper bound first: `random_symbols` may be any 64-bit number, and the bits it
+        // gives are counted only once it is known to be small.
+        if random_symbols >= MAX_SYMBOLS {
+            return Err(format!(
+                "at most {} random symbols fit the check symbol",
+                MAX_SYMBOLS - 1
+            ));
+        }
         if random_symbols * 5 < MIN_RANDOM_BITS {
             return Err(format!(
                 "a code needs at least {MIN_RANDOM_BITS} random bits: {random_symbols} symbols give {}",
                 random_symbols * 5
-            ));
-        }
-        if random_symbols + 1 > MAX_SYMBOLS {
-            return Err(format!(
-                "at most {} random symbols fit the check symbol",
-                MAX_SYMBOLS - 1
             ));
         }
         if prefix.len() > 16 || !prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -558,6 +560,13 @@ mod tests {
         assert!(Format::new("", 17, 4).is_err());
         assert!(Format::new("", 18, 4).is_ok());
         assert!(Format::new("", 31, 4).is_err());
+        // Any number: the largest ones are refused, not multiplied past 64 bits.
+        assert!(
+            Format::new("", usize::MAX, 4)
+                .unwrap_err()
+                .contains("at most 30")
+        );
+        assert!(Format::new("", usize::MAX / 5 + 1, 4).is_err());
         assert!(Format::new("IC-P", 20, 4).is_err());
         assert!(Format::new("", 20, 0).is_err());
     }

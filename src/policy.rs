@@ -285,27 +285,43 @@ pub fn default_policy() -> Policy {
     policy
 }
 
-/// serde's words for a whole number too large for 64 bits (`invalid type: integer `N` as
-/// u128, expected …`, where the YAML reader kept it as a 128-bit number) in plain words.
+/// serde's words for a whole number too large for 64 bits where a number is expected
+/// (`invalid type: integer `N` as u128, expected u32`: the YAML reader kept it as a 128-bit
+/// number), in plain words; other messages (a number where a mapping or a boolean is expected)
+/// are left as they are.
 fn out_of_range(msg: &str) -> String {
-    let Some(at) = msg.find("invalid type: integer `") else {
+    const HEAD: &str = "invalid type: integer `";
+    let Some(at) = msg.find(HEAD) else {
         return msg.to_string();
     };
-    let rest = &msg[at + "invalid type: integer `".len()..];
-    match rest
-        .split_once("` as u128")
-        .or_else(|| rest.split_once("` as i128"))
-    {
-        Some((number, _)) => format!(
-            "{}the number `{number}` is out of range (a whole number here fits in 64 bits)",
-            &msg[..at]
-        ),
-        None => msg.to_string(),
-    }
+    let rest = &msg[at + HEAD.len()..];
+    let Some((number, expected)) = ["` as u128, expected ", "` as i128, expected "]
+        .iter()
+        .find_map(|sep| rest.split_once(sep))
+    else {
+        return msg.to_string();
+    };
+    let integer = [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ];
+    let said = match expected {
+        "any YAML value" => "(a number here fits in 64 bits)".to_string(),
+        e if integer.contains(&e) => format!("for {e}"),
+        _ => return msg.to_string(),
+    };
+    format!("{}the number `{number}` is out of range {said}", &msg[..at])
 }
 
-/// Compiles policy text; `shown` names it in messages.
-pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
+/// A text without the byte-order mark an editor may have put before it (a YAML reader would
+/// take it for part of the first key).
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Compiles policy text; `shown` names it in messages. Its SHA-256 is the whole text's (a
+/// byte-order mark included), as the file's bytes.
+pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
+    let text = without_bom(whole);
     let raw = raw::parse(text).map_err(|(place, msg)| {
         // serde names the mapping that holds a repeated key; the repeat itself is placed.
         if let Some(((line, col), said)) = locate::repeated_key(text, &msg) {
@@ -316,16 +332,23 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
         // serde stops at the first problem; every unknown key and word is listed too, when
         // the text is YAML at all (serde's own problem is one of them, at the same place, or
         // is listed beside them).
-        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        // A document serde cannot read as YAML values (a syntax error, a key given twice), or
+        // that the locator cannot walk to its end (a tab after a colon), gets serde's problem
+        // alone: the others could not be listed, or not placed.
+        let places = locate::Locations::of(text);
+        let doc = serde_yaml::from_str::<serde_yaml::Value>(text);
+        let (Ok(doc), true) = (doc, places.complete()) else {
             return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
         };
         let shape = schema::ShapeProblems::of(&doc);
-        let places = locate::Locations::of(text);
         let mut lines: Vec<((usize, usize), String)> = (shape.keys.iter())
             .map(|(path, msg)| (places.find_key(path), one_line(msg)))
             .chain((shape.values.iter()).map(|(path, msg)| (places.find(path), one_line(msg))))
             .collect();
-        if !lines.iter().any(|(at, _)| *at == serde_said.0) {
+        // serde's problem is listed unless it is one of these (the same unknown key or word
+        // at the same path, which serde may place elsewhere: at an anchor or a tag).
+        let what = |m: &str| m.split(", expected").next().unwrap_or(m).to_string();
+        if !lines.iter().any(|(_, m)| what(m) == what(&serde_said.1)) {
             lines.push(serde_said);
         }
         lines.sort();
@@ -338,7 +361,7 @@ pub fn compile_text(text: &str, shown: &str) -> Result<Policy> {
     let written = locate::Locations::of(text);
     let mut policy =
         compile::compile(raw, &written).map_err(|problems| placed(text, shown, &problems))?;
-    policy.sha256 = crate::digest::hex(&Sha256::digest(text.as_bytes()));
+    policy.sha256 = crate::digest::hex(&Sha256::digest(whole.as_bytes()));
     policy.source = shown.to_string();
     Ok(policy)
 }
@@ -388,20 +411,31 @@ mod tests {
     /// A whole number past 64 bits is said to be out of range, in place of serde's words.
     #[test]
     fn a_number_past_64_bits_is_out_of_range() {
-        assert_eq!(
-            out_of_range(
-                "a.gt: invalid type: integer `99999999999999999999` as u128, expected any YAML value"
+        let said = [
+            (
+                "a.gt: invalid type: integer `99999999999999999999` as u128, expected any YAML value",
+                "a.gt: the number `99999999999999999999` is out of range (a number here fits in 64 bits)",
             ),
-            "a.gt: the number `99999999999999999999` is out of range (a whole number here fits in 64 bits)"
-        );
-        assert_eq!(
-            out_of_range(
-                "x: invalid type: integer `-99999999999999999999` as i128, expected usize"
+            (
+                "x: invalid type: integer `-99999999999999999999` as i128, expected usize",
+                "x: the number `-99999999999999999999` is out of range for usize",
             ),
-            "x: the number `-99999999999999999999` is out of range (a whole number here fits in 64 bits)"
-        );
-        let other = "x: invalid type: integer `5`, expected a string";
-        assert_eq!(out_of_range(other), other);
+            (
+                "q.max: invalid type: integer `99999999999999999999` as u128, expected u32",
+                "q.max: the number `99999999999999999999` is out of range for u32",
+            ),
+        ];
+        for (serde, plain) in said {
+            assert_eq!(out_of_range(serde), plain);
+        }
+        // Where no number is expected, serde's words stand: the number's size is not the
+        // problem.
+        for other in [
+            "x: invalid type: integer `5`, expected a string",
+            "c: invalid type: integer `99999999999999999999` as u128, expected a boolean",
+        ] {
+            assert_eq!(out_of_range(other), other);
+        }
     }
 
     #[test]

@@ -120,15 +120,16 @@ struct Loader {
 impl Loader {
     fn file(&mut self, path: &Path) -> Result<()> {
         let shown = path.display().to_string();
-        let text = crate::policy::read_text(path, &shown, "a test file")?;
-        let mut raw = file::parse(&text).map_err(|(place, msg)| {
+        let whole = crate::policy::read_text(path, &shown, "a test file")?;
+        let text = crate::policy::without_bom(&whole);
+        let mut raw = file::parse(text).map_err(|(place, msg)| {
             let (line, col) = place.unwrap_or((1, 1));
             Error::refused(format!(
                 "{shown}:{line}:{col}: {}",
                 crate::policy::one_line(&msg)
             ))
         })?;
-        file::keep_spelling(&mut raw, &text);
+        file::keep_spelling(&mut raw, text);
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
         if raw.cases.is_empty() {

@@ -17,6 +17,9 @@ pub struct Locations {
     written: HashMap<String, String>,
     /// Every key a mapping gives again, in document order.
     repeats: Vec<Repeat>,
+    /// Whether the walk reached the end of the document (the event parser stops at what it
+    /// cannot read, where serde may read on: a tab after a colon).
+    complete: bool,
 }
 
 /// A key given a second time in the same mapping: its path, where the repeat stands, and where
@@ -34,13 +37,19 @@ impl Locations {
     pub fn of(text: &str) -> Locations {
         let mut walker = Walker::default();
         // A syntax error was already reported by serde_yaml; what was read so far still helps.
-        let _ = Parser::new_from_str(text).load(&mut walker, false);
+        let complete = Parser::new_from_str(text).load(&mut walker, false).is_ok();
         Locations {
+            complete,
             places: walker.places,
             keys: walker.keys,
             written: walker.written,
             repeats: walker.repeats,
         }
+    }
+
+    /// Whether every node of the document has its place (see `complete`).
+    pub fn complete(&self) -> bool {
+        self.complete
     }
 
     /// A plain (unquoted) scalar's text as written, before YAML read it as a number: `0111`,

@@ -114,14 +114,15 @@ fn lookup<'m>(
 /// Loads a waivers file against the policy; every problem is listed as `file:line:column: message`.
 pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     let shown = path.display().to_string();
-    let text = super::read_text(path, &shown, "the waivers")?;
-    let raw: RawWaivers = serde_yaml::from_str(&text).map_err(|e| {
+    let whole = super::read_text(path, &shown, "the waivers")?;
+    let text = super::without_bom(&whole);
+    let raw: RawWaivers = serde_yaml::from_str(text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
         // A repeated key is placed at the repeat, not at the mapping that holds it.
         let ((line, col), msg) =
-            super::locate::repeated_key(&text, &msg).unwrap_or(((line, col), msg));
+            super::locate::repeated_key(text, &msg).unwrap_or(((line, col), msg));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
     let mut problems = Vec::new();
@@ -138,7 +139,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     if problems.is_empty() {
         return Ok(waivers);
     }
-    Err(super::placed(&text, &shown, &problems))
+    Err(super::placed(text, &shown, &problems))
 }
 
 impl Waivers {

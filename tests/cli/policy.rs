@@ -26,6 +26,52 @@ fn check_policy_accepts_the_shipped_policies() {
     }
 }
 
+/// A policy, a waivers file and a test file that an editor saved with a byte-order mark are
+/// read as without it; the summary's policy digest is still the file's bytes'.
+#[test]
+fn files_with_a_byte_order_mark_are_read() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = format!("\u{feff}{}", default_policy());
+    let waivers = std::fs::read_to_string(root.join("fixtures/waivers/example.yaml")).unwrap();
+    let test_file = "\u{feff}as_of: 2026-11-30T00:00:00Z\ncases:\n  - name: no instance\n    instance: null\n    expect: { outcome: denied, reasons: [instance-exists] }\n";
+    let demo = root.join("fixtures/demo");
+    let ran = Test::new("bom-files")
+        .file("p.yaml", &policy)
+        .file("w.yaml", &format!("\u{feff}{waivers}"))
+        .file("t.yaml", test_file)
+        .args([
+            "run",
+            "--input",
+            demo.to_str().unwrap(),
+            "--policy",
+            "p.yaml",
+        ])
+        .args(["--waivers", "w.yaml", "--out", "out", "--dry-run"])
+        .args(["--as-of", "2026-11-30T00:00:00Z"])
+        .run()
+        .expect(0);
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(policy.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let summary = ran.read("out/summary.json");
+    assert!(summary.contains(&digest), "{summary}");
+    assert!(ran.dir.join("out/waived.csv").exists());
+    let tested = Test::new("bom-files-test")
+        .file("t.yaml", test_file)
+        .args(["test", "t.yaml"])
+        .run();
+    assert!(
+        tested.stdout().contains("1 passed, 0 failed"),
+        "{}{}",
+        tested.stdout(),
+        tested.stderr()
+    );
+}
+
 /// Each broken policy fails with exit 2 and `file:line:column: message` naming the fault.
 #[test]
 fn check_policy_lists_every_problem_with_its_place() {
@@ -359,6 +405,22 @@ fn check_policy_lists_every_unknown_key() {
         })
         .collect();
     assert!(places.is_sorted(), "{err}");
+    // One problem is said once, though serde places it at its anchor (or tag) and the listing
+    // at its word.
+    for marked in ["kind: &k gaet", "kind: !!str gaet"] {
+        let text = default_policy().replacen("kind: gate", marked, 1);
+        let ran = Test::new("check-anchored-word")
+            .file("p.yaml", &text)
+            .args(["check-policy", "p.yaml"])
+            .run()
+            .expect(2);
+        assert_eq!(
+            ran.stderr().lines().count(),
+            1,
+            "{marked}: {}",
+            ran.stderr()
+        );
+    }
     let first_gate = 1 + text.lines().position(|l| l.trim() == "kind: gaet").unwrap();
     let column = 1 + text
         .lines()

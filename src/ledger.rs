@@ -58,12 +58,6 @@ pub fn lock(ledger: &Path) -> Result<Lock> {
 /// Locks an open lock file without waiting: another run holding it is exit 3.
 fn hold(file: File, path: &Path) -> Result<Lock> {
     match file.try_lock() {
-        // A refused run removes the lock file it made in a folder it made (`MadeFolders`):
-        // a lock taken on that file after it was opened here locks nothing another run sees.
-        Ok(()) if !names_open_file(path, &file) => Err(Error::locked(format!(
-            "{}: the lock file was removed as it was taken (a refused run's); try again",
-            path.display()
-        ))),
         Ok(()) => Ok(Lock { _file: file }),
         Err(TryLockError::WouldBlock) => Err(Error::locked(format!(
             "{}: the ledger is locked by another run; try again later",
@@ -73,23 +67,6 @@ fn hold(file: File, path: &Path) -> Result<Lock> {
             "{}: cannot lock: {e}",
             path.display()
         ))),
-    }
-}
-
-/// Whether `path` still names the open `file` (the same device and inode).
-fn names_open_file(path: &Path, file: &File) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (fs::metadata(path), file.metadata()) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, file);
-        true
     }
 }
 
@@ -339,9 +316,8 @@ fn create_with(tmp: &Path, like: &Path, keep_owner: bool, bits: u32) -> io::Resu
 }
 
 /// Creates `folder` when missing, then syncs each folder that holds a new one, up to the first
-/// that was there, so that a ledger renamed into it survives a power loss. Returns the folders
-/// it made, deepest first, for `MadeFolders`.
-pub fn create_folder(folder: &Path) -> io::Result<MadeFolders> {
+/// that was there, so that a ledger renamed into it survives a power loss.
+pub fn create_folder(folder: &Path) -> io::Result<()> {
     let here = |p: &Path| -> PathBuf {
         if p.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -351,56 +327,16 @@ pub fn create_folder(folder: &Path) -> io::Result<MadeFolders> {
     };
     let existing = folder.ancestors().map(here).find(|p| p.exists());
     fs::create_dir_all(folder)?;
-    let made: Vec<PathBuf> = folder
-        .ancestors()
-        .map(here)
-        .take_while(|p| Some(p) != existing.as_ref())
-        .collect();
+    if existing.as_deref() == Some(&here(folder)) {
+        return Ok(());
+    }
     for holder in folder.ancestors().skip(1).map(here) {
-        if made.is_empty() {
-            break;
-        }
         let _ = sync_dir(&holder);
         if Some(&holder) == existing.as_ref() {
             break;
         }
     }
-    Ok(MadeFolders { folders: made })
-}
-
-/// The folders a run made for its new ledger (deepest first). Dropped before the new ledger is
-/// in place (the run was refused or failed), it removes them again, with the lock file the run
-/// made in the deepest when that is all the folder holds, so that a refused run leaves no
-/// folder behind; a folder holding anything else stays. Dropped while the run still holds the
-/// ledger's lock (see `hold`, which tells a lock file removed so from the one at its path).
-pub struct MadeFolders {
-    folders: Vec<PathBuf>,
-}
-
-impl Drop for MadeFolders {
-    fn drop(&mut self) {
-        let Some(deepest) = self.folders.first() else {
-            return;
-        };
-        let names: Vec<std::ffi::OsString> = match fs::read_dir(deepest) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect(),
-            Err(_) => return,
-        };
-        if let [only] = names.as_slice() {
-            let lock = deepest.join(only);
-            // Only a lock file: the name of the ledger it locks is whatever precedes `.lock`.
-            if only.to_string_lossy().ends_with(".lock") && lock.is_file() {
-                let _ = fs::remove_file(&lock);
-            }
-        }
-        for folder in &self.folders {
-            if fs::remove_dir(folder).is_err() {
-                break;
-            }
-        }
-    }
+    Ok(())
 }
 
 /// Syncs a folder so that a rename in it is durable.
@@ -715,52 +651,5 @@ mod tests {
         assert_eq!(err.exit, crate::error::Exit::Locked);
         drop(held);
         assert!(lock(&p).is_ok());
-    }
-
-    /// A lock file removed between its opening and its locking (by a refused run that made its
-    /// folder) locks nothing another run would see: taking it is exit 3, not a lock.
-    #[test]
-    fn a_lock_file_removed_as_it_is_taken_is_no_lock() {
-        let d = scratch("removed-lock");
-        let p = d.join("ledger.csv.lock");
-        let file = File::create(&p).unwrap();
-        fs::remove_file(&p).unwrap();
-        let err = hold(file, &p).err().unwrap();
-        assert_eq!(err.exit, crate::error::Exit::Locked);
-        // Replaced by another file of that name: the same.
-        let file = File::create(&p).unwrap();
-        fs::remove_file(&p).unwrap();
-        File::create(&p).unwrap();
-        assert_eq!(
-            hold(file, &p).err().unwrap().exit,
-            crate::error::Exit::Locked
-        );
-        assert!(hold(File::open(&p).unwrap(), &p).is_ok());
-    }
-
-    /// The folders made for a new ledger are removed again when the run ends without it, with
-    /// the lock file when that is all the deepest holds; a folder holding anything else stays,
-    /// and so does one that was there before.
-    #[test]
-    fn folders_made_for_a_ledger_never_written_are_removed() {
-        let d = scratch("made-folders");
-        let deep = d.join("a/b/c");
-        let made = create_folder(&deep).unwrap();
-        let held = lock(&deep.join("ledger.csv")).unwrap();
-        drop(made);
-        drop(held);
-        assert!(!d.join("a").exists(), "every folder made is removed");
-        assert!(d.exists(), "the folder that was there stays");
-        let made = create_folder(&deep).unwrap();
-        fs::write(deep.join("ledger.csv"), "code\n").unwrap();
-        drop(made);
-        assert!(
-            deep.join("ledger.csv").exists(),
-            "a folder with a ledger stays"
-        );
-        // None made: nothing is removed.
-        fs::remove_file(deep.join("ledger.csv")).unwrap();
-        drop(create_folder(&deep).unwrap());
-        assert!(deep.exists());
     }
 }

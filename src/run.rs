@@ -56,15 +56,14 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
             true => None,
             false => Some(ledger::lock_input(&read)?),
         };
-        // Like --out, a new ledger's folder is created when missing (durably); a run that
-        // ends without its new ledger removes it again (`MadeFolders`, dropped before the lock).
-        let made = ledger::create_folder(ledger::parent(&ledger_out)).map_err(|e| {
+        // Like --out, a new ledger's folder is created when missing (durably).
+        ledger::create_folder(ledger::parent(&ledger_out)).map_err(|e| {
             Error::refused(format!(
                 "{}: cannot create its folder: {e}",
                 ledger_out_named(cfg, &ledger_out)
             ))
         })?;
-        Some((made, ledger::lock(&ledger_out)?, read))
+        Some((ledger::lock(&ledger_out)?, read))
     };
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
     // inputs are read and decided; dropped on a refusal, the copy is removed.

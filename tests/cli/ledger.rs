@@ -355,44 +355,6 @@ fn a_formula_like_ledger_code_is_neutralised_in_the_report_only() {
     assert_eq!(ran.read("ledger.csv"), ledger);
 }
 
-/// A run refused after it made the folder of its new ledger (here for a request file whose
-/// quote never closes, found once the ledger is locked) removes that folder again, with its
-/// lock file: exit 2 leaves nothing behind but the lock files of folders that were there. A
-/// run that goes on keeps the folder and the new ledger in it.
-#[test]
-fn a_refused_run_removes_the_folders_it_made_for_its_ledger() {
-    let bad = format!("{REQUESTS_HEADER}\nr1,100,i-1,2026-11-29\n\"r2,100,i-1,2026-11-29\n");
-    for (args, made) in [
-        (
-            &["--ledger-out", "archive/2026-11-30/ledger.csv"][..],
-            "archive",
-        ),
-        (&["--ledger", "nl/sub/ledger.csv"][..], "nl"),
-    ] {
-        let ran = base(&format!("refused-made-{made}"))
-            .file("requests.csv", &bad)
-            .args(RUN)
-            .args(args)
-            .run()
-            .expect(2);
-        assert!(ran.stderr().contains("requests.csv:3"), "{}", ran.stderr());
-        assert!(
-            !ran.dir.join(made).exists(),
-            "{made} is left: {}",
-            ran.stderr()
-        );
-        assert!(!ran.dir.join("out").exists());
-        assert_eq!(ran.read("ledger.csv"), LEDGER);
-        let ran = base(&format!("kept-made-{made}"))
-            .args(RUN)
-            .args(args)
-            .run()
-            .expect(0);
-        let ledger = ran.dir.join(args[1]);
-        assert!(ledger.is_file(), "{}", ledger.display());
-    }
-}
-
 /// The lock file of the ledger a `--ledger-out` run reads may be one this run cannot write (a
 /// read-only folder, another owner's file): the run then locks it through a read-only handle.
 /// It goes on while no other run holds that lock, is exit 3 while one does, and is refused

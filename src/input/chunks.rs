@@ -477,7 +477,7 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
         && let Some(field) = unclosed_quote(body, 0)
     {
         return Err(Error::refused(format!(
-            "{shown}:1:{field}: a quoted header field that starts on this line is never closed: \
+            "{shown}:1:{field}: field {field} of the header opens a quote that is never closed: \
              it runs to the end of the file"
         )));
     }
@@ -657,8 +657,8 @@ mod tests {
         let refused = |text: &[u8]| header(text, "f.csv").map(|_| ()).unwrap_err().message;
         assert_eq!(
             refused(b"a,\"b,c\nx,y,z\n"),
-            "f.csv:1:2: a quoted header field that starts on this line is never closed: it runs \
-             to the end of the file"
+            "f.csv:1:2: field 2 of the header opens a quote that is never closed: it runs to the \
+             end of the file"
         );
         let (record, start, line) = header(b"a,\"b\",c\nx,y,z\n", "f.csv").unwrap();
         assert_eq!((record.len(), start, line), (3, 8, 2));

@@ -509,7 +509,7 @@ pub fn fields(n: usize) -> String {
 /// field (1 for the first) whose quote opens it.
 pub fn unclosed(shown: &str, line: u64, field: usize) -> Error {
     Error::refused(format!(
-        "{shown}:{line}:{field}: a quoted field that starts on this line is never closed: it runs to the end of the file"
+        "{shown}:{line}:{field}: field {field} of the row that starts on this line opens a quote that is never closed: it runs to the end of the file"
     ))
 }
 

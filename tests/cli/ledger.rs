@@ -355,6 +355,41 @@ fn a_formula_like_ledger_code_is_neutralised_in_the_report_only() {
     assert_eq!(ran.read("ledger.csv"), ledger);
 }
 
+/// A run refused after it made the folder of its new ledger (here for a request file whose
+/// quote never closes, found once the ledger is locked) leaves that folder holding its lock
+/// file only: no ledger, no temporary copy. The lock file is never removed: a run that removed
+/// it could pull it from under another run holding it (README › Choices).
+#[test]
+fn a_refused_run_leaves_the_folder_it_made_with_its_lock_file_only() {
+    let bad = format!("{REQUESTS_HEADER}\nr1,100,i-1,2026-11-29\n\"r2,100,i-1,2026-11-29\n");
+    for (args, folder) in [
+        (
+            &["--ledger-out", "archive/2026-11-30/ledger.csv"][..],
+            "archive/2026-11-30",
+        ),
+        (&["--ledger", "nl/sub/ledger.csv"][..], "nl/sub"),
+    ] {
+        let ran = base(&format!("refused-made-{}", folder.replace('/', "-")))
+            .file("requests.csv", &bad)
+            .args(RUN)
+            .args(args)
+            .run()
+            .expect(2);
+        assert!(
+            ran.stderr().contains("requests.csv:3:1"),
+            "{}",
+            ran.stderr()
+        );
+        let left: Vec<String> = fs::read_dir(ran.dir.join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["ledger.csv.lock"], "{folder}");
+        assert!(!ran.dir.join("out").exists());
+        assert_eq!(ran.read("ledger.csv"), LEDGER);
+    }
+}
+
 /// The lock file of the ledger a `--ledger-out` run reads may be one this run cannot write (a
 /// read-only folder, another owner's file): the run then locks it through a read-only handle.
 /// It goes on while no other run holds that lock, is exit 3 while one does, and is refused

@@ -66,10 +66,11 @@ enum RawCommand {
     Schema,
     /// Write a synthetic workload (instances.csv, ledger.csv, requests.csv) for benchmarks.
     ///
-    /// The files are written under temporary names and put in place once all three are whole.
-    /// Exit codes: 0 written; 2 refused, nothing written (a file already there without
-    /// --force, a folder where a file goes, an --out that cannot be made); 1 a failure while
-    /// writing (the files that were there are left as they were).
+    /// The files are written under temporary names and put in place, one after another, once
+    /// all three are whole. Exit codes: 0 written; 2 refused, nothing written (a file already
+    /// there without --force, a folder where a file goes, an --out that cannot be made or
+    /// written in); 1 a failure while writing (the files that were there are left as they were)
+    /// or while putting them in place (some may be replaced).
     Generate {
         /// The folder to write into (created if missing).
         #[arg(long)]

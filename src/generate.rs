@@ -194,6 +194,19 @@ pub fn write(out: &Path, instances: usize, requests: usize, seed: u64, force: bo
         ))
     })?;
     let tmp = |f: &str| out.join(format!(".{f}.tmp-{}", std::process::id()));
+    // Each temporary file made first: a folder the run may not write in is refused (exit 2)
+    // before anything is written, as `run`'s --out is.
+    for (i, f) in FILES.iter().enumerate() {
+        if let Err(e) = File::create(tmp(f)) {
+            FILES[..i]
+                .iter()
+                .for_each(|f| drop(std::fs::remove_file(tmp(f))));
+            return Err(Error::refused(format!(
+                "generate --out {}: cannot create {f} there: {e}; nothing was written",
+                out.display()
+            )));
+        }
+    }
     let world = World::new(instances, seed);
     let results = std::thread::scope(|s| {
         let a = s.spawn(|| write_instances(&tmp(FILES[0]), world));

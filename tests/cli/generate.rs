@@ -62,12 +62,12 @@ fn generate_refuses_what_it_cannot_replace_and_writes_nothing() {
     );
 }
 
-/// A failure while writing (here an --out the run may not make files in) is exit 1, and the files
-/// that were there stay as they were, with no temporary file beside them. Run as a user whom
+/// An --out the run may not make files in is refused (exit 2), and the files that were there
+/// stay as they were, with no temporary file beside them. Run as a user whom
 /// file modes stop (`nobody` under root).
 #[cfg(unix)]
 #[test]
-fn a_generate_that_fails_leaves_the_files_there_as_they_were() {
+fn a_generate_refused_leaves_the_files_there_as_they_were() {
     let mut t = Test::new("generate-fails");
     for f in FILES {
         t = t.file(&format!("w/{f}"), "old");
@@ -80,9 +80,13 @@ fn a_generate_that_fails_leaves_the_files_there_as_they_were() {
         chmod(&w.join(f), 0o666);
     }
     chmod(&w, 0o555);
-    let ran = t.run().expect(1);
+    let ran = t.run().expect(2);
     chmod(&w, 0o755);
-    assert!(ran.stderr().contains("cannot create"), "{}", ran.stderr());
+    assert!(
+        ran.stderr().contains("cannot create instances.csv there"),
+        "{}",
+        ran.stderr()
+    );
     for f in FILES {
         assert_eq!(ran.read(&format!("w/{f}")), "old", "{f}");
     }

@@ -122,9 +122,27 @@ struct Walker {
     keys: HashMap<String, (usize, usize)>,
     written: HashMap<String, String>,
     repeats: Vec<Repeat>,
+    /// The path of each anchored node (`&a`), by anchor id: an alias (`*a`) stands for the
+    /// node written there, so it is written as that node was.
+    anchors: HashMap<usize, String>,
 }
 
 impl Walker {
+    /// An alias at `path` of the node anchored at `anchor`: the scalars written under that
+    /// node are written under `path` too (all of that node was read before the alias).
+    fn copy_written(&mut self, anchor: &str, path: &str) {
+        let copies: Vec<(String, String)> = (self.written.iter())
+            .filter_map(|(at, text)| {
+                let rest = at.strip_prefix(anchor)?;
+                (rest.is_empty() || rest.starts_with(['.', '[']))
+                    .then(|| (format!("{path}{rest}"), text.clone()))
+            })
+            .collect();
+        for (at, text) in copies {
+            self.written.entry(at).or_insert(text);
+        }
+    }
+
     /// The path of the node starting now (at `mark`); `None` when the event is a mapping key.
     fn node_path(&mut self, key_text: Option<&str>, mark: Marker) -> Option<String> {
         match self.stack.last_mut() {
@@ -188,24 +206,33 @@ fn join(path: &str, key: &str) -> String {
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(text, style, ..) => {
+            Event::Scalar(text, style, anchor, _) => {
                 if let Some(path) = self.node_path(Some(&text), mark) {
                     self.record(&path, mark);
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, path.clone());
+                    }
                     if style == yaml_rust2::scanner::TScalarStyle::Plain {
                         self.written.entry(path.clone()).or_insert(text);
                     }
                     self.finish_value();
                 }
             }
-            Event::Alias(_) => {
+            Event::Alias(anchor) => {
                 if let Some(path) = self.node_path(None, mark) {
                     self.record(&path, mark);
+                    if let Some(from) = self.anchors.get(&anchor).cloned() {
+                        self.copy_written(&from, &path);
+                    }
                     self.finish_value();
                 }
             }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 let is_map = matches!(ev, Event::MappingStart(..));
                 let path = self.node_path(None, mark).unwrap_or_default();
+                if anchor > 0 {
+                    self.anchors.insert(anchor, path.clone());
+                }
                 self.record(&path, mark);
                 self.stack.push(if is_map {
                     Frame::Map {

@@ -196,8 +196,8 @@ fn ledger_keys_in_two_spellings_are_one_column() {
 
 /// An unquoted number in a row is written to its CSV cell as it is written in the file (YAML
 /// reads `0x1F` as 31 and `1.50` as 1.5): an account `0x1F` is the request's `"0x1F"`, in the
-/// base row, a case's row, a list and the ledger alike; and a bandwidth `1e1` is the text `1e1`,
-/// which is no whole number.
+/// base row, a case's row, a list and the ledger alike, also through an alias (`*acct`) of a
+/// number or of a whole row; and a bandwidth `1e1` is the text `1e1`, which is no whole number.
 #[test]
 fn unquoted_numbers_keep_their_spelling() {
     let text = "as_of: 2026-11-30T00:00:00Z
@@ -222,12 +222,25 @@ cases:
     instance: { internet_max_bandwidth_out: 1e1 }
     request: { account_id: \"0x1F\" }
     expect: { outcome: invalid, reasons: [malformed-instance] }
+  - name: an alias of an anchored number
+    instance: { account_id: &acct 0x2B }
+    request: { account_id: *acct, request_id: &req 0x2A }
+    ledger: [ { request_id: *req, account_id: \"0x2B\" } ]
+    expect: { outcome: already_issued }
+  - name: an alias of an anchored row
+    instance: &row { account_id: 0x3C, region_id: cn-hangzhou }
+    request: { account_id: \"0x3C\" }
+    expect: { outcome: issued }
+  - name: the aliased row
+    instance: *row
+    request: { account_id: \"0x3C\" }
+    expect: { outcome: issued }
 ";
     let ran = Test::new("policytest-spelling")
         .file("cases.yaml", text)
         .args(["test", "cases.yaml"])
         .run();
-    assert_eq!(last_line(&ran), "5 passed, 0 failed", "{}", ran.stdout());
+    assert_eq!(last_line(&ran), "8 passed, 0 failed", "{}", ran.stdout());
     ran.expect(0);
 }
 

@@ -165,34 +165,43 @@ pub const FILES: [&str; 3] = ["instances.csv", "ledger.csv", "requests.csv"];
 
 /// Writes instances.csv, ledger.csv and requests.csv into `out`; unless `force`, refuses (exit
 /// 2, nothing written) when one of them is already there: it may be a real ledger. A folder in
-/// a file's place, or an `out` that cannot be made, is refused too. The files are written under
-/// temporary names and put in place once all three are whole, so a failure (a full disk)
-/// leaves the files that were there as they were.
+/// a file's place, or an `out` that cannot be made, is refused too. The ledger's lock is held
+/// throughout, as a run holds it (exit 3 while a run, or another `generate`, holds it), and the
+/// files are looked for again under it, so that a ledger a run commits meanwhile is never
+/// replaced. The files are written under temporary names and put in place once all three are
+/// whole, so a failure (a full disk) leaves the files that were there as they were.
 pub fn write(out: &Path, instances: usize, requests: usize, seed: u64, force: bool) -> Result<()> {
-    let there: Vec<&str> = FILES
-        .into_iter()
-        .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
-        .collect();
-    if !force && !there.is_empty() {
-        return Err(Error::refused(format!(
-            "generate --out {}: {} already there; nothing was written (give --force to \
-             replace them with synthetic data)",
-            out.display(),
-            there.join(", ")
-        )));
-    }
-    if let Some(folder) = there.iter().find(|f| out.join(f).is_dir()) {
-        return Err(Error::refused(format!(
-            "generate --out {}: {folder} is a folder, not a file; nothing was written",
-            out.display()
-        )));
-    }
+    let refuse_existing = || -> Result<()> {
+        let there: Vec<&str> = FILES
+            .into_iter()
+            .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
+            .collect();
+        if !force && !there.is_empty() {
+            return Err(Error::refused(format!(
+                "generate --out {}: {} already there; nothing was written (give --force to \
+                 replace them with synthetic data)",
+                out.display(),
+                there.join(", ")
+            )));
+        }
+        if let Some(folder) = there.iter().find(|f| out.join(f).is_dir()) {
+            return Err(Error::refused(format!(
+                "generate --out {}: {folder} is a folder, not a file; nothing was written",
+                out.display()
+            )));
+        }
+        Ok(())
+    };
+    // Before the folder is made, so that a refusal makes nothing; again under the lock.
+    refuse_existing()?;
     std::fs::create_dir_all(out).map_err(|e| {
         Error::refused(format!(
             "generate --out {}: cannot create the folder: {e}; nothing was written",
             out.display()
         ))
     })?;
+    let _lock = crate::ledger::lock(&out.join(FILES[1]))?;
+    refuse_existing()?;
     let tmp = |f: &str| out.join(format!(".{f}.tmp-{}", std::process::id()));
     // Each temporary file made first: a folder the run may not write in is refused (exit 2)
     // before anything is written, as `run`'s --out is.

@@ -312,6 +312,16 @@ fn out_of_range(msg: &str) -> String {
     format!("{}the number `{number}` is out of range {said}", &msg[..at])
 }
 
+/// Refuses a document that serde read but the locator could not read exactly to its end
+/// (`Locations::stopped`): its problems could not be placed, nor its numbers kept as written,
+/// and an anchor given twice may have been read as another node.
+pub fn refuse_unread(places: &locate::Locations, shown: &str) -> Result<()> {
+    match places.stopped() {
+        Some(((line, col), why)) => Err(Error::refused(format!("{shown}:{line}:{col}: {why}"))),
+        None => Ok(()),
+    }
+}
+
 /// A text without the byte-order mark an editor may have put before it (a YAML reader would
 /// take it for part of the first key).
 pub fn without_bom(text: &str) -> &str {
@@ -335,11 +345,14 @@ pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
         // A document serde cannot read as YAML values (a syntax error, a key given twice), or
         // that the locator cannot walk to its end (a tab after a colon), gets serde's problem
         // alone: the others could not be listed, or not placed.
-        let places = locate::Locations::of(text);
-        let doc = serde_yaml::from_str::<serde_yaml::Value>(text);
-        let (Ok(doc), true) = (doc, places.complete()) else {
+        // serde refuses a document of nested aliases at its own limits: read as values first.
+        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
             return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
         };
+        let places = locate::Locations::of(text);
+        if !places.complete() {
+            return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
+        }
         let shape = schema::ShapeProblems::of(&doc);
         let mut lines: Vec<((usize, usize), String)> = (shape.keys.iter())
             .map(|(path, msg)| (places.find_key(path), one_line(msg)))
@@ -359,6 +372,7 @@ pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
         Error::refused(lines.join("\n"))
     })?;
     let written = locate::Locations::of(text);
+    refuse_unread(&written, shown)?;
     let mut policy =
         compile::compile(raw, &written).map_err(|problems| placed(text, shown, &problems))?;
     policy.sha256 = crate::digest::hex(&Sha256::digest(whole.as_bytes()));

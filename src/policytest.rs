@@ -129,7 +129,9 @@ impl Loader {
                 crate::policy::one_line(&msg)
             ))
         })?;
-        file::keep_spelling(&mut raw, text);
+        let written = crate::policy::locate::Locations::of(text);
+        crate::policy::refuse_unread(&written, &shown)?;
+        file::keep_spelling(&mut raw, &written);
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
         if raw.cases.is_empty() {

@@ -3,7 +3,7 @@
 //! serde_yaml gives no positions for values; yaml-rust2's event parser does, and it reports
 //! aliases without expanding them, so this pass is safe on alias bombs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
@@ -14,13 +14,20 @@ pub struct Locations {
     places: HashMap<String, (usize, usize)>,
     /// Where each mapping key stands, by the path of its value (the first, when it repeats).
     keys: HashMap<String, (usize, usize)>,
-    written: HashMap<String, String>,
+    /// Ordered, so that the paths under a node are one range (see `Walker::copy_written`).
+    written: BTreeMap<String, String>,
     /// Every key a mapping gives again, in document order.
     repeats: Vec<Repeat>,
-    /// Whether the walk reached the end of the document (the event parser stops at what it
-    /// cannot read, where serde may read on: a tab after a colon).
-    complete: bool,
+    /// Where and why the walk stopped short of the document's end (`None`: it read it all):
+    /// what the event parser cannot read, where serde may read on (a tab after a colon); an
+    /// anchor name given twice, which serde_yaml 0.9 resolves to the wrong node; aliases that
+    /// repeat more than `MAX_ALIASED` values.
+    stopped: Option<((usize, usize), String)>,
 }
+
+/// The most scalars that aliases may repeat in one document: a document of nested aliases
+/// (a "billion laughs") repeats exponentially many, which serde_yaml refuses at its own limit.
+const MAX_ALIASED: usize = 100_000;
 
 /// A key given a second time in the same mapping: its path, where the repeat stands, and where
 /// the first one does.
@@ -37,9 +44,21 @@ impl Locations {
     pub fn of(text: &str) -> Locations {
         let mut walker = Walker::default();
         // A syntax error was already reported by serde_yaml; what was read so far still helps.
-        let complete = Parser::new_from_str(text).load(&mut walker, false).is_ok();
+        let read = Parser::new_from_str(text).load(&mut walker, false);
+        let stopped = repeated_anchor(text)
+            .or(walker.overflow.take())
+            .or_else(|| {
+                read.err().map(|e| {
+                    let why = format!(
+                        "{}: the reader that places every value and keeps how it is written \
+                         stops here (a tab after a colon? write spaces)",
+                        e.info()
+                    );
+                    (place(*e.marker()), why)
+                })
+            });
         Locations {
-            complete,
+            stopped,
             places: walker.places,
             keys: walker.keys,
             written: walker.written,
@@ -47,9 +66,14 @@ impl Locations {
         }
     }
 
-    /// Whether every node of the document has its place (see `complete`).
+    /// Whether every node of the document has its place and its spelling (see `stopped`).
     pub fn complete(&self) -> bool {
-        self.complete
+        self.stopped.is_none()
+    }
+
+    /// Where and why the walk stopped short of the document's end, if it did.
+    pub fn stopped(&self) -> Option<&((usize, usize), String)> {
+        self.stopped.as_ref()
     }
 
     /// A plain (unquoted) scalar's text as written, before YAML read it as a number: `0111`,
@@ -120,24 +144,40 @@ struct Walker {
     stack: Vec<Frame>,
     places: HashMap<String, (usize, usize)>,
     keys: HashMap<String, (usize, usize)>,
-    written: HashMap<String, String>,
+    written: BTreeMap<String, String>,
     repeats: Vec<Repeat>,
     /// The path of each anchored node (`&a`), by anchor id: an alias (`*a`) stands for the
     /// node written there, so it is written as that node was.
     anchors: HashMap<usize, String>,
+    /// How many scalars aliases have repeated so far, and where they passed `MAX_ALIASED`.
+    aliased: usize,
+    overflow: Option<((usize, usize), String)>,
 }
 
 impl Walker {
     /// An alias at `path` of the node anchored at `anchor`: the scalars written under that
     /// node are written under `path` too (all of that node was read before the alias).
-    fn copy_written(&mut self, anchor: &str, path: &str) {
-        let copies: Vec<(String, String)> = (self.written.iter())
+    fn copy_written(&mut self, anchor: &str, path: &str, mark: Marker) {
+        if self.overflow.is_some() {
+            return;
+        }
+        // The paths under `anchor` start with it: one range of the ordered map.
+        let copies: Vec<(String, String)> = (self.written.range(anchor.to_string()..))
+            .take_while(|(at, _)| at.starts_with(anchor))
             .filter_map(|(at, text)| {
-                let rest = at.strip_prefix(anchor)?;
+                let rest = &at[anchor.len()..];
                 (rest.is_empty() || rest.starts_with(['.', '[']))
                     .then(|| (format!("{path}{rest}"), text.clone()))
             })
             .collect();
+        self.aliased += copies.len();
+        if self.aliased > MAX_ALIASED {
+            self.overflow = Some((
+                place(mark),
+                format!("aliases repeat more than {MAX_ALIASED} values"),
+            ));
+            return;
+        }
         for (at, text) in copies {
             self.written.entry(at).or_insert(text);
         }
@@ -190,6 +230,30 @@ impl Walker {
     }
 }
 
+/// The first anchor name a document gives twice, placed at the second, with what to say there.
+/// YAML lets a later `&a` stand for the node after it, but serde_yaml 0.9 numbers anchors by
+/// how many it has seen, so an alias after a redefinition can read another node: a policy or a
+/// test case that meant one list would silently read another. Such a document is refused.
+fn repeated_anchor(text: &str) -> Option<((usize, usize), String)> {
+    use yaml_rust2::scanner::{Scanner, Token, TokenType};
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    for Token(mark, kind) in Scanner::new(text.chars()) {
+        if let TokenType::Anchor(name) = kind {
+            let here = place(mark);
+            if let Some((line, col)) = seen.insert(name.clone(), here) {
+                return Some((
+                    here,
+                    format!(
+                        "the anchor `&{name}` is given again (first at {line}:{col}); give each \
+                         anchor a name of its own"
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// A marker's 1-based line and column.
 fn place(mark: Marker) -> (usize, usize) {
     (mark.line().max(1), mark.col() + 1)
@@ -222,7 +286,7 @@ impl MarkedEventReceiver for Walker {
                 if let Some(path) = self.node_path(None, mark) {
                     self.record(&path, mark);
                     if let Some(from) = self.anchors.get(&anchor).cloned() {
-                        self.copy_written(&from, &path);
+                        self.copy_written(&from, &path, mark);
                     }
                     self.finish_value();
                 }
@@ -256,6 +320,40 @@ impl MarkedEventReceiver for Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An anchor name given twice is refused, at the second; names given once each pass.
+    #[test]
+    fn an_anchor_given_twice_stops_the_walk() {
+        let text = "a: &x [1]\nb: &x [2]\nc: *x\n";
+        let stopped = Locations::of(text).stopped().cloned();
+        let ((line, col), why) = stopped.expect("refused");
+        assert_eq!((line, col), (2, 4));
+        assert!(why.contains("`&x` is given again (first at 1:4)"), "{why}");
+        assert!(Locations::of("a: &x [1]\nb: &y [2]\nc: *x\n").complete());
+    }
+
+    /// Aliases are written as their anchored node, whole rows too, and only that node's paths
+    /// are copied (`a` is no prefix of `ab`'s); nested aliases stop at `MAX_ALIASED` values
+    /// rather than repeat exponentially many.
+    #[test]
+    fn aliases_are_written_as_their_anchor_within_a_bound() {
+        let l = Locations::of("a: &r { n: 0x1F }\nab: { n: 7 }\nb: *r\nc: &v 1.50\nd: [*v]\n");
+        assert!(l.complete());
+        assert_eq!(l.written("b.n"), Some("0x1F"));
+        assert_eq!(l.written("d[0]"), Some("1.50"));
+        assert_eq!(l.written("b"), None);
+        let mut bomb = String::from("l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
+            ));
+        }
+        let l = Locations::of(&bomb);
+        let why = &l.stopped().expect("bounded").1;
+        assert!(why.contains("aliases repeat more than"), "{why}");
+        assert!(l.written.len() <= 2 * MAX_ALIASED);
+    }
 
     #[test]
     fn finds_nested_nodes_and_falls_back_to_ancestors() {

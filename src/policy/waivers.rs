@@ -125,6 +125,8 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
             super::locate::repeated_key(text, &msg).unwrap_or(((line, col), msg));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
+    // An anchor given twice may have been read as another node (see `Locations::stopped`).
+    super::refuse_unread(&super::locate::Locations::of(text), &shown)?;
     let mut problems = Vec::new();
     let mut waivers = Waivers {
         source: shown.clone(),

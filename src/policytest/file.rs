@@ -108,8 +108,7 @@ pub fn parse(text: &str) -> Result<RawFile, (Option<(usize, usize)>, String)> {
 /// instance, and each case's instance, request and ledger rows), as `text` writes them: YAML
 /// reads `0x1F` as 31, `1.50` as 1.5 and `1e1` as 10.0, where the CSV cell a case stands for
 /// holds the text as written, as a policy's literals keep theirs.
-pub fn keep_spelling(raw: &mut RawFile, text: &str) {
-    let written = crate::policy::locate::Locations::of(text);
+pub fn keep_spelling(raw: &mut RawFile, written: &crate::policy::locate::Locations) {
     let fix = |map: &mut Mapping, path: &str| {
         for (key, value) in map.iter_mut() {
             let Some(key) = key.as_str() else { continue };

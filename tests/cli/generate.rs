@@ -55,11 +55,35 @@ fn generate_refuses_what_it_cannot_replace_and_writes_nothing() {
         .args(generate("w", false))
         .run()
         .expect(0);
+    let mut want = FILES.to_vec();
+    want.insert(2, "ledger.csv.lock");
     assert_eq!(
         names(&ran.dir.join("w")),
-        FILES,
-        "the three files and nothing else"
+        want,
+        "the three files, the lock, nothing else"
     );
+}
+
+/// generate holds the ledger's lock as a run does: while a run (or another generate) holds it,
+/// generate is exit 3 and writes nothing, so a ledger a run is committing is never replaced.
+#[test]
+fn generate_takes_the_ledger_lock_as_a_run_does() {
+    let t = Test::new("generate-locked").args(generate("w", true));
+    fs::create_dir_all(t.dir.join("w")).unwrap();
+    let held = crate::harness::hold_lock(&t.dir.join("w/ledger.csv.lock"));
+    let ran = t.run().expect(3);
+    assert!(
+        ran.stderr().contains("locked by another run"),
+        "{}",
+        ran.stderr()
+    );
+    assert_eq!(
+        fs::read_dir(ran.dir.join("w")).unwrap().count(),
+        1,
+        "only the lock"
+    );
+    drop(held);
+    t.run().expect(0);
 }
 
 /// An --out the run may not make files in is refused (exit 2), and the files that were there
@@ -76,7 +100,9 @@ fn a_generate_refused_leaves_the_files_there_as_they_were() {
     let w = t.dir.join("w");
     // The files themselves may be written: only their folder may not (a file rewritten in
     // place would be half-written by a failure).
-    for f in FILES {
+    // Its lock file is there and may be taken: the folder refuses the new files only.
+    fs::write(w.join("ledger.csv.lock"), "").unwrap();
+    for f in FILES.iter().chain(&["ledger.csv.lock"]) {
         chmod(&w.join(f), 0o666);
     }
     chmod(&w, 0o555);
@@ -92,7 +118,7 @@ fn a_generate_refused_leaves_the_files_there_as_they_were() {
     }
     assert_eq!(
         fs::read_dir(&w).unwrap().count(),
-        3,
+        4,
         "no temporary file is left"
     );
 }

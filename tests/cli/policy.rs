@@ -72,6 +72,60 @@ fn files_with_a_byte_order_mark_are_read() {
     );
 }
 
+/// A policy serde reads but the locator cannot read exactly is refused (exit 2) at its place,
+/// rather than compiled with its numbers as YAML read them and its problems at 1:1: a tab after
+/// a colon, and an anchor name given twice (which serde_yaml resolves to another node); so are
+/// a test file and a waivers file with an anchor given twice.
+#[test]
+fn a_document_that_cannot_be_read_exactly_is_refused() {
+    let tab = default_policy().replacen("name: icp-service-code", "name:\ticp-service-code", 1);
+    let line = 1 + tab.lines().position(|l| l.starts_with("name:")).unwrap();
+    let ran = Test::new("tab-after-colon")
+        .file("p.yaml", &tab)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains(&format!("p.yaml:{line}:"))
+            && ran.stderr().contains("a tab after a colon? write spaces"),
+        "{}",
+        ran.stderr()
+    );
+    let anchors = "as_of: 2026-11-30T00:00:00Z\ncases:\n  - name: a\n    note: &a \"first\"\n    instance: null\n    request: { account_id: &a \"2\" }\n    expect: { outcome: denied, reasons: [instance-exists] }\n";
+    let ran = Test::new("anchor-twice-test")
+        .file("t.yaml", &anchors.replace("&a \"first\"", "&b \"first\""))
+        .args(["test", "t.yaml"])
+        .run();
+    assert!(
+        ran.stdout().contains("1 passed"),
+        "{}{}",
+        ran.stdout(),
+        ran.stderr()
+    );
+    let ran = Test::new("anchor-twice-test-refused")
+        .file("u.yaml", anchors)
+        .args(["test", "u.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("u.yaml:6:28: the anchor `&a` is given again (first at 4:11)"),
+        "{}",
+        ran.stderr()
+    );
+    let policy = default_policy().replacen("sets:\n", "sets:\n  one: &a [x]\n  two: &a [y]\n", 1);
+    let ran = Test::new("anchor-twice-policy")
+        .file("p.yaml", &policy)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr().contains("the anchor `&a` is given again"),
+        "{}",
+        ran.stderr()
+    );
+}
+
 /// Each broken policy fails with exit 2 and `file:line:column: message` naming the fault.
 #[test]
 fn check_policy_lists_every_problem_with_its_place() {

@@ -312,6 +312,16 @@ fn out_of_range(msg: &str) -> String {
     format!("{}the number `{number}` is out of range {said}", &msg[..at])
 }
 
+/// Refuses, before serde reads it, a document whose aliases are unsafe to read
+/// (`locate::alias_trouble`): an anchor name given twice, which serde would read as another
+/// node (and whose misreading would be the message), or aliases that would expand it too far.
+pub fn refuse_alias_trouble(text: &str, shown: &str) -> Result<()> {
+    match locate::alias_trouble(text) {
+        Some(((line, col), why)) => Err(Error::refused(format!("{shown}:{line}:{col}: {why}"))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a document that serde read but the locator could not read exactly to its end
 /// (`Locations::stopped`): its problems could not be placed, nor its numbers kept as written,
 /// and an anchor given twice may have been read as another node.
@@ -332,6 +342,7 @@ pub fn without_bom(text: &str) -> &str {
 /// byte-order mark included), as the file's bytes.
 pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
     let text = without_bom(whole);
+    refuse_alias_trouble(text, shown)?;
     let raw = raw::parse(text).map_err(|(place, msg)| {
         // serde names the mapping that holds a repeated key; the repeat itself is placed.
         if let Some(((line, col), said)) = locate::repeated_key(text, &msg) {

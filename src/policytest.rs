@@ -122,6 +122,7 @@ impl Loader {
         let shown = path.display().to_string();
         let whole = crate::policy::read_text(path, &shown, "a test file")?;
         let text = crate::policy::without_bom(&whole);
+        crate::policy::refuse_alias_trouble(text, &shown)?;
         let mut raw = file::parse(text).map_err(|(place, msg)| {
             let (line, col) = place.unwrap_or((1, 1));
             Error::refused(format!(

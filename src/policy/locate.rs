@@ -19,15 +19,20 @@ pub struct Locations {
     /// Every key a mapping gives again, in document order.
     repeats: Vec<Repeat>,
     /// Where and why the walk stopped short of the document's end (`None`: it read it all):
-    /// what the event parser cannot read, where serde may read on (a tab after a colon); an
-    /// anchor name given twice, which serde_yaml 0.9 resolves to the wrong node; aliases that
-    /// repeat more than `MAX_ALIASED` values.
+    /// what `alias_trouble` finds; what the event parser cannot read, where serde may read on
+    /// (a tab after a colon); paths longer in all than `MAX_PATH_BYTES`.
     stopped: Option<((usize, usize), String)>,
 }
 
-/// The most scalars that aliases may repeat in one document: a document of nested aliases
-/// (a "billion laughs") repeats exponentially many, which serde_yaml refuses at its own limit.
-const MAX_ALIASED: usize = 100_000;
+/// The most nodes a document may stand for once its aliases are expanded: nested aliases (a
+/// "billion laughs") stand for exponentially many, and many aliases of a long list for the
+/// product of the two, which a reader that expands them (serde_yaml) pays for in memory.
+const MAX_EXPANDED: u64 = 1_000_000;
+
+/// The most bytes the paths of a document's values may take in all (each value is kept by its
+/// path, and an alias repeats the paths under its anchor): long keys could otherwise make a
+/// small file cost gigabytes.
+const MAX_PATH_BYTES: usize = 16 << 20;
 
 /// A key given a second time in the same mapping: its path, where the repeat stands, and where
 /// the first one does.
@@ -45,18 +50,18 @@ impl Locations {
         let mut walker = Walker::default();
         // A syntax error was already reported by serde_yaml; what was read so far still helps.
         let read = Parser::new_from_str(text).load(&mut walker, false);
-        let stopped = repeated_anchor(text)
-            .or(walker.overflow.take())
-            .or_else(|| {
-                read.err().map(|e| {
-                    let why = format!(
-                        "{}: the reader that places every value and keeps how it is written \
-                         stops here (a tab after a colon? write spaces)",
-                        e.info()
-                    );
-                    (place(*e.marker()), why)
-                })
-            });
+        let stopped = alias_trouble(text).or(walker.overflow.take()).or_else(|| {
+            read.err().map(|e| {
+                let why = format!(
+                    "{}: the reader that places every value and keeps how it is written \
+                         stops here, where YAML 1.2 allows less than some readers take (a tab \
+                         after a colon, or a quoted or bracketed value continued at its key's \
+                         column): write spaces, and indent a continued value past its key",
+                    e.info()
+                );
+                (place(*e.marker()), why)
+            })
+        });
         Locations {
             stopped,
             places: walker.places,
@@ -149,8 +154,8 @@ struct Walker {
     /// The path of each anchored node (`&a`), by anchor id: an alias (`*a`) stands for the
     /// node written there, so it is written as that node was.
     anchors: HashMap<usize, String>,
-    /// How many scalars aliases have repeated so far, and where they passed `MAX_ALIASED`.
-    aliased: usize,
+    /// The bytes of the paths kept so far, and where they passed `MAX_PATH_BYTES`.
+    bytes: usize,
     overflow: Option<((usize, usize), String)>,
 }
 
@@ -161,24 +166,24 @@ impl Walker {
         if self.overflow.is_some() {
             return;
         }
-        // The paths under `anchor` start with it: one range of the ordered map.
-        let copies: Vec<(String, String)> = (self.written.range(anchor.to_string()..))
-            .take_while(|(at, _)| at.starts_with(anchor))
-            .filter_map(|(at, text)| {
-                let rest = &at[anchor.len()..];
-                (rest.is_empty() || rest.starts_with(['.', '[']))
-                    .then(|| (format!("{path}{rest}"), text.clone()))
-            })
-            .collect();
-        self.aliased += copies.len();
-        if self.aliased > MAX_ALIASED {
-            self.overflow = Some((
-                place(mark),
-                format!("aliases repeat more than {MAX_ALIASED} values"),
-            ));
-            return;
+        // The anchored node itself, and the paths under it: those start with `anchor.` or
+        // `anchor[`, each one range of the ordered map (and nothing else is scanned: not
+        // `anchor0`, a sibling).
+        let mut copies: Vec<(String, String)> = Vec::new();
+        if let Some(text) = self.written.get(anchor) {
+            copies.push((path.to_string(), text.clone()));
+        }
+        for under in [format!("{anchor}."), format!("{anchor}[")] {
+            copies.extend(
+                (self.written.range(under.clone()..))
+                    .take_while(|(at, _)| at.starts_with(&under))
+                    .map(|(at, text)| (format!("{path}{}", &at[anchor.len()..]), text.clone())),
+            );
         }
         for (at, text) in copies {
+            if !self.spend(at.len() + text.len(), mark) {
+                return;
+            }
             self.written.entry(at).or_insert(text);
         }
     }
@@ -226,8 +231,98 @@ impl Walker {
     }
 
     fn record(&mut self, path: &str, mark: Marker) {
-        self.places.entry(path.to_string()).or_insert(place(mark));
+        if self.spend(path.len(), mark) {
+            self.places.entry(path.to_string()).or_insert(place(mark));
+        }
     }
+
+    /// Counts `bytes` more kept; `false` (and the walk marked stopped) past `MAX_PATH_BYTES`.
+    fn spend(&mut self, bytes: usize, mark: Marker) -> bool {
+        if self.overflow.is_some() {
+            return false;
+        }
+        self.bytes += bytes;
+        if self.bytes > MAX_PATH_BYTES {
+            let why = format!(
+                "the paths of this document's values pass {} MiB (keys too long, or repeated \
+                 by aliases)",
+                MAX_PATH_BYTES >> 20
+            );
+            self.overflow = Some((place(mark), why));
+            return false;
+        }
+        true
+    }
+}
+
+/// What makes a document's aliases unsafe to read, placed, with what to say there: an anchor
+/// name given twice (`repeated_anchor`), or aliases that would expand it past `MAX_EXPANDED`
+/// nodes (`expanded_size`). Checked before serde reads the document, which expands aliases.
+pub fn alias_trouble(text: &str) -> Option<((usize, usize), String)> {
+    repeated_anchor(text).or_else(|| expanded_size(text))
+}
+
+/// Where aliases first make the document stand for more than `MAX_EXPANDED` nodes: a count
+/// of each anchored node's size (an alias counts as the node it stands for), without
+/// expanding anything.
+fn expanded_size(text: &str) -> Option<((usize, usize), String)> {
+    #[derive(Default)]
+    struct Sizes {
+        /// The open collections: their anchor and their size so far.
+        open: Vec<(usize, u64)>,
+        sizes: HashMap<usize, u64>,
+        total: u64,
+        past: Option<(usize, usize)>,
+    }
+    impl Sizes {
+        fn add(&mut self, size: u64, mark: Marker) {
+            match self.open.last_mut() {
+                Some((_, n)) => *n = n.saturating_add(size),
+                None => self.total = self.total.saturating_add(size),
+            }
+            let open: u64 = self.open.iter().fold(0, |a, (_, n)| a.saturating_add(*n));
+            if self.past.is_none() && self.total.saturating_add(open) > MAX_EXPANDED {
+                self.past = Some(place(mark));
+            }
+        }
+    }
+    impl MarkedEventReceiver for Sizes {
+        fn on_event(&mut self, ev: Event, mark: Marker) {
+            match ev {
+                Event::Scalar(_, _, anchor, _) => {
+                    if anchor > 0 {
+                        self.sizes.insert(anchor, 1);
+                    }
+                    self.add(1, mark);
+                }
+                Event::Alias(anchor) => {
+                    let size = self.sizes.get(&anchor).copied().unwrap_or(1);
+                    self.add(size, mark);
+                }
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    self.open.push((anchor, 1));
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    if let Some((anchor, size)) = self.open.pop() {
+                        if anchor > 0 {
+                            self.sizes.insert(anchor, size);
+                        }
+                        self.add(size, mark);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut sizes = Sizes::default();
+    let _ = Parser::new_from_str(text).load(&mut sizes, false);
+    sizes.past.map(|at| {
+        let why = format!(
+            "aliases here make the document stand for more than {MAX_EXPANDED} values; name a \
+             list once and use it by name (`in: {{ set: NAME }}`), or write it out"
+        );
+        (at, why)
+    })
 }
 
 /// The first anchor name a document gives twice, placed at the second, with what to say there.
@@ -332,11 +427,12 @@ mod tests {
         assert!(Locations::of("a: &x [1]\nb: &y [2]\nc: *x\n").complete());
     }
 
-    /// Aliases are written as their anchored node, whole rows too, and only that node's paths
-    /// are copied (`a` is no prefix of `ab`'s); nested aliases stop at `MAX_ALIASED` values
-    /// rather than repeat exponentially many.
+    /// Aliases are written as their anchor, whole rows too, and only that node's paths are
+    /// copied (`a` is no prefix of `ab`'s); a document whose aliases stand for more than
+    /// `MAX_EXPANDED` nodes is stopped before anything is expanded, at the alias that passes
+    /// the bound, and one whose paths pass `MAX_PATH_BYTES` where it passes them.
     #[test]
-    fn aliases_are_written_as_their_anchor_within_a_bound() {
+    fn aliases_are_written_as_their_anchor_within_bounds() {
         let l = Locations::of("a: &r { n: 0x1F }\nab: { n: 7 }\nb: *r\nc: &v 1.50\nd: [*v]\n");
         assert!(l.complete());
         assert_eq!(l.written("b.n"), Some("0x1F"));
@@ -349,10 +445,27 @@ mod tests {
                 "l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
             ));
         }
+        let (at, why) = alias_trouble(&bomb).expect("bounded");
+        assert!(why.contains("more than 1000000 values"), "{why}");
+        assert_eq!(at.0, 7, "the first alias past the bound: {at:?}");
         let l = Locations::of(&bomb);
-        let why = &l.stopped().expect("bounded").1;
-        assert!(why.contains("aliases repeat more than"), "{why}");
-        assert!(l.written.len() <= 2 * MAX_ALIASED);
+        assert!(!l.complete());
+        // 2,000 values used by 400 lists is 800,000: within the bound.
+        let list = vec!["x"; 2000].join(", ");
+        let mut wide = format!("s: &s [{list}]\nuses:\n");
+        for _ in 0..400 {
+            wide.push_str("  - *s\n");
+        }
+        assert_eq!(alias_trouble(&wide), None);
+        // Long keys, each value kept by its path: stopped past the byte bound.
+        let key = "k".repeat(1 << 16);
+        let mut long = format!("s: &s [{list}]\n? {key}\n: [");
+        long.push_str(&vec!["*s"; 450].join(", "));
+        long.push_str("]\n");
+        assert_eq!(alias_trouble(&long), None, "900,000 values");
+        let l = Locations::of(&long);
+        let why = &l.stopped().expect("bounded by bytes").1;
+        assert!(why.contains("MiB"), "{why}");
     }
 
     #[test]

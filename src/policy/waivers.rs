@@ -116,6 +116,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     let shown = path.display().to_string();
     let whole = super::read_text(path, &shown, "the waivers")?;
     let text = super::without_bom(&whole);
+    super::refuse_alias_trouble(text, &shown)?;
     let raw: RawWaivers = serde_yaml::from_str(text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();
@@ -125,7 +126,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
             super::locate::repeated_key(text, &msg).unwrap_or(((line, col), msg));
         Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
-    // An anchor given twice may have been read as another node (see `Locations::stopped`).
+    // Every value placed and read as written, as in a policy (see `Locations::stopped`).
     super::refuse_unread(&super::locate::Locations::of(text), &shown)?;
     let mut problems = Vec::new();
     let mut waivers = Waivers {

@@ -87,7 +87,7 @@ fn a_document_that_cannot_be_read_exactly_is_refused() {
         .expect(2);
     assert!(
         ran.stderr().contains(&format!("p.yaml:{line}:"))
-            && ran.stderr().contains("a tab after a colon? write spaces"),
+            && ran.stderr().contains("(a tab after a colon, or"),
         "{}",
         ran.stderr()
     );
@@ -110,6 +110,24 @@ fn a_document_that_cannot_be_read_exactly_is_refused() {
     assert!(
         ran.stderr()
             .contains("u.yaml:6:28: the anchor `&a` is given again (first at 4:11)"),
+        "{}",
+        ran.stderr()
+    );
+    // Aliases that stand for too many values are refused before anything is expanded.
+    let list = vec!["x"; 2000].join(", ");
+    let aliases = vec!["*s"; 600].join(", ");
+    let wide = format!(
+        "{}extra: &s [{list}]\nmore: [{aliases}]\n",
+        default_policy()
+    );
+    let ran = Test::new("aliases-too-many")
+        .file("p.yaml", &wide)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        ran.stderr()
+            .contains("make the document stand for more than 1000000 values"),
         "{}",
         ran.stderr()
     );

@@ -29,6 +29,14 @@ pub struct Locations {
 /// product of the two, which a reader that expands them (serde_yaml) pays for in memory.
 const MAX_EXPANDED: u64 = 1_000_000;
 
+/// How many bytes of a value count as one value toward `MAX_EXPANDED`.
+const VALUE_UNIT: usize = 64;
+
+/// The deepest nesting of collections a document may have: the locator's event parser reads
+/// nested nodes by recursion, which a deeper document would take past the stack (serde_yaml
+/// stops at 128 levels itself).
+const MAX_DEPTH: usize = 256;
+
 /// The most bytes the paths of a document's values may take in all (each value is kept by its
 /// path, and an alias repeats the paths under its anchor): long keys could otherwise make a
 /// small file cost gigabytes.
@@ -48,9 +56,14 @@ pub struct Repeat {
 impl Locations {
     pub fn of(text: &str) -> Locations {
         let mut walker = Walker::default();
+        // Not walked at all when its aliases or its depth make it unsafe to (`alias_trouble`).
+        let trouble = alias_trouble(text);
         // A syntax error was already reported by serde_yaml; what was read so far still helps.
-        let read = Parser::new_from_str(text).load(&mut walker, false);
-        let stopped = alias_trouble(text).or(walker.overflow.take()).or_else(|| {
+        let read = match trouble {
+            None => Parser::new_from_str(text).load(&mut walker, false),
+            Some(_) => Ok(()),
+        };
+        let stopped = trouble.or(walker.overflow.take()).or_else(|| {
             read.err().map(|e| {
                 let why = format!(
                     "{}: the reader that places every value and keeps how it is written \
@@ -244,8 +257,8 @@ impl Walker {
         self.bytes += bytes;
         if self.bytes > MAX_PATH_BYTES {
             let why = format!(
-                "the paths of this document's values pass {} MiB (keys too long, or repeated \
-                 by aliases)",
+                "this document's values, each kept with its path, pass {} MiB in all (long keys \
+                 or values, or many of them, or repeated by aliases)",
                 MAX_PATH_BYTES >> 20
             );
             self.overflow = Some((place(mark), why));
@@ -255,74 +268,105 @@ impl Walker {
     }
 }
 
-/// What makes a document's aliases unsafe to read, placed, with what to say there: an anchor
-/// name given twice (`repeated_anchor`), or aliases that would expand it past `MAX_EXPANDED`
-/// nodes (`expanded_size`). Checked before serde reads the document, which expands aliases.
+/// What makes a document unsafe to read, placed, with what to say there: an anchor name given
+/// twice (`repeated_anchor`), aliases that would expand it past `MAX_EXPANDED` nodes, or
+/// nesting past `MAX_DEPTH` (`expanded_size`). Checked before serde reads the document, which
+/// expands aliases.
 pub fn alias_trouble(text: &str) -> Option<((usize, usize), String)> {
     repeated_anchor(text).or_else(|| expanded_size(text))
 }
 
 /// Where aliases first make the document stand for more than `MAX_EXPANDED` nodes: a count
 /// of each anchored node's size (an alias counts as the node it stands for), without
-/// expanding anything.
+/// expanding anything. Events are read one at a time (no recursion: a deeply nested document
+/// cannot overflow the stack), and the count stops at the first node past the bound. Where the
+/// event parser stops short (a tab after a colon), the rest is not counted, so a rest that
+/// holds an alias is refused there: serde might expand it.
 fn expanded_size(text: &str) -> Option<((usize, usize), String)> {
-    #[derive(Default)]
-    struct Sizes {
-        /// The open collections: their anchor and their size so far.
-        open: Vec<(usize, u64)>,
-        sizes: HashMap<usize, u64>,
-        total: u64,
-        past: Option<(usize, usize)>,
-    }
-    impl Sizes {
-        fn add(&mut self, size: u64, mark: Marker) {
-            match self.open.last_mut() {
-                Some((_, n)) => *n = n.saturating_add(size),
-                None => self.total = self.total.saturating_add(size),
+    let mut parser = Parser::new_from_str(text);
+    // The open collections: their anchor and their size so far; and those sizes' sum.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut open_total: u64 = 0;
+    let mut total: u64 = 0;
+    let mut sizes: HashMap<usize, u64> = HashMap::new();
+    let mut aliases = false;
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            Err(e) => {
+                let rest = text.chars().skip(e.marker().index()).any(|c| c == '*');
+                let why = format!(
+                    "{}: this YAML cannot be read from here (a syntax error, or what YAML 1.2 \
+                     does not allow though some readers take it: a tab after a colon, a quoted \
+                     or bracketed value continued at its key's column), and what follows holds \
+                     an alias, which is not expanded unread",
+                    e.info()
+                );
+                return rest.then(|| (place(*e.marker()), why));
             }
-            let open: u64 = self.open.iter().fold(0, |a, (_, n)| a.saturating_add(*n));
-            if self.past.is_none() && self.total.saturating_add(open) > MAX_EXPANDED {
-                self.past = Some(place(mark));
+        };
+        let size = match event {
+            Event::StreamEnd | Event::DocumentEnd => return None,
+            Event::Scalar(value, _, anchor, _) => {
+                // A long value counts once for each `VALUE_UNIT` bytes: repeated, its bytes
+                // cost as much as that many short values.
+                let size = 1 + (value.len() / VALUE_UNIT) as u64;
+                if anchor > 0 {
+                    sizes.insert(anchor, size);
+                }
+                size
             }
+            Event::Alias(anchor) => {
+                if open.iter().any(|(a, _)| *a == anchor) {
+                    let why = "the alias here stands for a node that holds it".to_string();
+                    return Some((place(mark), why));
+                }
+                aliases = true;
+                sizes.get(&anchor).copied().unwrap_or(1)
+            }
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                open.push((anchor, 1));
+                open_total = open_total.saturating_add(1);
+                if open.len() > MAX_DEPTH {
+                    let why = format!("collections are nested here deeper than {MAX_DEPTH} levels");
+                    return Some((place(mark), why));
+                }
+                continue;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let Some((anchor, size)) = open.pop() else {
+                    continue;
+                };
+                open_total = open_total.saturating_sub(size);
+                if anchor > 0 {
+                    sizes.insert(anchor, size);
+                }
+                size
+            }
+            _ => continue,
+        };
+        match open.last_mut() {
+            Some((_, n)) => {
+                *n = n.saturating_add(size);
+                open_total = open_total.saturating_add(size);
+            }
+            None => total = total.saturating_add(size),
+        }
+        if total.saturating_add(open_total) > MAX_EXPANDED {
+            let why = match aliases {
+                true => format!(
+                    "aliases here make the document stand for more than {MAX_EXPANDED} values \
+                     (a long value counting once for each {VALUE_UNIT} bytes); name a list once \
+                     and use it by name (`in: {{ set: NAME }}`), or write it out"
+                ),
+                false => format!(
+                    "the document holds more than {MAX_EXPANDED} values here (a long value \
+                     counting once for each {VALUE_UNIT} bytes)"
+                ),
+            };
+            return Some((place(mark), why));
         }
     }
-    impl MarkedEventReceiver for Sizes {
-        fn on_event(&mut self, ev: Event, mark: Marker) {
-            match ev {
-                Event::Scalar(_, _, anchor, _) => {
-                    if anchor > 0 {
-                        self.sizes.insert(anchor, 1);
-                    }
-                    self.add(1, mark);
-                }
-                Event::Alias(anchor) => {
-                    let size = self.sizes.get(&anchor).copied().unwrap_or(1);
-                    self.add(size, mark);
-                }
-                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                    self.open.push((anchor, 1));
-                }
-                Event::MappingEnd | Event::SequenceEnd => {
-                    if let Some((anchor, size)) = self.open.pop() {
-                        if anchor > 0 {
-                            self.sizes.insert(anchor, size);
-                        }
-                        self.add(size, mark);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut sizes = Sizes::default();
-    let _ = Parser::new_from_str(text).load(&mut sizes, false);
-    sizes.past.map(|at| {
-        let why = format!(
-            "aliases here make the document stand for more than {MAX_EXPANDED} values; name a \
-             list once and use it by name (`in: {{ set: NAME }}`), or write it out"
-        );
-        (at, why)
-    })
 }
 
 /// The first anchor name a document gives twice, placed at the second, with what to say there.
@@ -415,6 +459,41 @@ impl MarkedEventReceiver for Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read without recursion and without expanding anything: nesting past `MAX_DEPTH`, an
+    /// alias inside the node it names, a long value aliased many times (counted by its bytes),
+    /// and an alias after where the event parser stops (a tab after a colon) are each refused
+    /// at their place; the same documents in small are not.
+    #[test]
+    fn unsafe_documents_are_found_before_they_are_read() {
+        let deep = format!("c:\n  {}x\n", "- ".repeat(100_000));
+        let (at, why) = alias_trouble(&deep).expect("too deep");
+        assert!(
+            why.contains("deeper than 256 levels") && at.0 == 2,
+            "{at:?} {why}"
+        );
+        assert_eq!(
+            alias_trouble(&format!("c:\n  {}x\n", "- ".repeat(100))),
+            None
+        );
+        let (_, why) = alias_trouble("a: &b [x, *b]\n").expect("self alias");
+        assert!(why.contains("a node that holds it"), "{why}");
+        let long = format!(
+            "a: &b \"{}\"\nc: [{}]\n",
+            "y".repeat(1 << 20),
+            vec!["*b"; 100].join(", ")
+        );
+        let (_, why) = alias_trouble(&long).expect("long value aliased");
+        assert!(why.contains("64 bytes"), "{why}");
+        assert_eq!(
+            alias_trouble(&format!("a: &b \"{}\"\nc: [*b, *b]\n", "y".repeat(1 << 20))),
+            None
+        );
+        let tab = "name:\tx\na: &b [1]\nc: *b\n";
+        let (at, why) = alias_trouble(tab).expect("an alias after the stop");
+        assert!(at.0 == 1 && why.contains("holds an alias"), "{at:?} {why}");
+        assert_eq!(alias_trouble("name:\tx\na: 1\n"), None, "no alias after it");
+    }
 
     /// An anchor name given twice is refused, at the second; names given once each pass.
     #[test]

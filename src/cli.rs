@@ -67,10 +67,11 @@ enum RawCommand {
     /// Write a synthetic workload (instances.csv, ledger.csv, requests.csv) for benchmarks.
     ///
     /// The files are written under temporary names and put in place, one after another, once
-    /// all three are whole; the ledger's lock is held throughout, as a run holds it. Exit codes: 0 written; 2 refused, nothing written (a file already
-    /// there without --force, a folder where a file goes, an --out that cannot be made or
-    /// written in); 1 a failure while writing (the files that were there are left as they were)
-    /// or while putting them in place (some may be replaced); 3 a run holds the ledger's lock.
+    /// all three are whole; the ledger's lock is held throughout, as a run holds it. Exit
+    /// codes: 0 written; 2 refused, nothing written (a file already there without --force, a
+    /// folder where a file goes, an --out that cannot be made or written in); 1 a failure while
+    /// writing (the files that were there are left as they were) or while putting them in
+    /// place (some may be replaced); 3 a run holds the ledger's lock.
     Generate {
         /// The folder to write into (created if missing).
         #[arg(long)]

@@ -316,17 +316,19 @@ fn out_of_range(msg: &str) -> String {
 /// (`locate::alias_trouble`): an anchor name given twice, which serde would read as another
 /// node (and whose misreading would be the message), or aliases that would expand it too far.
 pub fn refuse_alias_trouble(text: &str, shown: &str) -> Result<()> {
-    match locate::alias_trouble(text) {
-        Some(((line, col), why)) => Err(Error::refused(format!("{shown}:{line}:{col}: {why}"))),
-        None => Ok(()),
-    }
+    refuse_at(shown, locate::alias_trouble(text).as_ref())
 }
 
 /// Refuses a document that serde read but the locator could not read exactly to its end
 /// (`Locations::stopped`): its problems could not be placed, nor its numbers kept as written,
 /// and an anchor given twice may have been read as another node.
 pub fn refuse_unread(places: &locate::Locations, shown: &str) -> Result<()> {
-    match places.stopped() {
+    refuse_at(shown, places.stopped())
+}
+
+/// A refusal at a place of `shown`, when there is a problem to tell.
+fn refuse_at(shown: &str, problem: Option<&((usize, usize), String)>) -> Result<()> {
+    match problem {
         Some(((line, col), why)) => Err(Error::refused(format!("{shown}:{line}:{col}: {why}"))),
         None => Ok(()),
     }
@@ -350,20 +352,16 @@ pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
         }
         let (line, col) = place.unwrap_or((1, 1));
         let serde_said = ((line, col), one_line(&out_of_range(&msg)));
-        // serde stops at the first problem; every unknown key and word is listed too, when
-        // the text is YAML at all (serde's own problem is one of them, at the same place, or
-        // is listed beside them).
-        // A document serde cannot read as YAML values (a syntax error, a key given twice), or
-        // that the locator cannot walk to its end (a tab after a colon), gets serde's problem
-        // alone: the others could not be listed, or not placed.
-        // serde refuses a document of nested aliases at its own limits: read as values first.
-        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-            return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
-        };
+        // serde stops at the first problem; every unknown key and word is listed too (serde's
+        // own problem is one of them, or is listed beside them). A document serde cannot read
+        // as YAML values (a syntax error, a key given twice), or that the locator cannot walk
+        // to its end (a tab after a colon), gets serde's problem alone: the others could not
+        // be listed, or not placed.
         let places = locate::Locations::of(text);
-        if !places.complete() {
-            return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1));
-        }
+        let doc = match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(doc) if places.complete() => doc,
+            _ => return Error::refused(format!("{shown}:{line}:{col}: {}", serde_said.1)),
+        };
         let shape = schema::ShapeProblems::of(&doc);
         let mut lines: Vec<((usize, usize), String)> = (shape.keys.iter())
             .map(|(path, msg)| (places.find_key(path), one_line(msg)))

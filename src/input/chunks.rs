@@ -476,10 +476,7 @@ pub fn header(bytes: &[u8], shown: &str) -> Result<(csv::ByteRecord, usize, u64)
     if start >= bytes.len()
         && let Some(field) = unclosed_quote(body, 0)
     {
-        return Err(Error::refused(format!(
-            "{shown}:1:{field}: field {field} of the header opens a quote that is never closed: \
-             it runs to the end of the file"
-        )));
+        return Err(super::table::unclosed_in(shown, 1, field, "the header"));
     }
     Ok((record, start, 1 + line_ends(bytes, 0, start)))
 }

@@ -508,8 +508,14 @@ pub fn fields(n: usize) -> String {
 /// The refusal for a quoted field that is never closed: the line its row starts on, and the
 /// field (1 for the first) whose quote opens it.
 pub fn unclosed(shown: &str, line: u64, field: usize) -> Error {
+    unclosed_in(shown, line, field, "the row that starts on this line")
+}
+
+/// `unclosed`, for a field of `row` (the header, or the row that starts on `line`).
+pub fn unclosed_in(shown: &str, line: u64, field: usize, row: &str) -> Error {
     Error::refused(format!(
-        "{shown}:{line}:{field}: field {field} of the row that starts on this line opens a quote that is never closed: it runs to the end of the file"
+        "{shown}:{line}:{field}: field {field} of {row} opens a quote that is never closed: it \
+         runs to the end of the file"
     ))
 }
 

@@ -65,14 +65,13 @@ impl Locations {
         };
         let stopped = trouble.or(walker.overflow.take()).or_else(|| {
             read.err().map(|e| {
-                let why = format!(
-                    "{}: the reader that places every value and keeps how it is written \
-                         stops here, where YAML 1.2 allows less than some readers take (a tab \
-                         after a colon, or a quoted or bracketed value continued at its key's \
-                         column): write spaces, and indent a continued value past its key",
-                    e.info()
-                );
-                (place(*e.marker()), why)
+                (
+                    place(*e.marker()),
+                    unreadable(
+                        e.info(),
+                        "write spaces, and indent a continued value past its key",
+                    ),
+                )
             })
         });
         Locations {
@@ -295,12 +294,9 @@ fn expanded_size(text: &str) -> Option<((usize, usize), String)> {
             Ok(next) => next,
             Err(e) => {
                 let rest = text.chars().skip(e.marker().index()).any(|c| c == '*');
-                let why = format!(
-                    "{}: this YAML cannot be read from here (a syntax error, or what YAML 1.2 \
-                     does not allow though some readers take it: a tab after a colon, a quoted \
-                     or bracketed value continued at its key's column), and what follows holds \
-                     an alias, which is not expanded unread",
-                    e.info()
+                let why = unreadable(
+                    e.info(),
+                    "what follows holds an alias, which is not expanded unread",
                 );
                 return rest.then(|| (place(*e.marker()), why));
             }
@@ -367,6 +363,16 @@ fn expanded_size(text: &str) -> Option<((usize, usize), String)> {
             return Some((place(mark), why));
         }
     }
+}
+
+/// What to say where the event parser stops (`info`, its words) though a document may go on
+/// (a syntax error, or what YAML 1.2 does not allow though libyaml takes it); then `then`.
+fn unreadable(info: &str, then: &str) -> String {
+    format!(
+        "{info}: the reader that places every value and keeps how it is written stops here, \
+         where YAML 1.2 allows less than some readers take (a tab after a colon, or a quoted or \
+         bracketed value continued at its key's column): {then}"
+    )
 }
 
 /// The first anchor name a document gives twice, placed at the second, with what to say there.

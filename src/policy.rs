@@ -23,6 +23,39 @@ pub use template::{Piece, Template};
 pub const DEFAULT_TEXT: &str = include_str!("../policies/icp-service-code.yaml");
 pub const DEFAULT_NAME: &str = "policies/icp-service-code.yaml";
 
+/// The values of an `in` test: sorted and without repeats (as a slice), and hashed, so that a
+/// test run on every row of a large inventory costs one lookup, not a binary search's several
+/// comparisons of text.
+#[derive(Debug, Clone)]
+pub struct Values {
+    sorted: Vec<String>,
+    set: std::collections::HashSet<String, foldhash::fast::FixedState>,
+}
+
+impl Values {
+    pub fn new(mut values: Vec<String>) -> Values {
+        values.sort();
+        values.dedup();
+        let set = values.iter().cloned().collect();
+        Values {
+            sorted: values,
+            set,
+        }
+    }
+
+    pub fn contains(&self, value: &str) -> bool {
+        self.set.contains(value)
+    }
+}
+
+impl std::ops::Deref for Values {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.sorted
+    }
+}
+
 /// A compiled policy, ready to evaluate.
 #[derive(Debug)]
 pub struct Policy {
@@ -146,10 +179,10 @@ pub enum Cond {
         op: CmpOp,
         right: Operand,
     },
-    /// `in` (or `not_in` when `negate`): `values` is sorted.
+    /// `in` (or `not_in` when `negate`).
     In {
         field: Field,
-        values: Vec<String>,
+        values: Values,
         negate: bool,
     },
     Matches {
@@ -501,5 +534,20 @@ mod tests {
         assert_eq!(p.quotas.len(), 1);
         assert_eq!(p.quotas[0].id, "max-codes-per-instance");
         assert_eq!(p.quotas[0].max, 5);
+    }
+
+    /// An `in` set reads as its values sorted, each once, and holds exactly them: no prefix, no
+    /// other case, no empty text.
+    #[test]
+    fn an_in_set_is_sorted_once_and_holds_only_its_values() {
+        let words = ["cn-shanghai", "cn-beijing", "cn-shanghai", "cn-hangzhou"];
+        let values = Values::new(words.iter().map(|w| w.to_string()).collect());
+        assert_eq!(&values[..], ["cn-beijing", "cn-hangzhou", "cn-shanghai"]);
+        for w in words {
+            assert!(values.contains(w), "{w}");
+        }
+        for w in ["cn-shangha", "CN-BEIJING", "", "cn-beijing ", "cn-hongkong"] {
+            assert!(!values.contains(w), "{w:?}");
+        }
     }
 }

@@ -46,9 +46,7 @@ pub fn eval(cond: &Cond, env: &impl Lookup) -> Truth {
             values,
             negate,
         } => match env.get(*field) {
-            Some(Value::Str(s)) => {
-                truth(values.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *negate)
-            }
+            Some(Value::Str(s)) => truth(values.contains(s) != *negate),
             _ => Truth::Unknown(*field),
         },
         Cond::Matches { field, pattern } => match env.get(*field) {
@@ -430,7 +428,7 @@ mod tests {
     fn sets_globs_and_lists() {
         let set = |values: &[&str], negate| Cond::In {
             field: Field::Instance(0),
-            values: values.iter().map(|s| s.to_string()).collect(),
+            values: crate::policy::Values::new(values.iter().map(|s| s.to_string()).collect()),
             negate,
         };
         assert_eq!(

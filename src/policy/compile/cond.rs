@@ -4,7 +4,7 @@
 use super::Compiler;
 use crate::input::table::{literal_form, word_spellings};
 use crate::policy::raw::RawCond;
-use crate::policy::{CmpOp, Cond, Field, Operand};
+use crate::policy::{CmpOp, Cond, Field, Operand, Values};
 use crate::schema::{Domain, Type};
 use crate::time;
 use serde_yaml::Value;
@@ -112,12 +112,10 @@ impl Compiler<'_> {
                     return None;
                 }
                 let values = self.set_operand(path, value)?;
-                let mut values = self.literals(path, name, field, values)?;
-                values.sort();
-                values.dedup();
+                let values = self.literals(path, name, field, values)?;
                 Some(Cond::In {
                     field,
-                    values,
+                    values: Values::new(values),
                     negate: op == "not_in",
                 })
             }
@@ -169,7 +167,7 @@ impl Compiler<'_> {
                 }
                 Some(Cond::In {
                     field,
-                    values,
+                    values: Values::new(values),
                     negate: false,
                 })
             }

@@ -345,11 +345,22 @@ fn out_of_range(msg: &str) -> String {
     format!("{}the number `{number}` is out of range {said}", &msg[..at])
 }
 
-/// Refuses, before serde reads it, a document whose aliases are unsafe to read
+/// The YAML text of a policy, waivers or test file as serde is to read it: without the
+/// byte-order mark an editor may have put before it (a YAML reader would take it for part of the
+/// first key). Refused, before serde reads it: a second mark (a file saved twice with one, whose
+/// first key serde would misread), and a document whose aliases are unsafe to read
 /// (`locate::alias_trouble`): an anchor name given twice, which serde would read as another
 /// node (and whose misreading would be the message), or aliases that would expand it too far.
-pub fn refuse_alias_trouble(text: &str, shown: &str) -> Result<()> {
-    refuse_at(shown, locate::alias_trouble(text).as_ref())
+pub fn yaml_text<'t>(whole: &'t str, shown: &str) -> Result<&'t str> {
+    let text = whole.strip_prefix('\u{feff}').unwrap_or(whole);
+    if text.starts_with('\u{feff}') {
+        return Err(Error::refused(format!(
+            "{shown}:1:1: the file starts with two byte-order marks (U+FEFF): save it with one, \
+             or none"
+        )));
+    }
+    refuse_at(shown, locate::alias_trouble(text).as_ref())?;
+    Ok(text)
 }
 
 /// Refuses a document that serde read but the locator could not read exactly to its end
@@ -367,17 +378,10 @@ fn refuse_at(shown: &str, problem: Option<&((usize, usize), String)>) -> Result<
     }
 }
 
-/// A text without the byte-order mark an editor may have put before it (a YAML reader would
-/// take it for part of the first key).
-pub fn without_bom(text: &str) -> &str {
-    text.strip_prefix('\u{feff}').unwrap_or(text)
-}
-
 /// Compiles policy text; `shown` names it in messages. Its SHA-256 is the whole text's (a
 /// byte-order mark included), as the file's bytes.
 pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
-    let text = without_bom(whole);
-    refuse_alias_trouble(text, shown)?;
+    let text = yaml_text(whole, shown)?;
     let raw = raw::parse(text).map_err(|(place, msg)| {
         // serde names the mapping that holds a repeated key; the repeat itself is placed.
         if let Some(((line, col), said)) = locate::repeated_key(text, &msg) {

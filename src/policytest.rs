@@ -121,8 +121,7 @@ impl Loader {
     fn file(&mut self, path: &Path) -> Result<()> {
         let shown = path.display().to_string();
         let whole = crate::policy::read_text(path, &shown, "a test file")?;
-        let text = crate::policy::without_bom(&whole);
-        crate::policy::refuse_alias_trouble(text, &shown)?;
+        let text = crate::policy::yaml_text(&whole, &shown)?;
         let mut raw = file::parse(text).map_err(|(place, msg)| {
             let (line, col) = place.unwrap_or((1, 1));
             Error::refused(format!(

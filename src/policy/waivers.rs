@@ -115,8 +115,7 @@ fn lookup<'m>(
 pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
     let shown = path.display().to_string();
     let whole = super::read_text(path, &shown, "the waivers")?;
-    let text = super::without_bom(&whole);
-    super::refuse_alias_trouble(text, &shown)?;
+    let text = super::yaml_text(&whole, &shown)?;
     let raw: RawWaivers = serde_yaml::from_str(text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.to_string();

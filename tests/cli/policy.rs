@@ -72,6 +72,62 @@ fn files_with_a_byte_order_mark_are_read() {
     );
 }
 
+/// A policy, a waivers file and a test file that start with two byte-order marks are refused
+/// (exit 2) as such, at 1:1: serde took the second for part of the first key, and its message
+/// was about a missing field.
+#[test]
+fn a_file_with_two_byte_order_marks_is_refused_as_such() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let twice = |text: &str| format!("\u{feff}\u{feff}{text}");
+    let waivers = std::fs::read_to_string(root.join("fixtures/waivers/example.yaml")).unwrap();
+    let test_file = "as_of: 2026-11-30T00:00:00Z\ncases:\n  - name: no instance\n    instance: null\n    expect: { outcome: denied, reasons: [instance-exists] }\n";
+    let demo = root.join("fixtures/demo");
+    let said = ": the file starts with two byte-order marks (U+FEFF)";
+    let policy = Test::new("bom2-policy")
+        .file("p.yaml", &twice(&default_policy()))
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        policy.stderr().contains(&format!("p.yaml:1:1{said}")),
+        "{}",
+        policy.stderr()
+    );
+    let waived = Test::new("bom2-waivers")
+        .file("w.yaml", &twice(&waivers))
+        .args([
+            "run",
+            "--input",
+            demo.to_str().unwrap(),
+            "--waivers",
+            "w.yaml",
+        ])
+        .args([
+            "--out",
+            "out",
+            "--dry-run",
+            "--as-of",
+            "2026-11-30T00:00:00Z",
+        ])
+        .run()
+        .expect(2);
+    assert!(
+        waived.stderr().contains(&format!("w.yaml:1:1{said}")),
+        "{}",
+        waived.stderr()
+    );
+    let tested = Test::new("bom2-test")
+        .file("t.yaml", &twice(test_file))
+        .args(["test", "t.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        tested.stderr().contains(&format!("t.yaml:1:1{said}")),
+        "{}",
+        tested.stderr()
+    );
+}
+
 /// A policy serde reads but the locator cannot read exactly is refused (exit 2) at its place,
 /// rather than compiled with its numbers as YAML read them and its problems at 1:1: a tab after
 /// a colon, and an anchor name given twice (which serde_yaml resolves to another node); so are

@@ -24,7 +24,9 @@
 #      prints the ratios (icp wall / duckdb wall, icp RSS / duckdb RSS) and checks that
 #      icp-audit's outcome and reasons equal the baseline's for every request (both sorted by
 #      request_id), printing how many differ and the first few differences;
-#   4. checks that decisions.csv is the same for every --jobs (ignoring the random codes).
+#   4. checks that decisions.csv is the same for every --jobs (ignoring the random codes);
+#   5. at 1M, runs the same files with CRLF line ends (CRLF_ROUNDS rounds, default 2, alternating
+#      with the baseline): the same decisions, and a median wall time at most 1.2 x the LF one.
 # Before the sizes it prints what touching 1 GiB of new memory costs here (see the README's
 # Performance section, The machine: on this virtual machine it is much of what grows faster than the rows).
 #
@@ -39,10 +41,12 @@
 #   - when both 1000000 and 10000000 are run: wall(10M) <= 11 x wall(1M), and the same for
 #     peak RSS;
 #   - the evaluate phase (from --timings) of --jobs 2 is at least 1.6 x faster than --jobs 1;
-#   - outcomes/reasons differ from the baseline, or between --jobs values;
+#   - outcomes/reasons differ from the baseline, or between --jobs values, or between the LF
+#     and CRLF files; the CRLF files take more than 1.2 x the LF files' wall time;
 #   - a command fails.
 # Environment: KEEP=1 keeps the scratch folder (its path is printed); SEED=S changes the seed;
 # ROUNDS=K sets the rounds of step 2 at every size; JOBS_ROUNDS=K those of --jobs 1 and 2;
+# CRLF_ROUNDS=K those of step 5 (0 skips it);
 # BENCH_TIMER=python forces the python3 timer.
 
 set -euo pipefail
@@ -293,6 +297,49 @@ for N in "${SIZES[@]}"; do
         fi
     elif [[ $HAVE_DUCKDB != 1 && $N == 1000000 ]]; then
         echo "  note: no duckdb: the 1M ratio targets are skipped"
+    fi
+
+    # The same files with CRLF line ends (as exports made on Windows have): the same decisions,
+    # at about the same speed (they once took the csv crate's slower reader: 1.35 x the LF
+    # files' wall time, slower than the baseline), CRLF_ROUNDS rounds (default 2) alternating
+    # with the baseline, medians compared. Only at 1M; CRLF_ROUNDS=0 skips it.
+    crounds=${CRLF_ROUNDS:-2}
+    if [[ $N == 1000000 && $ok == 1 && $crounds -gt 0 ]]; then
+        CR=$D/crlf
+        mkdir -p "$CR"
+        for f in instances requests ledger; do sed 's/$/\r/' "$IN/$f.csv" >"$CR/$f.csv"; done
+        echo "  the same input with CRLF line ends:"
+        CWS=() CDS=()
+        for ((k = 1; k <= crounds; k++)); do
+            rm -rf "$D/crlf-out" "$D/crlf.ledger.out.csv"
+            if measure "$D/crlf-run" "$BIN" run --input "$CR" --ledger-out "$D/crlf.ledger.out.csv" \
+                --out "$D/crlf-out" --as-of "$AS_OF" --quiet; then
+                row "icp-audit run, CRLF" "$WALL" "$RSS"
+                CWS+=("$WALL")
+            else
+                miss "icp-audit run on CRLF files failed"
+                break
+            fi
+            if [[ $HAVE_DUCKDB == 1 ]]; then
+                rm -f "$D/crlf-duckdb.csv"
+                if measure "$D/crlf-duckdb" python3 "$BASELINE" "$CR" "$D/crlf-duckdb.csv" "$AS_OF" 2; then
+                    row "duckdb baseline, CRLF" "$WALL" "$RSS"
+                    CDS+=("$WALL")
+                fi
+            fi
+        done
+        if [[ ${#CWS[@]} == "$crounds" ]]; then
+            CW=$(median "${CWS[@]}")
+            cr=$(ratio "$CW" "$IW")
+            echo "  CRLF wall / LF wall (icp-audit medians): $cr (target <= 1.2)"
+            le "$cr" 1.2 || miss "CRLF files take $cr x the time of LF files"
+            if [[ ${#CDS[@]} == "$crounds" ]]; then
+                echo "  ratio wall icp/duckdb on CRLF files: $(ratio "$CW" "$(median "${CDS[@]}")")"
+            fi
+            cmp -s <(strip_codes "$D/out/decisions.csv") <(strip_codes "$D/crlf-out/decisions.csv") ||
+                miss "decisions differ between the LF and the CRLF files"
+        fi
+        rm -rf "$CR" "$D/crlf-out" "$D/crlf.ledger.out.csv"
     fi
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$D"
 done

@@ -198,8 +198,9 @@ impl Table {
         self.len() == 0
     }
 
-    /// Whether no cell holds a comma, a quote or a line end (the file had no quote and no
-    /// carriage return, and was valid UTF-8), so that none needs quoting when written out.
+    /// Whether no cell holds a comma, a quote or a line end (the file had no quote, no carriage
+    /// return but in CRLF line ends, and was valid UTF-8), so that none needs quoting when
+    /// written out.
     pub fn plain(&self) -> bool {
         self.plain
     }
@@ -1121,9 +1122,11 @@ mod tests {
         schema
     }
 
-    /// A table is plain only when no cell of any piece could need quotes when written.
+    /// A table is plain only when no cell of any piece could need quotes when written: CRLF
+    /// line ends keep it plain (the CR is the line end's, not a cell's), a quote or a lone CR
+    /// does not.
     #[test]
-    fn a_table_is_plain_only_without_quotes_or_carriage_returns() {
+    fn a_table_is_plain_only_without_quotes_or_lone_carriage_returns() {
         let header = "request_id,account_id,instance_id,requested_at\n";
         let row = |i: usize| format!("R-{i},1111222233334444,i-{i},2026-11-29T10:00:00Z\n");
         // Enough rows for several pieces, so that one odd row late in the file must count.
@@ -1135,12 +1138,22 @@ mod tests {
             "the rows came from several pieces"
         );
         assert!(plain.plain());
-        for odd in [
-            "\"R-x,1\",1111222233334444,i-1,2026-11-29T10:00:00Z\n",
-            "R-y,1111222233334444,i-1,2026-11-29T10:00:00Z\r\n",
+        let crlf = parsed(format!("{header}{rows}").replace('\n', "\r\n"));
+        assert_eq!(crlf.len(), 200_000);
+        assert!(crlf.plain());
+        assert_eq!(
+            crlf.text(2, 199_999),
+            "i-199999",
+            "no CR kept in the last cell"
+        );
+        // A lone CR ends a record (as the csv reader reads it): the last one makes two.
+        for (odd, rows_after) in [
+            ("\"R-x,1\",1111222233334444,i-1,2026-11-29T10:00:00Z\n", 1),
+            ("R-y,1111222233334444,i-1,2026-11-29T10:00:00Z\r", 1),
+            ("R-y,1111222233334444,i-1\r,2026-11-29T10:00:00Z\n", 2),
         ] {
             let t = parsed(format!("{header}{rows}{odd}"));
-            assert_eq!(t.len(), 200_001);
+            assert_eq!(t.len(), 200_000 + rows_after, "{odd:?}");
             assert!(!t.plain(), "{odd:?}");
         }
     }

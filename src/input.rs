@@ -6,6 +6,7 @@
 mod chunks;
 mod index;
 pub mod ledger;
+mod quoted;
 pub(crate) mod table;
 
 pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex, loose};

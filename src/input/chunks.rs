@@ -1,10 +1,13 @@
 //! Reading an input file in parallel, a block at a time. Each block is hashed, cut at its last
-//! line end and split into pieces that rayon parses side by side; what follows the cut is
-//! carried into the next block, so memory holds about one block, not the file. A file without
-//! any quote character has a record per line, so it splits at line ends; once a quote appears
-//! (where a line end may sit inside a field), the rest of the file is parsed as one piece,
-//! exactly as a sequential reader would.
+//! record end and split into pieces at record ends, which rayon parses side by side; what
+//! follows the cut is carried into the next block, so memory holds about one block, not the
+//! file. In a block without any quote character every line end ends a record; in a block with
+//! quotes (where a line end may sit inside a field), the records' ends are found from the
+//! quotes' parity (`quoted::record_ends`). Where that cannot tell (a quote inside unquoted text,
+//! which the csv reader takes as a byte of the value), the rest of the file is parsed as one
+//! piece, exactly as a sequential reader would.
 
+use super::quoted;
 use crate::digest::hex;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -74,16 +77,38 @@ fn stream_in_blocks<C: Sync, T: Send>(
         // `read_to_end` stops short of what was asked only at the end of the file.
         Ok(before + got < upto)
     };
-    // The header: read until its line is whole (all of a file whose header is quoted).
+    // Reads the rest of the file into `carry`, to be parsed as one piece.
+    let read_whole =
+        |carry: &mut Vec<u8>, fill: &mut dyn FnMut(&mut Vec<u8>, usize) -> Result<bool>| {
+            let eof = fill(carry, MAX_QUOTED + 1)?;
+            if !eof || carry.len() > MAX_QUOTED {
+                return Err(Error::refused(format!(
+                    "{shown}: from a quote that only a reader going record by record can \
+                     follow (inside unquoted text, or left open), a file may hold at most {} MiB",
+                    MAX_QUOTED >> 20
+                )));
+            }
+            Ok(())
+        };
+    // The header: read until its line is whole.
     let mut eof = false;
     let mut want = block;
     while !eof && !carry.contains(&b'\n') && want <= MAX_LINE {
         eof = fill(&mut carry, want)?;
         want *= 2;
     }
-    let mut quoted = first_line(&carry).contains(&b'"');
-    if quoted {
-        eof = fill(&mut carry, MAX_QUOTED + 1)?;
+    // Where the records of a quoted block end (`quoted::record_ends`), a block at a time.
+    let mut ends: Vec<usize> = Vec::new();
+    // Whether the rest of the file is read whole and parsed as one piece.
+    let mut whole = false;
+    // A quoted header ends at the first line end outside quotes: with none in sight, or quotes
+    // only the reader can follow, the file is read whole (with its header).
+    if first_line(&carry).contains(&b'"')
+        && (!quoted::record_ends(&carry, &mut ends) || ends.is_empty())
+    {
+        whole = true;
+        read_whole(&mut carry, &mut fill)?;
+        eof = true;
     }
     if !eof && !carry.contains(&b'\n') {
         return Err(Error::refused(format!(
@@ -104,18 +129,35 @@ fn stream_in_blocks<C: Sync, T: Send>(
         while !eof && carry.len() < want {
             eof = fill(&mut carry, want)?;
         }
-        if !quoted && memchr::memchr(b'"', &carry).is_some() {
-            quoted = true;
-            eof = fill(&mut carry, MAX_QUOTED + 1)?;
-            if !eof || carry.len() > MAX_QUOTED {
-                return Err(Error::refused(format!(
-                    "{shown}: a file with quoted fields may hold at most {} MiB",
-                    MAX_QUOTED >> 20
-                )));
-            }
+        // A block with quotes is cut where its records end; one whose quotes only the reader
+        // can follow is read whole from here.
+        ends.clear();
+        let by_quotes = !whole && memchr::memchr(b'"', &carry).is_some();
+        if by_quotes && !quoted::record_ends(&carry, &mut ends) {
+            whole = true;
+            read_whole(&mut carry, &mut fill)?;
+            eof = true;
+            continue;
         }
         let cut = if eof {
             carry.len()
+        } else if by_quotes {
+            match ends.last() {
+                Some(i) => i + 1,
+                // No record ends within the longest line: a quote left open (told at the end
+                // of the file), or a record too long. Read whole, as the reader would.
+                None if carry.len() >= MAX_LINE => {
+                    whole = true;
+                    read_whole(&mut carry, &mut fill)?;
+                    eof = true;
+                    continue;
+                }
+                None => {
+                    // A record longer than a block: read on until it ends.
+                    want = carry.len() * 2;
+                    continue;
+                }
+            }
         } else {
             match memchr::memrchr(b'\n', &carry) {
                 Some(i) => i + 1,
@@ -133,16 +175,14 @@ fn stream_in_blocks<C: Sync, T: Send>(
             }
         };
         let body = &carry[..cut];
-        let mut pieces = if quoted {
-            vec![Piece {
-                bytes: body,
-                first_line: line,
-                lines: line_ends(body, 0, body.len()),
-                number: 0,
-            }]
-        } else {
-            // No quote in the block (checked above): it splits at any line end.
-            split_plain(body, line, rayon::current_num_threads() * 4)
+        let mut pieces = match whole {
+            true => vec![one_piece(body, line)],
+            false => split(
+                body,
+                line,
+                rayon::current_num_threads() * 4,
+                by_quotes.then_some(&ends[..]),
+            ),
         };
         line += pieces.iter().map(|p| p.lines).sum::<u64>();
         for p in &mut pieces {
@@ -253,10 +293,11 @@ pub fn read_records<'a>(
     piece: &Piece<'a>,
     each: impl FnMut(&[Cell<'_>], u64),
 ) -> std::result::Result<PieceRead, (csv::Error, u64)> {
-    let plain = memchr::memchr(b'"', piece.bytes).is_none() && crlf_only(piece.bytes);
+    let quoted = memchr::memchr(b'"', piece.bytes).is_some();
+    let plain = crlf_only(piece.bytes) && (!quoted || quoted::simple(piece.bytes));
     match (plain, std::str::from_utf8(piece.bytes)) {
         (true, Ok(text)) => Ok(PieceRead {
-            last: read_plain(text, piece.first_line, each),
+            last: read_plain(text, piece.first_line, quoted, each),
             plain: true,
         }),
         _ => read_with_csv(piece, each).map(|last| PieceRead { last, plain: false }),
@@ -269,13 +310,22 @@ fn crlf_only(bytes: &[u8]) -> bool {
     memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
 }
 
-/// `read_records` for text without quotes, whose carriage returns all end CRLF line ends
-/// (`crlf_only`).
+/// `read_records` for text whose carriage returns all end CRLF line ends (`crlf_only`), and
+/// whose quotes, with `unquote`, each enclose a whole field without a comma, a line end or a
+/// quote inside (`quoted::simple`), and are taken off it; without `unquote`, it has none.
 fn read_plain<'a>(
     text: &'a str,
     first_line: u64,
+    unquote: bool,
     mut each: impl FnMut(&[Cell<'_>], u64),
 ) -> (usize, u64) {
+    let cell = |from: usize, to: usize| -> Cell<'a> {
+        let cell = &text[from..to];
+        Ok(match unquote && cell.starts_with('"') {
+            true => &cell[1..cell.len() - 1],
+            false => cell,
+        })
+    };
     let mut cells: Vec<Cell<'a>> = Vec::with_capacity(16);
     let (mut line, mut last) = (first_line, (0, first_line));
     // Like the csv reader, a record's offset is where the blank lines before it start.
@@ -284,7 +334,7 @@ fn read_plain<'a>(
     let bytes = text.as_bytes();
     for at in Separators::new(bytes).chain([text.len()]) {
         if at < text.len() && bytes[at] == b',' {
-            cells.push(Ok(&text[cell_start..at]));
+            cells.push(cell(cell_start, at));
             cell_start = at + 1;
             continue;
         }
@@ -294,7 +344,7 @@ fn read_plain<'a>(
             Some(cr) if cr >= cell_start && bytes[cr] == b'\r' => cr,
             _ => at,
         };
-        cells.push(Ok(&text[cell_start..end]));
+        cells.push(cell(cell_start, end));
         cell_start = at + 1;
         // A record unless the line is blank.
         if end > line_start {
@@ -511,25 +561,46 @@ pub struct Piece<'a> {
     pub number: u32,
 }
 
-/// Splits `body` into about `want` pieces at line ends, each with the line it starts on; a body
-/// with a quote (where a line end may sit inside a field) is one piece. (The reader checks for
-/// quotes once per block and calls `split_plain`.)
-#[cfg(test)]
-fn split(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
-    if memchr::memchr(b'"', body).is_some() {
-        return vec![Piece {
-            bytes: body,
-            first_line,
-            lines: line_ends(body, 0, body.len()),
-            number: 0,
-        }];
+/// The whole of `body` as one piece, read by the csv reader as a sequential reader would.
+fn one_piece(body: &[u8], first_line: u64) -> Piece<'_> {
+    Piece {
+        bytes: body,
+        first_line,
+        lines: line_ends(body, 0, body.len()),
+        number: 0,
     }
-    split_plain(body, first_line, want)
 }
 
-/// `split` for a body without quotes. The pieces' line ends are counted side by side, not one
-/// piece after another.
-fn split_plain(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
+/// Splits `body`, which starts where a record does, into about `want` pieces that each end
+/// where a record does: at line ends when `ends` is `None` (a body without quotes), else at
+/// the line ends of `ends` (`quoted::record_ends` of the body, or of more text that it starts).
+fn split<'b>(
+    body: &'b [u8],
+    first_line: u64,
+    want: usize,
+    ends: Option<&[usize]>,
+) -> Vec<Piece<'b>> {
+    match ends {
+        None => split_at(body, first_line, want, |target| {
+            memchr::memchr(b'\n', &body[target..]).map(|i| target + i + 1)
+        }),
+        Some(ends) => split_at(body, first_line, want, |target| {
+            let k = ends.partition_point(|end| *end < target);
+            ends.get(k).map(|end| end + 1)
+        }),
+    }
+}
+
+/// Splits `body` into about `want` pieces, each ending where a record does: `after(target)` is
+/// where the first record end at or after `target` is followed by the next record (`None`: no
+/// record ends after it). The pieces' line ends are counted side by side, not one piece after
+/// another.
+fn split_at(
+    body: &[u8],
+    first_line: u64,
+    want: usize,
+    after: impl Fn(usize) -> Option<usize>,
+) -> Vec<Piece<'_>> {
     let want = want.min(body.len() / MIN_PIECE).max(1);
     let mut ranges = Vec::with_capacity(want);
     let mut start = 0;
@@ -538,10 +609,7 @@ fn split_plain(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
             body.len()
         } else {
             let target = (body.len() * k / want).max(start);
-            match memchr::memchr(b'\n', &body[target..]) {
-                Some(i) => target + i + 1,
-                None => body.len(),
-            }
+            after(target).map_or(body.len(), |end| end.min(body.len()))
         };
         if end > start {
             ranges.push(start..end);
@@ -768,8 +836,8 @@ mod tests {
         }
         let (_, start, line) = header(text.as_bytes(), "t").unwrap();
         let body = &text.as_bytes()[start..];
-        let whole = records(&split(body, line, 1)[0]);
-        let pieces = split(body, line, 4);
+        let whole = records(&split_as_streamed(body, line, 1)[0]);
+        let pieces = split_as_streamed(body, line, 4);
         assert!(pieces.len() > 1);
         let parts: Vec<_> = pieces.iter().flat_map(records).collect();
         assert_eq!(parts, whole);
@@ -802,37 +870,54 @@ mod tests {
             out.push((line, cells));
         };
         let last = if plain {
-            read_plain(
-                std::str::from_utf8(piece.bytes).unwrap(),
-                piece.first_line,
-                &mut each,
-            )
+            let text = std::str::from_utf8(piece.bytes).unwrap();
+            read_plain(text, piece.first_line, text.contains('"'), &mut each)
         } else {
             read_with_csv(piece, &mut each).unwrap()
         };
         (out, last)
     }
 
-    /// On every text the plain reader takes (no quote; a CR only in a CRLF line end), the two
-    /// readers give the same records, lines and last offset: blank lines of either ending,
-    /// empty cells before a CRLF, no final line end.
+    /// On every text the plain reader takes (a CR only in a CRLF line end; quotes only around
+    /// whole fields without commas, line ends or quotes), the two readers give the same
+    /// records, lines and last offset: blank lines of either ending, empty cells before a
+    /// CRLF, quoted and empty quoted fields, no final line end.
     #[test]
     fn the_plain_reader_agrees_with_the_csv_reader() {
         let mut rng = fastrand::Rng::with_seed(7);
         let alphabet = [
-            "a", "Z", "0", " ", ",", "\n", "\r\n", "\r\n", "-", "é", "語", "\t", "=", "\r",
+            "a",
+            "Z",
+            "0",
+            " ",
+            ",",
+            "\n",
+            "\r\n",
+            "\r\n",
+            "-",
+            "é",
+            "語",
+            "\t",
+            "=",
+            "\r",
+            ",\"q\"",
+            ",\"\"",
+            ",\"q,\"",
+            "\"",
+            ",\"é 1\"\r\n",
         ];
-        let (mut plain, mut with_crlf) = (0, 0);
-        for _ in 0..4000 {
+        let (mut plain, mut with_crlf, mut with_quotes) = (0, 0, 0);
+        for _ in 0..12_000 {
             let len = rng.usize(0..60);
             let text: String = (0..len)
                 .map(|_| alphabet[rng.usize(..alphabet.len())])
                 .collect();
-            if !crlf_only(text.as_bytes()) {
+            if !crlf_only(text.as_bytes()) || !quoted::simple(text.as_bytes()) {
                 continue;
             }
             plain += 1;
             with_crlf += usize::from(text.contains("\r\n"));
+            with_quotes += usize::from(text.contains('"'));
             let piece = Piece {
                 bytes: text.as_bytes(),
                 first_line: rng.u64(1..5),
@@ -842,8 +927,8 @@ mod tests {
             assert_eq!(read(&piece, true), read(&piece, false), "{text:?}");
         }
         assert!(
-            plain > 1000 && with_crlf > 500,
-            "{plain} texts, {with_crlf} with CRLF"
+            plain > 800 && with_crlf > 350 && with_quotes > 250,
+            "{plain} texts, {with_crlf} with CRLF, {with_quotes} with quotes"
         );
     }
 
@@ -898,11 +983,30 @@ mod tests {
         plain.push_str(&format!("long,{},end\n", "y".repeat(5_000)));
         let mut quoted = plain.clone();
         quoted.push_str("q1,\"two\nlines\",after\nlast,row,no-end");
-        // A quote on the first row, with many blocks of the file after it (read whole from the
-        // quote on: its end must be seen, not taken for a file too large).
+        // A quote on the first row, with many blocks of the file after it.
         let early = plain.replacen("\nr0,", "\n\"r0\",", 1);
         assert_ne!(early, plain);
-        for text in [plain, quoted, early] {
+        // Every field quoted, the header too; quoted line ends and commas in many rows, and a
+        // quoted value longer than the smaller blocks.
+        let all_quoted: String = plain
+            .lines()
+            .map(|l| match l {
+                "" => "\r\n".to_string(),
+                l => format!("\"{}\"\r\n", l.replace(',', "\",\"")),
+            })
+            .collect();
+        let mut spanning = String::from("id,note,n\n");
+        for i in 0..2_000 {
+            spanning.push_str(&format!(
+                "r{i},\"a,\n{}\n\"\"z\",{i}\n",
+                "w".repeat(i % 300)
+            ));
+        }
+        spanning.push_str(&format!("big,\"{}\",end\n", "v,\n".repeat(2_000)));
+        // A quote inside unquoted text half-way: read whole from that block on.
+        let odd = spanning.replacen("\nr1000,", "\nr1000x\"y,", 1);
+        assert_ne!(odd, spanning);
+        for text in [plain, quoted, early, all_quoted, spanning, odd] {
             let whole = Piece {
                 bytes: text.as_bytes(),
                 first_line: 1,
@@ -911,18 +1015,23 @@ mod tests {
             };
             let want: Vec<(u64, Vec<u8>)> = records(&whole).into_iter().skip(1).collect();
             for block in [64, 1_000, 4_096] {
-                let mut got = Vec::new();
+                let (mut got, mut pieces) = (Vec::new(), 0);
                 let streamed = stream_in_blocks(
                     Trickle(text.as_bytes()),
                     "t.csv",
                     |header| Ok(header.len()),
                     |_, piece| records(piece),
-                    |part| got.extend(part),
+                    |part| {
+                        pieces += 1;
+                        got.extend(part)
+                    },
                     block,
                 )
                 .unwrap();
                 assert_eq!(streamed.context, 3, "block {block}");
                 assert!(got == want, "records differ, block {block}");
+                // Quoted files are streamed too, not read whole.
+                assert!(pieces > 20, "{pieces} pieces, block {block}");
                 assert_eq!(streamed.sha256, crate::digest::sha256(text.as_bytes()));
             }
         }
@@ -966,9 +1075,36 @@ mod tests {
         assert_eq!(got, [(2, Ok("r1".to_string())), (3, Err(stray))]);
     }
 
+    /// A body split as the stream splits a block (`stream_in_blocks`).
+    fn split_as_streamed(body: &[u8], first_line: u64, want: usize) -> Vec<Piece<'_>> {
+        let mut ends = Vec::new();
+        if memchr::memchr(b'"', body).is_none() {
+            split(body, first_line, want, None)
+        } else if quoted::record_ends(body, &mut ends) {
+            split(body, first_line, want, Some(&ends))
+        } else {
+            vec![one_piece(body, first_line)]
+        }
+    }
+
+    /// A quoted body is split where records end, never at a line end inside quotes, and its
+    /// pieces hold the records the whole does; a body with a quote inside unquoted text, which
+    /// only the reader can follow, is one piece.
     #[test]
-    fn quoted_files_are_one_piece() {
-        let body = "\"a\nb\",c\n".repeat(300_000);
-        assert_eq!(split(body.as_bytes(), 2, 4).len(), 1);
+    fn quoted_bodies_split_where_records_end() {
+        let body = "\"a\nb\",c\n\"d\",\"e,\nf\"\r\n".repeat(150_000);
+        let pieces = split_as_streamed(body.as_bytes(), 2, 4);
+        assert!(pieces.len() > 1);
+        let whole = records(&one_piece(body.as_bytes(), 2));
+        let parts: Vec<_> = pieces.iter().flat_map(records).collect();
+        assert_eq!(parts, whole);
+        // Each piece starts with one of the two records, never inside a quoted field.
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.bytes.starts_with(b"\"a\n") || p.bytes.starts_with(b"\"d\","))
+        );
+        let odd = body.replacen("\"d\"", "d\"x", 1);
+        assert_eq!(split_as_streamed(odd.as_bytes(), 2, 4).len(), 1);
     }
 }

@@ -195,3 +195,60 @@ fn a_second_run_on_its_own_output_issues_nothing_new() {
         }
     }
 }
+
+/// The same generated inputs written as other exporters write them, with CRLF line ends or
+/// with every field quoted (the header too), are decided alike: the same decisions and denials,
+/// byte for byte, with files long enough to cross the reader's blocks.
+#[test]
+fn crlf_and_quoted_forms_of_the_inputs_are_decided_alike() {
+    let t = Test::new("input-forms")
+        .args(["generate", "--out", "lf", "--seed", "4"])
+        .args(["--instances", "70000", "--requests", "70000"])
+        .run()
+        .expect(0);
+    /// How a form writes one line of a file.
+    type Form = fn(&str) -> String;
+    let forms: [(&str, Form); 2] = [
+        ("crlf", |line| format!("{line}\r\n")),
+        ("quoted", |line| {
+            format!("\"{}\"\n", line.replace(',', "\",\""))
+        }),
+    ];
+    for (form, write) in forms {
+        std::fs::create_dir_all(t.dir.join(form)).unwrap();
+        for file in ["instances.csv", "requests.csv", "ledger.csv"] {
+            let text = t.read(&format!("lf/{file}"));
+            assert!(
+                text.len() > 8 << 20 || file == "requests.csv",
+                "{file}: {}",
+                text.len()
+            );
+            let written: String = text.lines().map(write).collect();
+            std::fs::write(t.dir.join(form).join(file), written).unwrap();
+        }
+    }
+    let decide = |form: &str| {
+        Test::new(&format!("input-forms-{form}"))
+            .args(["run", "--input", t.dir.join(form).to_str().unwrap()])
+            .args([
+                "--out",
+                "out",
+                "--dry-run",
+                "--as-of",
+                "2026-11-27T00:00:00Z",
+            ])
+            .run()
+            .expect(0)
+    };
+    let lf = decide("lf");
+    for form in ["crlf", "quoted"] {
+        let other = decide(form);
+        for file in ["out/decisions.csv", "out/denials.csv"] {
+            assert!(
+                lf.read(file) == other.read(file),
+                "{file} differs between the LF and the {form} inputs"
+            );
+        }
+    }
+    assert!(lf.read("out/denials.csv").lines().count() > 10_000);
+}

@@ -41,9 +41,9 @@ pub fn csv_tables(data: &[u8]) {
     for schema in [Schema::instances(), Schema::requests()] {
         match icp_audit::input::load_table(&file.0, "fuzz.csv", &schema) {
             Ok(table) => {
-                let header_line = data.strip_prefix(REQUESTS_HEADER).filter(|rest| {
-                    rest.starts_with(b"\n") || rest.starts_with(b"\r\n")
-                });
+                let header_line = data
+                    .strip_prefix(REQUESTS_HEADER)
+                    .filter(|rest| rest.starts_with(b"\n") || rest.starts_with(b"\r\n"));
                 if schema.table == "request" && header_line.is_some() {
                     same_ids_as_the_csv_crate(data, &table);
                 }

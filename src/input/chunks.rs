@@ -232,7 +232,7 @@ fn first_line(bytes: &[u8]) -> &[u8] {
 }
 
 /// A reader over CSV bytes, configured the one way every input is read.
-pub fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+pub fn reader<R: std::io::Read>(bytes: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
@@ -455,7 +455,13 @@ fn read_with_csv(
     piece: &Piece,
     mut each: impl FnMut(&[Cell<'_>], u64),
 ) -> std::result::Result<(usize, u64), (csv::Error, u64)> {
-    let mut rdr = reader(piece.bytes);
+    // The csv reader drops a byte-order mark at the start of what it reads: only the file's own
+    // first bytes may lose one (the header's reader). A piece that starts with one (a row whose
+    // first cell does) is read after a blank line, which keeps it a byte of that cell, as the
+    // plain reader keeps it; offsets are counted in the piece again.
+    let shift = usize::from(piece.bytes.starts_with(b"\xef\xbb\xbf"));
+    let mut rdr = reader(std::io::Read::chain(&b"\n"[..shift], piece.bytes));
+    let offset = |byte: u64| (byte as usize).saturating_sub(shift);
     let mut record = csv::ByteRecord::new();
     let mut lines = Lines::new(piece);
     let mut last = (0, piece.first_line);
@@ -463,13 +469,12 @@ fn read_with_csv(
         match rdr.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => return Ok(last),
-            Err(e) => return Err((e, lines.at(rdr.position().byte()))),
+            Err(e) => return Err((e, lines.at(offset(rdr.position().byte()) as u64))),
         }
-        let at = record.position().map_or(0, |p| p.byte());
-        let line = lines.at(at);
-        last = (at as usize, line);
-        let raw =
-            &piece.bytes[at as usize..(rdr.position().byte() as usize).min(piece.bytes.len())];
+        let at = offset(record.position().map_or(0, |p| p.byte()));
+        let line = lines.at(at as u64);
+        last = (at, line);
+        let raw = &piece.bytes[at..offset(rdr.position().byte()).min(piece.bytes.len())];
         let stray = after_quote(raw);
         let cells: Vec<Cell> = record
             .iter()
@@ -908,6 +913,7 @@ mod tests {
             ",\"q,\"",
             "\"",
             ",\"é 1\"\r\n",
+            "\u{feff}",
         ];
         let (mut plain, mut with_crlf, mut with_quotes) = (0, 0, 0);
         for _ in 0..12_000 {
@@ -933,6 +939,36 @@ mod tests {
             plain > 800 && with_crlf > 350 && with_quotes > 250,
             "{plain} texts, {with_crlf} with CRLF, {with_quotes} with quotes"
         );
+    }
+
+    /// A byte-order mark that starts a piece (a row whose first cell starts with U+FEFF) is a
+    /// byte of that cell for either reader: the csv reader, which drops one at the start of what
+    /// it reads, dropped it only for the rows that happened to start a piece.
+    #[test]
+    fn a_byte_order_mark_starting_a_piece_is_kept() {
+        for text in [
+            "\u{feff}a,b\n\u{feff}c\n",
+            "\u{feff}a,\"b\nc\"\n\u{feff}d\n",
+        ] {
+            let piece = Piece {
+                bytes: text.as_bytes(),
+                first_line: 2,
+                lines: line_ends(text.as_bytes(), 0, text.len()),
+                number: 0,
+            };
+            let (rows, last) = read(&piece, false);
+            let firsts: Vec<&str> = rows.iter().map(|(_, cells)| cells[0].as_str()).collect();
+            assert_eq!(firsts.len(), 2, "{text:?}");
+            assert!(
+                firsts.iter().all(|c| c.starts_with('\u{feff}')),
+                "{text:?}: {rows:?}"
+            );
+            assert_eq!(rows[0].0, 2);
+            assert_eq!(last.0, text.rfind('\u{feff}').unwrap(), "{text:?}");
+            if !text.contains('"') {
+                assert_eq!(read(&piece, true), (rows, last), "{text:?}");
+            }
+        }
     }
 
     /// A carriage return that is not part of a CRLF line end (a lone one, which the csv reader

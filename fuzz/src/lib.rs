@@ -43,8 +43,8 @@ pub fn csv_tables(data: &[u8]) {
             Ok(table) => {
                 let header_line = data
                     .strip_prefix(REQUESTS_HEADER)
-                    .filter(|rest| rest.starts_with(b"\n") || rest.starts_with(b"\r\n"));
-                if schema.table == "request" && header_line.is_some() {
+                    .is_some_and(|rest| rest.starts_with(b"\n") || rest.starts_with(b"\r\n"));
+                if schema.table == "request" && header_line {
                     same_ids_as_the_csv_crate(data, &table);
                 }
                 let mut last = 1;

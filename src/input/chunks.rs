@@ -129,11 +129,16 @@ fn stream_in_blocks<C: Sync, T: Send>(
         while !eof && carry.len() < want {
             eof = fill(&mut carry, want)?;
         }
-        // A block with quotes is cut where its records end; one whose quotes only the reader
-        // can follow is read whole from here.
+        // A block with quotes is cut where its records end. One whose quotes only the reader
+        // can follow, or in which no record ends within the longest line (a quote left open,
+        // told at the end of the file, or a record too long), is read whole from here, as the
+        // reader would read it.
         ends.clear();
         let by_quotes = !whole && memchr::memchr(b'"', &carry).is_some();
-        if by_quotes && !quoted::record_ends(&carry, &mut ends) {
+        if by_quotes
+            && (!quoted::record_ends(&carry, &mut ends)
+                || (ends.is_empty() && !eof && carry.len() >= MAX_LINE))
+        {
             whole = true;
             read_whole(&mut carry, &mut fill)?;
             eof = true;
@@ -144,14 +149,6 @@ fn stream_in_blocks<C: Sync, T: Send>(
         } else if by_quotes {
             match ends.last() {
                 Some(i) => i + 1,
-                // No record ends within the longest line: a quote left open (told at the end
-                // of the file), or a record too long. Read whole, as the reader would.
-                None if carry.len() >= MAX_LINE => {
-                    whole = true;
-                    read_whole(&mut carry, &mut fill)?;
-                    eof = true;
-                    continue;
-                }
                 None => {
                     // A record longer than a block: read on until it ends.
                     want = carry.len() * 2;
@@ -296,8 +293,15 @@ pub fn read_records<'a>(
     piece: &Piece<'a>,
     each: impl FnMut(&[Cell<'_>], u64),
 ) -> std::result::Result<PieceRead, (csv::Error, u64)> {
-    let quoted = memchr::memchr(b'"', piece.bytes).is_some();
-    let plain = crlf_only(piece.bytes) && (!quoted || quoted::simple(piece.bytes));
+    // One pass over the usual piece, which has neither.
+    let (plain, quoted) = match memchr::memchr2(b'"', b'\r', piece.bytes) {
+        None => (true, false),
+        Some(_) => {
+            let quoted = memchr::memchr(b'"', piece.bytes).is_some();
+            let simple = !quoted || quoted::simple(piece.bytes);
+            (simple && crlf_only(piece.bytes), quoted)
+        }
+    };
     match (plain, std::str::from_utf8(piece.bytes)) {
         (true, Ok(text)) => Ok(PieceRead {
             last: read_plain(text, piece.first_line, quoted, each),

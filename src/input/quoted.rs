@@ -34,18 +34,12 @@ struct Masks {
 /// reader takes as a byte of a value (see the module's note): then only a reader going record
 /// by record can tell.
 pub fn record_ends(bytes: &[u8], ends: &mut Vec<usize>) -> bool {
-    // All ones while inside quotes at the start of the chunk.
-    let mut inside = 0u64;
+    let mut parity = Parity::default();
     // Bit 0: whether a field may start at the chunk's first byte (the byte before it is a
     // separator or a quote, or there is none).
     let mut after_separator = 1u64;
-    let mut chunks = bytes.chunks_exact(LANES);
-    let mut base = 0;
-    let mut judge = |chunk: &[u8; LANES], base: usize| -> bool {
-        let m = masks(chunk);
-        // Bit i: inside quotes after byte i; then before it.
-        let after = prefix_xor(m.quote) ^ inside;
-        let before = after ^ m.quote;
+    for (base, _, m) in chunk_masks(bytes) {
+        let before = parity.before(m.quote);
         // Bit i: byte i - 1 is a separator or a quote (or byte i is the text's first).
         let may_open = ((m.separator | m.quote) << 1) | after_separator;
         if m.quote & !before & !may_open != 0 {
@@ -56,21 +50,9 @@ pub fn record_ends(bytes: &[u8], ends: &mut Vec<usize>) -> bool {
             ends.push(base + found.trailing_zeros() as usize);
             found &= found - 1;
         }
-        inside = (after >> 63).wrapping_neg();
         after_separator = (m.separator | m.quote) >> 63;
-        true
-    };
-    for chunk in chunks.by_ref() {
-        if !judge(chunk.try_into().expect("a chunk of LANES bytes"), base) {
-            return false;
-        }
-        base += LANES;
     }
-    let tail = chunks.remainder();
-    // The last bytes, padded with zeros (none of the characters judged).
-    let mut last = [0u8; LANES];
-    last[..tail.len()].copy_from_slice(tail);
-    tail.is_empty() || judge(&last, base)
+    true
 }
 
 /// Whether every quote of `bytes` (read from the start of a record) is one of a pair that
@@ -78,37 +60,60 @@ pub fn record_ends(bytes: &[u8], ends: &mut Vec<usize>) -> bool {
 /// quote every field write. A reader that takes such a field's quotes off reads each record
 /// as the csv reader does.
 pub fn simple(bytes: &[u8]) -> bool {
-    let mut inside = 0u64;
+    let mut parity = Parity::default();
     // Bit 0: whether the byte before the chunk is a separator (or there is none).
     let mut after_separator = 1u64;
     // Bit 0: whether the byte before the chunk closes a quoted field.
     let mut after_close = 0u64;
-    let mut start = 0;
-    while start < bytes.len() {
-        let n = LANES.min(bytes.len() - start);
-        let mut chunk = [0u8; LANES];
-        chunk[..n].copy_from_slice(&bytes[start..start + n]);
-        let m = masks(&chunk);
+    for (_, n, m) in chunk_masks(bytes) {
+        let before = parity.before(m.quote);
+        let (opening, closing) = (m.quote & !before, m.quote & before);
         // The bytes past the text's end count as separators: a field may end there.
         let past_end = if n == LANES { 0 } else { u64::MAX << n };
-        let after = prefix_xor(m.quote) ^ inside;
-        let before = after ^ m.quote;
-        let opening = m.quote & !before;
-        let closing = m.quote & before;
-        let separator = m.separator | past_end;
         let simple = m.separator & before == 0
             && opening & !((m.separator << 1) | after_separator) == 0
-            && ((closing << 1) | after_close) & !separator == 0;
+            && ((closing << 1) | after_close) & !(m.separator | past_end) == 0;
         if !simple {
             return false;
         }
-        inside = (after >> 63).wrapping_neg();
         after_separator = m.separator >> 63;
         after_close = closing >> 63;
-        start += n;
     }
     // And no quote is left open at the end.
-    inside == 0
+    !parity.inside()
+}
+
+/// Whether the bytes judged so far leave the reader inside quotes, carried from chunk to chunk.
+#[derive(Default)]
+struct Parity(u64);
+
+impl Parity {
+    /// For the next chunk's quotes: bit i set where byte i is inside quotes (before it is read).
+    fn before(&mut self, quote: u64) -> u64 {
+        let after = prefix_xor(quote) ^ self.0;
+        self.0 = (after >> 63).wrapping_neg();
+        after ^ quote
+    }
+
+    fn inside(&self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// The masks of `bytes`, 64 bytes at a time, each with where its chunk starts and how many of
+/// its bytes are the text's: the last chunk is padded with zeros (none of the characters).
+fn chunk_masks(bytes: &[u8]) -> impl Iterator<Item = (usize, usize, Masks)> + '_ {
+    bytes.chunks(LANES).enumerate().map(|(k, chunk)| {
+        let m = match <&[u8; LANES]>::try_from(chunk) {
+            Ok(whole) => masks(whole),
+            Err(_) => {
+                let mut padded = [0u8; LANES];
+                padded[..chunk.len()].copy_from_slice(chunk);
+                masks(&padded)
+            }
+        };
+        (k * LANES, chunk.len(), m)
+    })
 }
 
 /// Bit i of the result: the parity of bits 0..=i of `x`.

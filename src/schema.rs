@@ -295,6 +295,24 @@ pub fn looks_like_formula(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A ledger status is read in any case with surrounding spaces ignored (README, *Inputs*);
+    /// another word, or the words spelt otherwise, is no status.
+    #[test]
+    fn a_ledger_status_is_read_in_any_case() {
+        for (text, want) in [
+            ("spent", Some(Status::Spent)),
+            ("SPENT", Some(Status::Spent)),
+            (" spent ", Some(Status::Spent)),
+            ("In_Use", Some(Status::InUse)),
+            ("ISSUED", Some(Status::Issued)),
+            ("in-use", None),
+            ("inuse", None),
+            ("", None),
+        ] {
+            assert_eq!(Status::parse(text), want, "{text:?}");
+        }
+    }
+
     #[test]
     fn headers_that_match_each_other_are_repeats_of_the_first() {
         let header: Vec<String> = ["note", "a", "Note", "", "_", "NO-TE", "", "b", "a"]

@@ -819,9 +819,17 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
             })
         }
         (Type::Integer, domain) => {
-            let n: i64 = trim(text)
-                .parse()
-                .map_err(|_| format!("`{text}` is not a whole number"))?;
+            let n: i64 = trim(text).parse().map_err(|e: std::num::ParseIntError| {
+                use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+                match e.kind() {
+                    NegOverflow if domain == Some(Domain::NonNegative) => {
+                        format!("`{text}` is negative")
+                    }
+                    // Digits past what 64 bits hold: a whole number, but out of range.
+                    PosOverflow | NegOverflow => format!("`{text}` is out of range"),
+                    _ => format!("`{text}` is not a whole number"),
+                }
+            })?;
             if domain == Some(Domain::NonNegative) && n < 0 {
                 return Err(format!("`{text}` is negative"));
             }
@@ -1112,6 +1120,35 @@ mod tests {
         let said: Vec<&str> = t.problems.iter().map(|p| p.message.as_str()).collect();
         assert_eq!(said[0], "the row has 1 field, the header has 4");
         assert_eq!(fields(3), "3 fields");
+    }
+
+    /// A bandwidth too large for 64 bits is a whole number out of range, not "no whole
+    /// number"; a bad one, a negative one and one past the range below each say what they are.
+    #[test]
+    fn an_integer_cell_says_why_it_is_refused() {
+        let header = "instance_id,account_id,region_id,charge_type,expired_time,\
+                      internet_max_bandwidth_out\n";
+        for (bandwidth, said) in [
+            (
+                "99999999999999999999",
+                "`99999999999999999999` is out of range",
+            ),
+            ("1e1", "`1e1` is not a whole number"),
+            ("ten", "`ten` is not a whole number"),
+            ("-3", "`-3` is negative"),
+            (
+                "-99999999999999999999",
+                "`-99999999999999999999` is negative",
+            ),
+        ] {
+            let text = format!("{header}i-1,1,cn-beijing,PrePaid,2027-01-01T00:00Z,{bandwidth}\n");
+            let t = parse(text.as_bytes(), "i.csv", &Schema::instances()).unwrap();
+            let messages: Vec<&str> = t.problems.iter().map(|p| p.message.as_str()).collect();
+            assert!(
+                messages.iter().any(|m| m.contains(said)),
+                "{bandwidth}: {messages:?}"
+            );
+        }
     }
 
     fn instances_schema() -> Schema {

@@ -33,9 +33,10 @@ const MAX_EXPANDED: u64 = 1_000_000;
 const VALUE_UNIT: usize = 64;
 
 /// The deepest nesting of collections a document may have: the locator's event parser reads
-/// nested nodes by recursion, which a deeper document would take past the stack (serde_yaml
-/// stops at 128 levels itself).
-const MAX_DEPTH: usize = 256;
+/// nested nodes by recursion, which a deeper document would take past the stack. serde_yaml
+/// stops at 128 levels itself, with "recursion limit exceeded": the same bound, checked first,
+/// says what is wrong.
+const MAX_DEPTH: usize = 128;
 
 /// The most bytes the paths of a document's values may take in all (each value is kept by its
 /// path, and an alias repeats the paths under its anchor): long keys could otherwise make a
@@ -475,7 +476,7 @@ mod tests {
         let deep = format!("c:\n  {}x\n", "- ".repeat(100_000));
         let (at, why) = alias_trouble(&deep).expect("too deep");
         assert!(
-            why.contains("deeper than 256 levels") && at.0 == 2,
+            why.contains("deeper than 128 levels") && at.0 == 2,
             "{at:?} {why}"
         );
         assert_eq!(

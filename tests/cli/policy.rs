@@ -132,6 +132,37 @@ fn a_file_with_two_byte_order_marks_is_refused_as_such() {
 /// rather than compiled with its numbers as YAML read them and its problems at 1:1: a tab after
 /// a colon, and an anchor name given twice (which serde_yaml resolves to another node); so are
 /// a test file and a waivers file with an anchor given twice.
+/// Nesting is bounded where the YAML reader bounds it (128 levels), and a deeper policy is told
+/// so at its place, where the reader would say only "recursion limit exceeded".
+#[test]
+fn a_policy_nested_past_128_levels_is_told_so() {
+    // With 124 `not`s the document's collections nest 128 deep, the reader's bound; 125 go past.
+    let policy = |nots: usize| {
+        format!(
+            "name: x\ncode: {{ prefix: \"\", random_symbols: 19, group: 4 }}\nrules:\n  - id: a\n    kind: check\n    require: {}{{ exists: instance.instance_id }}{}\n    message: m\n    remedy: r\n",
+            "{ not: ".repeat(nots),
+            " }".repeat(nots)
+        )
+    };
+    Test::new("nested-128")
+        .file("p.yaml", &policy(124))
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(0);
+    let deeper = Test::new("nested-129")
+        .file("p.yaml", &policy(125))
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    assert!(
+        deeper
+            .stderr()
+            .contains("p.yaml:6:889: collections are nested here deeper than 128 levels"),
+        "{}",
+        deeper.stderr()
+    );
+}
+
 #[test]
 fn a_document_that_cannot_be_read_exactly_is_refused() {
     let tab = default_policy().replacen("name: icp-service-code", "name:\ticp-service-code", 1);

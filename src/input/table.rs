@@ -819,17 +819,18 @@ fn parse_cell<'a>(col: &Column, text: &'a str) -> std::result::Result<Parsed<'a>
             })
         }
         (Type::Integer, domain) => {
-            let n: i64 = trim(text).parse().map_err(|e: std::num::ParseIntError| {
-                use std::num::IntErrorKind::{NegOverflow, PosOverflow};
-                match e.kind() {
-                    NegOverflow if domain == Some(Domain::NonNegative) => {
-                        format!("`{text}` is negative")
-                    }
-                    // Digits past what 64 bits hold: a whole number, but out of range.
-                    PosOverflow | NegOverflow => format!("`{text}` is out of range"),
-                    _ => format!("`{text}` is not a whole number"),
+            use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+            let n: i64 = match trim(text).parse::<i64>() {
+                Ok(n) => n,
+                // Digits past what 64 bits hold: a whole number, but out of range. One below
+                // the range is taken as the least, which the checks below refuse as negative
+                // or as out of range.
+                Err(e) if *e.kind() == NegOverflow => i64::MIN,
+                Err(e) if *e.kind() == PosOverflow => {
+                    return Err(format!("`{text}` is out of range"));
                 }
-            })?;
+                Err(_) => return Err(format!("`{text}` is not a whole number")),
+            };
             if domain == Some(Domain::NonNegative) && n < 0 {
                 return Err(format!("`{text}` is negative"));
             }

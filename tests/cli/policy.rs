@@ -128,10 +128,6 @@ fn a_file_with_two_byte_order_marks_is_refused_as_such() {
     );
 }
 
-/// A policy serde reads but the locator cannot read exactly is refused (exit 2) at its place,
-/// rather than compiled with its numbers as YAML read them and its problems at 1:1: a tab after
-/// a colon, and an anchor name given twice (which serde_yaml resolves to another node); so are
-/// a test file and a waivers file with an anchor given twice.
 /// Nesting is bounded where the YAML reader bounds it (128 levels), and a deeper policy is told
 /// so at its place, where the reader would say only "recursion limit exceeded".
 #[test]
@@ -163,6 +159,10 @@ fn a_policy_nested_past_128_levels_is_told_so() {
     );
 }
 
+/// A policy serde reads but the locator cannot read exactly is refused (exit 2) at its place,
+/// rather than compiled with its numbers as YAML read them and its problems at 1:1: a tab after
+/// a colon, and an anchor name given twice (which serde_yaml resolves to another node); so are
+/// a test file and a waivers file with an anchor given twice.
 #[test]
 fn a_document_that_cannot_be_read_exactly_is_refused() {
     let tab = default_policy().replacen("name: icp-service-code", "name:\ticp-service-code", 1);

@@ -5,39 +5,25 @@
 use crate::cli::RunConfig;
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
-use crate::eval::{self, World};
+use crate::eval::{self, Decision, World};
+use crate::input::ledger::Codes;
 use crate::input::{self, InstanceIndex, Problem, RequestIndex};
+use crate::issue::{self, Issued};
 use crate::ledger::{self, NewRow};
 use crate::phases::Phases;
-use crate::policy::{self, waivers::Waivers};
+use crate::policy::{self, Policy, waivers::Waivers};
 use crate::progress::Progress;
 use crate::report::{self, Facts, Staged, Summary};
 use crate::schema::col;
-use crate::{issue, paths, time};
+use crate::{paths, time};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let mut phases = Phases::start();
-    let policy = match &cfg.policy {
-        Some(p) => policy::load(p)?,
-        None => policy::default_policy(),
-    };
-    let waivers = match &cfg.waivers {
-        Some(p) => policy::waivers::load(p, &policy)?,
-        None => Waivers::default(),
-    };
+    let (policy, waivers) = load_policy(cfg)?;
     refuse_overwrites(cfg)?;
-    // A ledger that is there but cannot be looked up, and inputs that cannot be opened, are
-    // refused now, before the ledger's folder and lock are made: a mistyped --input leaves
-    // nothing behind. So is a ledger a run that writes one could read only once (a pipe).
-    input::ledger::present(&cfg.ledger, &shown(&cfg.ledger))?;
-    if !cfg.dry_run && fs::metadata(&cfg.ledger).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return Err(input::ledger::unseekable(&shown(&cfg.ledger)));
-    }
-    for p in [&cfg.instances, &cfg.requests] {
-        input::check_openable(p, &shown(p))?;
-    }
+    refuse_unopenable(cfg)?;
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
     let ledger_out = ledger::resolve_links(&cfg.ledger_out);
@@ -45,26 +31,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let same_path =
         paths::canonical(&cfg.ledger).is_some_and(|c| Some(c) == paths::canonical(&ledger_out));
     // INVARIANT: the lock is held from before the ledger is read until after it is replaced.
-    let _lock = if cfg.dry_run {
-        None
-    } else {
-        // A --ledger-out run also holds the lock of the ledger it reads: a run writing that
-        // ledger meanwhile would hand out the same quota. Taken first, so that a run refused
-        // for it (exit 3) has made nothing, not even the new ledger's folder.
-        let read = ledger::resolve_links(&cfg.ledger);
-        let read = match read == ledger_out || same_path {
-            true => None,
-            false => Some(ledger::lock_input(&read)?),
-        };
-        // Like --out, a new ledger's folder is created when missing (durably).
-        ledger::create_folder(ledger::parent(&ledger_out)).map_err(|e| {
-            Error::refused(format!(
-                "{}: cannot create its folder: {e}",
-                ledger_out_named(cfg, &ledger_out)
-            ))
-        })?;
-        Some((ledger::lock(&ledger_out)?, read))
-    };
+    let _lock = lock_ledgers(cfg, &ledger_out, same_path)?;
     // The old ledger's bytes are copied beside the new ledger's place, and synced, while the
     // inputs are read and decided; dropped on a refusal, the copy is removed.
     // The old ledger is opened once, under the lock: the copy and the scan read this one open
@@ -109,29 +76,8 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
     );
     let mut ledger = ledger?;
-    // A `--ledger-out` file already there (a previous run's new ledger) is replaced whole:
-    // codes it holds that this run's ledger lacks would be lost, though they were handed out.
     if !cfg.dry_run && !in_place {
-        let missing = input::ledger::codes_missing_from(&ledger_out, &ledger.codes, &fingerprints);
-        let named = ledger_out_named(cfg, &ledger_out);
-        match missing {
-            Ok(0) => {}
-            Ok(n) => {
-                return Err(Error::refused(format!(
-                    "{named}: holds {n} code(s) that the ledger {} lacks, which replacing it would \
-                     lose (a new ledger an earlier run wrote there?); decide by it (--ledger {}), \
-                     or move it away; nothing was written",
-                    shown(&cfg.ledger),
-                    ledger_out.display()
-                )));
-            }
-            Err(why) => {
-                return Err(Error::refused(format!(
-                    "{named}: is already there and {why}; replacing it could lose what it holds: \
-                     move it away; nothing was written"
-                )));
-            }
-        }
+        refuse_losing_codes(cfg, &ledger_out, &ledger.codes, &fingerprints)?;
     }
     spin.finish();
     phases.mark("scan");
@@ -175,7 +121,125 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     }
     prepare_out(&cfg.out)?;
     phases.mark("issue");
+    let facts = Facts {
+        policy: &policy,
+        instances: &instances.info,
+        requests: &requests.info,
+        ledger: &ledger.info,
+        ledger_exists: ledger.exists,
+        ledger_after: ledger.info.rows + issued.rows.len() as u64,
+        as_of: cfg.as_of,
+        dry_run: cfg.dry_run,
+        waivers: &waivers,
+        waived: &evaluation.waived,
+        exemptions: &evaluation.exemptions,
+    };
+    let mut summary = commit_and_write(cfg, &world, &decisions, &issued, &facts, draft)?;
+    if let Some((n, cap)) = issued.over_cap {
+        summary.warnings.push(format!(
+            "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \
+             refused (exit 2, nothing written); raise --max-issue to issue them"
+        ));
+    }
+    phases.mark("write");
+    Ok((summary, phases))
+}
 
+/// The policy (`--policy`, or the default one built in) and the waivers given with it.
+fn load_policy(cfg: &RunConfig) -> Result<(Policy, Waivers)> {
+    let policy = match &cfg.policy {
+        Some(p) => policy::load(p)?,
+        None => policy::default_policy(),
+    };
+    let waivers = match &cfg.waivers {
+        Some(p) => policy::waivers::load(p, &policy)?,
+        None => Waivers::default(),
+    };
+    Ok((policy, waivers))
+}
+
+/// A ledger that is there but cannot be looked up, and inputs that cannot be opened, are
+/// refused before the ledger's folder and lock are made: a mistyped --input leaves nothing
+/// behind. So is a ledger a run that writes one could read only once (a pipe).
+fn refuse_unopenable(cfg: &RunConfig) -> Result<()> {
+    input::ledger::present(&cfg.ledger, &shown(&cfg.ledger))?;
+    if !cfg.dry_run && fs::metadata(&cfg.ledger).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(input::ledger::unseekable(&shown(&cfg.ledger)));
+    }
+    for p in [&cfg.instances, &cfg.requests] {
+        input::check_openable(p, &shown(p))?;
+    }
+    Ok(())
+}
+
+/// The locks a real run holds until its new ledger is in place: the one of the ledger it
+/// writes, and, for a `--ledger-out` run, the one of the ledger it reads (a run writing that
+/// ledger meanwhile would hand out the same quota). A dry run takes none.
+fn lock_ledgers(
+    cfg: &RunConfig,
+    ledger_out: &Path,
+    same_path: bool,
+) -> Result<Option<(ledger::Lock, Option<ledger::Lock>)>> {
+    if cfg.dry_run {
+        return Ok(None);
+    }
+    // The ledger read is locked first, so that a run refused for it (exit 3) has made
+    // nothing, not even the new ledger's folder.
+    let read = ledger::resolve_links(&cfg.ledger);
+    let read = match read == ledger_out || same_path {
+        true => None,
+        false => Some(ledger::lock_input(&read)?),
+    };
+    // Like --out, a new ledger's folder is created when missing (durably).
+    ledger::create_folder(ledger::parent(ledger_out)).map_err(|e| {
+        Error::refused(format!(
+            "{}: cannot create its folder: {e}",
+            ledger_out_named(cfg, ledger_out)
+        ))
+    })?;
+    Ok(Some((ledger::lock(ledger_out)?, read)))
+}
+
+/// A `--ledger-out` file already there (a previous run's new ledger) is replaced whole: codes
+/// it holds that the ledger read lacks would be lost, though they were handed out. Such a run
+/// is refused.
+fn refuse_losing_codes(
+    cfg: &RunConfig,
+    ledger_out: &Path,
+    codes: &Codes,
+    fingerprints: &Fingerprinter,
+) -> Result<()> {
+    let named = ledger_out_named(cfg, ledger_out);
+    match input::ledger::codes_missing_from(ledger_out, codes, fingerprints) {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(Error::refused(format!(
+            "{named}: holds {n} code(s) that the ledger {} lacks, which replacing it would \
+             lose (a new ledger an earlier run wrote there?); decide by it (--ledger {}), \
+             or move it away; nothing was written",
+            shown(&cfg.ledger),
+            ledger_out.display()
+        ))),
+        Err(why) => Err(Error::refused(format!(
+            "{named}: is already there and {why}; replacing it could lose what it holds: \
+             move it away; nothing was written"
+        ))),
+    }
+}
+
+/// Commits the new ledger and writes the reports, then puts the reports in place. The ledger
+/// is committed (written, synced, renamed) while the outputs are written under temporary
+/// names; an output is put in place only once the ledger holds every code it names,
+/// `issued.csv` first, so no output ever hands over a code the ledger could lose. An error
+/// once the ledger is renamed into place says that its codes are issued.
+fn commit_and_write(
+    cfg: &RunConfig,
+    world: &World<'_>,
+    decisions: &[Decision],
+    issued: &Issued,
+    facts: &Facts<'_>,
+    draft: Option<ledger::Draft>,
+) -> Result<Summary> {
+    let (requests, ledger) = (world.requests, world.ledger);
     // The new ledger rows, made as the commit writes them rather than gathered first (80 bytes
     // a code: 180 MB at 10M requests).
     let rows = issued.iter().map(|(r, code)| NewRow {
@@ -183,37 +247,21 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         instance_id: requests.text(col::REQUEST_INSTANCE, r),
         account_id: requests.text(col::REQUEST_ACCOUNT, r),
         request_id: requests.text(col::REQUEST_ID, r),
-        issued_at: &as_of_text,
+        issued_at: world.as_of_text,
     });
-    let ledger_after = ledger.info.rows + issued.rows.len() as u64;
-    let problems: Vec<&Problem> = instances
+    let problems: Vec<&Problem> = world
+        .instances
         .problems
         .iter()
         .chain(&requests.problems)
         .chain(&ledger.problems)
         .collect();
-    let facts = Facts {
-        policy: &policy,
-        instances: &instances.info,
-        requests: &requests.info,
-        ledger: &ledger.info,
-        ledger_exists: ledger.exists,
-        ledger_after,
-        as_of: cfg.as_of,
-        dry_run: cfg.dry_run,
-        waivers: &waivers,
-        waived: &evaluation.waived,
-        exemptions: &evaluation.exemptions,
-    };
     let writing = if cfg.dry_run {
         "writing the reports"
     } else {
         "writing the ledger and the reports"
     };
     let spin = Progress::spinner(writing, !cfg.quiet);
-    // The ledger is committed (written, synced, renamed) while the outputs are written under
-    // temporary names; an output is put in place only once the ledger holds every code it
-    // names, `issued.csv` first, so no output ever hands over a code the ledger could lose.
     // Set once the new ledger is renamed into place (before the folder's sync): an error after
     // it must say that codes were issued.
     let ledger_committed = std::sync::atomic::AtomicBool::new(false);
@@ -238,11 +286,11 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         });
         let written = rayon::join(
             || {
-                let staged = report::write_issued(&cfg.out, &requests, &issued, &as_of_text);
+                let staged = report::write_issued(&cfg.out, requests, issued, world.as_of_text);
                 // Refused only once the commit has failed, which drops `issued.csv` here.
                 let _ = send_handoff.send(staged);
             },
-            || report::write(&cfg.out, &world, &decisions, &issued, &problems, &facts),
+            || report::write(&cfg.out, world, decisions, issued, &problems, facts),
         )
         .1;
         let handed_over = commit
@@ -258,35 +306,33 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     };
     handed_over.map_err(|e| after_commit(e, codes, false, &cfg.out))?;
     let committed = |e: Error| after_commit(e, codes, true, &cfg.out);
-    let (mut summary, others) = written.map_err(committed)?;
-    if let Some((n, cap)) = issued.over_cap {
-        summary.warnings.push(format!(
-            "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \
-             refused (exit 2, nothing written); raise --max-issue to issue them"
-        ));
-    }
+    let (summary, others) = written.map_err(committed)?;
     for output in others {
         output.publish().map_err(committed)?;
     }
     // A run without waivers writes no `waived.csv`: one an earlier run left would describe
     // exemptions that this run's decisions do not have.
     if cfg.waivers.is_none() {
-        let stale = cfg.out.join(WAIVED);
-        // A folder of that name is no earlier run's file: it is left as it is.
-        let folder = fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir());
-        if !folder
-            && let Err(e) = fs::remove_file(&stale)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(committed(Error::failed(format!(
-                "{}: cannot remove an earlier run's file: {e}",
-                stale.display()
-            ))));
-        }
+        remove_stale(&cfg.out.join(WAIVED)).map_err(committed)?;
     }
     spin.finish();
-    phases.mark("write");
-    Ok((summary, phases))
+    Ok(summary)
+}
+
+/// Removes an output an earlier run left. A folder of that name is no earlier run's file: it
+/// is left as it is.
+fn remove_stale(stale: &Path) -> Result<()> {
+    let folder = fs::symlink_metadata(stale).is_ok_and(|m| m.is_dir());
+    if !folder
+        && let Err(e) = fs::remove_file(stale)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(Error::failed(format!(
+            "{}: cannot remove an earlier run's file: {e}",
+            stale.display()
+        )));
+    }
+    Ok(())
 }
 
 /// An error after the ledger's commit, told that `codes` new codes are recorded (nothing is

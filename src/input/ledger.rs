@@ -822,7 +822,8 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// A cell as text; `Err` names the place when it cannot be (see `chunks::Bad`).
+    /// A cell as text; `Err` names the place when it cannot be (see `Bad` in
+    /// input/chunks/records.rs).
     fn cell(&self, at: Option<usize>, name: &str) -> std::result::Result<&str, String> {
         let Some(i) = at else { return Ok("") };
         match self.cells.get(i) {

@@ -116,8 +116,8 @@ pub struct Table {
     faults: Vec<(u32, u32)>,
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,
-    /// Whether every piece was plain (`chunks::PieceRead::plain`): then no cell holds a comma, a
-    /// quote or a line end, and none needs quoting when written out.
+    /// Whether every piece was plain (`PieceRead::plain`, input/chunks/records.rs): then no
+    /// cell holds a comma, a quote or a line end, and none needs quoting when written out.
     plain: bool,
     /// The rows whose instance id (`Domain::InstanceId`) is not in its loose form
     /// (`index::loose`), ascending: noted as the rows are read, in parallel, where the data is

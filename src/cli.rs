@@ -196,7 +196,31 @@ pub enum Command {
 
 /// Parses the process arguments (clap prints help and usage errors itself, exit 2).
 pub fn parse() -> Result<Command> {
-    Cli::parse().validate()
+    Cli::try_parse().map_err(usage)?.validate()
+}
+
+/// A usage error as the program's other refusals are told (exit 2, behind `icp-audit: `), so
+/// that every message on standard error starts alike; `--help` and `--version`, which clap
+/// also hands back as errors, are printed by clap and end the program as it would.
+fn usage(e: clap::Error) -> Error {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let message = lines.join("\n");
+    Error::refused(
+        message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_string(),
+    )
 }
 
 impl Cli {

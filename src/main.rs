@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         Err(e) => {
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("icp-audit: {}", e.message.replace('\n', "\nicp-audit: "));
+                let message = icp_audit::error::plain(&e.message);
+                eprintln!("icp-audit: {}", message.replace('\n', "\nicp-audit: "));
             }
             ExitCode::from(e.exit as u8)
         }
@@ -38,7 +39,7 @@ fn execute(command: Command) -> Result<(), Error> {
             for warning in &summary.warnings {
                 #[allow(clippy::print_stderr)]
                 {
-                    eprintln!("icp-audit: warning: {warning}");
+                    eprintln!("icp-audit: warning: {}", icp_audit::error::plain(warning));
                 }
             }
             if cfg.timings {
@@ -60,7 +61,12 @@ fn execute(command: Command) -> Result<(), Error> {
                     say(&format!("outputs in {}", cfg.out.display()));
                 }
             }
-            Ok(())
+            // A summary line lost (a full disk) fails the command, but must not pass for a run
+            // that did nothing: one retried would hand over none of the codes it issued.
+            stdout_result().map_err(|mut e| {
+                e.message.push_str(&completed(&cfg, &summary));
+                e
+            })
         }
         Command::CheckPolicy(path) => {
             let p = policy::load(&path)?;
@@ -149,6 +155,25 @@ fn verify_codes(policy: Option<&std::path::Path>, codes: &[String]) -> Result<()
             message: format!("{bad} of {} codes are not well-formed", codes.len()),
         })
     }
+}
+
+/// What a run whose summary line could not be written did all the same.
+fn completed(cfg: &cli::RunConfig, summary: &report::Summary) -> String {
+    let out = cfg.out.display();
+    if cfg.dry_run {
+        return format!("\nthe dry run itself completed: its outputs are in {out}");
+    }
+    let issued = summary
+        .outcomes
+        .iter()
+        .find(|(outcome, _)| *outcome == "issued")
+        .map_or(0, |(_, n)| *n);
+    format!(
+        "\nthe run itself completed: the ledger holds its {issued} new code(s), handed over in \
+         {}, and its outputs are in {out}; a re-run would issue none of them again and hand \
+         over none",
+        cfg.out.join("issued.csv").display()
+    )
 }
 
 /// The first failure to write to stdout other than a closed pipe (a full disk, say), reported

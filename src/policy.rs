@@ -318,31 +318,68 @@ pub fn default_policy() -> Policy {
     policy
 }
 
-/// serde's words for a whole number too large for 64 bits where a number is expected
-/// (`invalid type: integer `N` as u128, expected u32`: the YAML reader kept it as a 128-bit
-/// number), in plain words; other messages (a number where a mapping or a boolean is expected)
-/// are left as they are.
-fn out_of_range(msg: &str) -> String {
-    const HEAD: &str = "invalid type: integer `";
-    let Some(at) = msg.find(HEAD) else {
+/// serde's words for a value that is not the whole number expected, in plain words: serde
+/// names the Rust type it wanted (`invalid type: integer `-1`, expected u32`), and a number past
+/// 64 bits by the type the YAML reader kept it in (`integer `N` as u128`). Here the range is
+/// said instead (`` `-1` is not a whole number from 0 to 4294967295 ``), and a number past 64
+/// bits where any value may stand is said to be out of range. Other messages are left as they
+/// are.
+pub fn plain_numbers(msg: &str) -> String {
+    let Some((head, expected)) = msg.rsplit_once(", expected ") else {
         return msg.to_string();
     };
-    let rest = &msg[at + HEAD.len()..];
-    let Some((number, expected)) = ["` as u128, expected ", "` as i128, expected "]
+    let Some((at, said)) = ["invalid type: ", "invalid value: "]
         .iter()
-        .find_map(|sep| rest.split_once(sep))
+        .find_map(|h| head.find(h).map(|at| (at, &head[at + h.len()..])))
     else {
         return msg.to_string();
     };
-    let integer = [
-        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
-    ];
-    let said = match expected {
-        "any YAML value" => "(a number here fits in 64 bits)".to_string(),
-        e if integer.contains(&e) => format!("for {e}"),
-        _ => return msg.to_string(),
+    let wide = [" as u128", " as i128"]
+        .iter()
+        .find_map(|w| said.strip_suffix(w));
+    let range = match (expected, wide) {
+        ("any YAML value", Some(number)) => {
+            let number = number.strip_prefix("integer ").unwrap_or(number);
+            return format!(
+                "{}the number {number} is out of range (a number here fits in 64 bits)",
+                &msg[..at]
+            );
+        }
+        (e, _) => match whole_numbers(e) {
+            Some(range) => range,
+            None => return msg.to_string(),
+        },
     };
-    format!("{}the number `{number}` is out of range {said}", &msg[..at])
+    let value = wide.unwrap_or(said);
+    let value = ["integer ", "floating point ", "boolean "]
+        .iter()
+        .find_map(|kind| value.strip_prefix(kind))
+        .or_else(|| value.strip_prefix("string "))
+        .unwrap_or(match value {
+            "sequence" => "a list",
+            "map" => "a mapping",
+            "unit value" => "an empty value",
+            other => other,
+        });
+    format!("{}{value} is not {range}", &msg[..at])
+}
+
+/// The whole numbers one of serde's integer types holds, in words; `None` for any other type.
+fn whole_numbers(rust_type: &str) -> Option<String> {
+    let (low, high): (i128, u128) = match rust_type {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" => (0, u64::MAX.into()),
+        "usize" => (0, usize::MAX as u128),
+        "i8" => (i8::MIN.into(), i8::MAX as u128),
+        "i16" => (i16::MIN.into(), i16::MAX as u128),
+        "i32" => (i32::MIN.into(), i32::MAX as u128),
+        "i64" => (i64::MIN.into(), i64::MAX as u128),
+        "isize" => (isize::MIN as i128, isize::MAX as u128),
+        _ => return None,
+    };
+    Some(format!("a whole number from {low} to {high}"))
 }
 
 /// The YAML text of a policy, waivers or test file as serde is to read it: without the
@@ -388,7 +425,7 @@ pub fn compile_text(whole: &str, shown: &str) -> Result<Policy> {
             return Error::refused(format!("{shown}:{line}:{col}: {said}"));
         }
         let (line, col) = place.unwrap_or((1, 1));
-        let serde_said = ((line, col), one_line(&out_of_range(&msg)));
+        let serde_said = ((line, col), plain_numbers(&one_line(&msg)));
         // serde stops at the first problem; every unknown key and word is listed too (serde's
         // own problem is one of them, or is listed beside them). A document serde cannot read
         // as YAML values (a syntax error, a key given twice), or that the locator cannot walk
@@ -468,9 +505,10 @@ mod tests {
         assert_eq!(one_line("string \"ü\\"), "string \"ü\\");
     }
 
-    /// A whole number past 64 bits is said to be out of range, in place of serde's words.
+    /// A value that is not the whole number expected is said with the range, in place of
+    /// serde's words and the Rust type it names.
     #[test]
-    fn a_number_past_64_bits_is_out_of_range() {
+    fn a_wrong_number_is_said_with_its_range() {
         let said = [
             (
                 "a.gt: invalid type: integer `99999999999999999999` as u128, expected any YAML value",
@@ -478,23 +516,47 @@ mod tests {
             ),
             (
                 "x: invalid type: integer `-99999999999999999999` as i128, expected usize",
-                "x: the number `-99999999999999999999` is out of range for usize",
+                "x: `-99999999999999999999` is not a whole number from 0 to 18446744073709551615",
             ),
             (
                 "q.max: invalid type: integer `99999999999999999999` as u128, expected u32",
-                "q.max: the number `99999999999999999999` is out of range for u32",
+                "q.max: `99999999999999999999` is not a whole number from 0 to 4294967295",
+            ),
+            (
+                "rules[8].quota.max: invalid type: integer `-1`, expected u32",
+                "rules[8].quota.max: `-1` is not a whole number from 0 to 4294967295",
+            ),
+            (
+                "q.max: invalid value: integer `99999999999`, expected u32",
+                "q.max: `99999999999` is not a whole number from 0 to 4294967295",
+            ),
+            (
+                "code.group: invalid type: string \"four\", expected usize",
+                "code.group: \"four\" is not a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "code.group: invalid type: floating point `4.5`, expected usize",
+                "code.group: `4.5` is not a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "max_issue: invalid type: boolean `true`, expected u64",
+                "max_issue: `true` is not a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "n: invalid type: sequence, expected i64",
+                "n: a list is not a whole number from -9223372036854775808 to 9223372036854775807",
             ),
         ];
         for (serde, plain) in said {
-            assert_eq!(out_of_range(serde), plain);
+            assert_eq!(plain_numbers(serde), plain);
         }
-        // Where no number is expected, serde's words stand: the number's size is not the
-        // problem.
+        // Where no whole number is expected, serde's words stand.
         for other in [
             "x: invalid type: integer `5`, expected a string",
             "c: invalid type: integer `99999999999999999999` as u128, expected a boolean",
+            "rules[3].kind: unknown variant `chek`, expected one of `gate`, `check`",
         ] {
-            assert_eq!(out_of_range(other), other);
+            assert_eq!(plain_numbers(other), other);
         }
     }
 

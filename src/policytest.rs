@@ -126,7 +126,7 @@ impl Loader {
             let (line, col) = place.unwrap_or((1, 1));
             Error::refused(format!(
                 "{shown}:{line}:{col}: {}",
-                crate::policy::one_line(&msg)
+                crate::policy::plain_numbers(&crate::policy::one_line(&msg))
             ))
         })?;
         let written = crate::policy::locate::Locations::of(text);

@@ -1536,7 +1536,7 @@ fn a_report_that_fails_after_the_commit_says_the_codes_were_issued() {
     };
     let ran = ran.expect(1);
     let stderr = ran.stderr();
-    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(stderr.contains("cannot write: file too large"), "{stderr}");
     assert!(
         stderr.contains(
             "the ledger was committed first: its 1 new code(s) are recorded and handed over in \

@@ -1,5 +1,6 @@
 //! The largest inputs the tool accepts: a cell over 64 KiB makes its row malformed; a line over
-//! 64 MiB refuses the file instead of filling memory. And a stdout that cannot take a line.
+//! 64 MiB refuses the file instead of filling memory. And a stdout that cannot take a line, and
+//! usage errors.
 
 use crate::harness::{RUN, Test, csv_rows};
 
@@ -82,4 +83,76 @@ fn a_stdout_that_cannot_be_written_is_an_error() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// A run whose summary line stdout cannot take exits 1, but says that the run itself completed,
+/// with how many codes the ledger now holds for it and where they are handed over: a retry
+/// would issue none of them again, and its `issued.csv` would hand over none.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_whose_summary_line_is_lost_says_it_completed() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let t = Test::new("summary-lost");
+    crate::harness::copy_dir(&demo, &t.dir);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("Linux has /dev/full");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(RUN)
+        .current_dir(&t.dir)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let issued =
+        csv_rows(&std::fs::read_to_string(t.dir.join("out/issued.csv")).unwrap()).len() - 1;
+    assert!(issued > 0);
+    for said in [
+        "icp-audit: cannot write to standard output: no space left on device\n".to_string(),
+        format!("icp-audit: the run itself completed: the ledger holds its {issued} new code(s)"),
+    ] {
+        assert!(stderr.contains(&said), "{said} in:\n{stderr}");
+    }
+}
+
+/// A usage error is told as every other refusal is (exit 2, each line behind `icp-audit: `);
+/// `--help` and `--version` still print to stdout and exit 0. A system error is written in the
+/// program's words.
+#[test]
+fn usage_errors_are_told_behind_the_programs_name() {
+    for args in [
+        vec!["run", "--input", "."],
+        vec!["run", "--input", ".", "--out", "o", "--jobs", "abc"],
+        vec!["frob"],
+    ] {
+        let ran = Test::new("usage").args(&args).run().expect(2);
+        let err = ran.stderr();
+        assert!(
+            !err.is_empty() && err.lines().all(|l| l.starts_with("icp-audit: ")),
+            "{args:?}:\n{err}"
+        );
+        assert!(!err.contains("error:"), "{args:?}:\n{err}");
+    }
+    // The system's words for a failure, as the program's own are written.
+    let ran = Test::new("usage-missing")
+        .args([
+            "run",
+            "--instances",
+            "nosuch.csv",
+            "--requests",
+            "nosuch.csv",
+        ])
+        .args(["--ledger", "l.csv", "--out", "o"])
+        .run()
+        .expect(2);
+    assert_eq!(
+        ran.stderr(),
+        "icp-audit: nosuch.csv: cannot open: no such file or directory\n"
+    );
+    for flag in ["--help", "--version"] {
+        let ran = Test::new("usage-help").args([flag]).run().expect(0);
+        assert!(ran.stdout().contains("icp-audit"), "{flag}");
+    }
 }

@@ -72,6 +72,38 @@ fn files_with_a_byte_order_mark_are_read() {
     );
 }
 
+/// A value that is not the whole number expected is told with the range a whole number must
+/// be in, in a policy and in a test file, not with the Rust type serde wanted (`expected u32`).
+#[test]
+fn a_wrong_number_is_told_with_its_range_not_a_rust_type() {
+    let policy = default_policy().replacen("max: 5,", "max: -1,", 1);
+    assert!(policy.contains("max: -1,"));
+    let ran = Test::new("number-range")
+        .file("p.yaml", &policy)
+        .args(["check-policy", "p.yaml"])
+        .run()
+        .expect(2);
+    let err = ran.stderr();
+    assert!(
+        err.contains("quota.max: `-1` is not a whole number from 0 to 4294967295"),
+        "{err}"
+    );
+    let test_file = "as_of: 2026-11-30T00:00:00Z\ncases:\n  - name: held\n    instance: null\n    codes_held: -1\n    expect: { outcome: denied, reasons: [instance-exists] }\n";
+    let tested = Test::new("number-range-test")
+        .file("t.yaml", test_file)
+        .args(["test", "t.yaml"])
+        .run()
+        .expect(2);
+    let err = format!("{}{}", err, tested.stderr());
+    assert!(
+        err.contains("`-1` is not a whole number from 0 to"),
+        "{err}"
+    );
+    for rust in ["u32", "u64", "usize", "invalid type"] {
+        assert!(!err.contains(rust), "{rust} in:\n{err}");
+    }
+}
+
 /// A policy, a waivers file and a test file that start with two byte-order marks are refused
 /// (exit 2) as such, at 1:1: serde took the second for part of the first key, and its message
 /// was about a missing field.

@@ -29,7 +29,8 @@ use out::{prepare_out, refuse_overwrites, remove_stale};
 pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let mut phases = Phases::start();
     let (policy, waivers) = load_policy(cfg)?;
-    refuse_overwrites(cfg)?;
+    // A dry run's warnings of what would refuse a real run for its ledger.
+    let rehearsal = refuse_overwrites(cfg)?;
     refuse_unopenable(cfg)?;
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
@@ -142,6 +143,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         exemptions: &evaluation.exemptions,
     };
     let mut summary = commit_and_write(cfg, &world, &decisions, &issued, &facts, draft)?;
+    summary.warnings.extend(rehearsal);
     if let Some((n, cap)) = issued.over_cap {
         summary.warnings.push(format!(
             "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \

@@ -27,25 +27,12 @@ fn every_output() -> impl Iterator<Item = &'static str> {
     OUTPUTS.into_iter().chain([WAIVED])
 }
 
-/// Refuses an `--out` (or `--ledger-out`) that would overwrite an input, a `--ledger-out` that
-/// is one of the outputs or the `--out` folder, and a `--ledger-out` that is a folder. A path
-/// whose target cannot be told (a loop of links) is refused too.
-pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
-    // The ledger itself, when it is a folder, is refused as an input, with its own name.
-    // A path ending in `/` names a folder even before it exists (it would fail only at the
-    // rename, after all the work).
-    let slash = cfg
-        .ledger_out
-        .as_os_str()
-        .as_encoded_bytes()
-        .ends_with(b"/");
-    let folder = slash || (cfg.ledger_out != cfg.ledger && cfg.ledger_out.is_dir());
-    if !cfg.dry_run && folder {
-        return Err(Error::refused(format!(
-            "{}: is a folder, not a file",
-            ledger_out_named(cfg, &cfg.ledger_out)
-        )));
-    }
+/// Refuses an `--out` that would overwrite an input, and a `--ledger-out` (or the ledger
+/// rewritten in place) that is a folder, the `--out` folder, one of the outputs, a lock file or
+/// another input. A path whose target cannot be told (a loop of links) is refused too. A dry
+/// run writes no ledger: what would refuse a real run for its ledger is returned instead, as a
+/// warning, so that a dry run of the nightly command still tells of it.
+pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<Vec<String>> {
     // Each path made canonical once (it may not exist yet); one whose target cannot be told is
     // refused.
     let canonical = |p: &Path| -> Result<PathBuf> {
@@ -65,17 +52,13 @@ pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         inputs.push((p.as_path(), canonical(p)?));
     }
     let ledger_out = canonical(&cfg.ledger_out)?;
-    let mut written = inputs.clone();
-    // A dry run writes no ledger: only its outputs are checked.
-    if !cfg.dry_run {
-        written.push((cfg.ledger_out.as_path(), ledger_out.clone()));
-    }
+    let mut outputs = Vec::new();
     for name in every_output() {
         let path = cfg.out.join(name);
         let target = canonical(&path)?;
         // `waived.csv` is written only with waivers (and a stale one removed only if a file).
         let writes_it = name != WAIVED || cfg.waivers.is_some();
-        if let Some((input, _)) = written.iter().find(|(_, c)| *c == target) {
+        if let Some((input, _)) = inputs.iter().find(|(_, c)| *c == target) {
             return Err(Error::refused(format!(
                 "--out {}: writing `{name}` there would overwrite `{}`",
                 cfg.out.display(),
@@ -90,15 +73,59 @@ pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
                 cfg.out.display()
             )));
         }
+        outputs.push((name, target));
     }
+    let ledger_trouble = ledger_out_trouble(cfg, &inputs, &outputs, &ledger_out, &canonical)?;
     if cfg.dry_run {
-        return refuse_replacing_a_handoff(&cfg.out);
+        refuse_replacing_a_handoff(&cfg.out)?;
+        return Ok(ledger_trouble
+            .into_iter()
+            .map(|why| format!("a real run would be refused (exit 2): {why}"))
+            .collect());
+    }
+    match ledger_trouble {
+        Some(why) => Err(Error::refused(why)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Why the new ledger cannot be written where it would be (`ledger_out`, made canonical), if it
+/// cannot: a folder, the `--out` folder, one of the outputs (`outputs`), a lock file, or an input
+/// other than the ledger itself.
+fn ledger_out_trouble(
+    cfg: &RunConfig,
+    inputs: &[(&Path, PathBuf)],
+    outputs: &[(&str, PathBuf)],
+    ledger_out: &Path,
+    canonical: &dyn Fn(&Path) -> Result<PathBuf>,
+) -> Result<Option<String>> {
+    let named = ledger_out_named(cfg, &cfg.ledger_out);
+    // The ledger itself, when it is a folder, is refused as an input, with its own name.
+    // A path ending in `/` names a folder even before it exists (it would fail only at the
+    // rename, after all the work).
+    let slash = cfg
+        .ledger_out
+        .as_os_str()
+        .as_encoded_bytes()
+        .ends_with(b"/");
+    if slash || (cfg.ledger_out != cfg.ledger && cfg.ledger_out.is_dir()) {
+        return Ok(Some(format!("{named}: is a folder, not a file")));
+    }
+    if let Some((name, _)) = outputs.iter().find(|(_, c)| c == ledger_out) {
+        return Ok(Some(format!(
+            "{named}: is where the run writes its `{name}` (--out {})",
+            cfg.out.display()
+        )));
     }
     if ledger_out == canonical(&cfg.out)? {
-        return Err(Error::refused(format!(
-            "{}: is the --out folder",
-            ledger_out_named(cfg, &cfg.ledger_out)
-        )));
+        return Ok(Some(match cfg.ledger_out_given {
+            true => format!("{named}: is the --out folder"),
+            false => format!(
+                "--out {}: is {named}, which the run rewrites in place; give the outputs a \
+                 folder of their own",
+                cfg.out.display()
+            ),
+        }));
     }
     // A lock file is no ledger: replaced, the ledger it locks would have two locks, the old
     // file a run holds and the new one the next run takes.
@@ -107,9 +134,8 @@ pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         n.len() >= 5 && n[n.len() - 5..].eq_ignore_ascii_case(b".lock")
     };
     if ledger_out.file_name().is_some_and(lock_name) {
-        return Err(Error::refused(format!(
-            "{}: names a lock file (`.lock`), not a ledger",
-            ledger_out_named(cfg, &cfg.ledger_out)
+        return Ok(Some(format!(
+            "{named}: names a lock file (`.lock`), not a ledger"
         )));
     }
     // Every input but the ledger itself (the third: `--ledger ./instances.csv` names the same
@@ -119,14 +145,9 @@ pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<()> {
         .enumerate()
         .filter(|(i, _)| *i != 2)
         .map(|(_, input)| input);
-    if let Some((input, _)) = read_only.find(|(_, c)| *c == ledger_out) {
-        return Err(Error::refused(format!(
-            "{}: would overwrite the input `{}`",
-            ledger_out_named(cfg, &cfg.ledger_out),
-            input.display()
-        )));
-    }
-    Ok(())
+    Ok(read_only
+        .find(|(_, c)| c == ledger_out)
+        .map(|(input, _)| format!("{named}: would overwrite the input `{}`", input.display())))
 }
 
 /// Refuses a dry run whose `--out` holds an `issued.csv` with codes in it: the hand-off of a

@@ -1000,6 +1000,49 @@ fn an_output_that_is_a_folder_or_a_ledger_out_on_the_lock_is_refused_up_front() 
     assert!(!ran.dir.join("other.csv.LOCK").exists());
 }
 
+/// A dry run writes no ledger, but tells of a `--ledger-out` that would refuse the real run
+/// (here, one naming an input, and one naming an output), as a warning: a dry run of the
+/// nightly command rehearses it. The real run is refused as before.
+#[test]
+fn a_dry_run_warns_of_a_ledger_out_the_real_run_would_refuse() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    for (ledger_out, why) in [
+        ("requests.csv", "would overwrite the input `./requests.csv`"),
+        (
+            "out/decisions.csv",
+            "is where the run writes its `decisions.csv` (--out out)",
+        ),
+    ] {
+        let t = Test::new("dry-ledger-out");
+        crate::harness::copy_dir(&demo, &t.dir);
+        let before = fs::read(t.dir.join("requests.csv")).unwrap();
+        let ran = t
+            .args(RUN)
+            .args(["--dry-run", "--quiet", "--ledger-out", ledger_out])
+            .run()
+            .expect(0);
+        assert_eq!(
+            ran.stderr(),
+            format!(
+                "icp-audit: warning: a real run would be refused (exit 2): --ledger-out \
+                 {ledger_out}: {why}\n"
+            )
+        );
+        assert_eq!(fs::read(ran.dir.join("requests.csv")).unwrap(), before);
+        let real = Test::new("real-ledger-out");
+        crate::harness::copy_dir(&demo, &real.dir);
+        let refused = real
+            .args(RUN)
+            .args(["--ledger-out", ledger_out])
+            .run()
+            .expect(2);
+        assert_eq!(
+            refused.stderr(),
+            format!("icp-audit: --ledger-out {ledger_out}: {why}\n")
+        );
+    }
+}
+
 /// A refused run leaves nothing behind: a mistyped `--input` creates no folder (the ledger's
 /// folder and lock come after the inputs are known to open), and a message names
 /// `--ledger-out` only when it was given.

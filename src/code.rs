@@ -350,6 +350,17 @@ fn weighted_sum(values: &[u8]) -> u8 {
         .fold(0, |acc, (i, v)| acc ^ times(weight(i), *v))
 }
 
+/// The check symbol that completes `symbols` (canonical symbols of the alphabet, the random
+/// part of a code) into a code that verifies; `None` when one is not of the alphabet. For test
+/// data that must read as issued codes (`generate`): a run's codes come from `generate_many`.
+pub fn check_symbol(symbols: &[u8]) -> Option<u8> {
+    let values: Option<Vec<u8>> = symbols
+        .iter()
+        .map(|&c| decode_symbol(char::from(c)))
+        .collect();
+    Some(ALPHABET[usize::from(check_value(&values?))])
+}
+
 /// The check value that makes the weighted sum of `values` followed by it zero.
 fn check_value(values: &[u8]) -> u8 {
     let partial = weighted_sum(values);

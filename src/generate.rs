@@ -83,8 +83,8 @@ const DOMAIN_WORDS: &[&str] = &[
     "health",
 ];
 const DOMAIN_TLDS: &[&str] = &[".cn", ".com", ".com.cn", ".net", ".org.cn", ".top"];
-/// Crockford's Base32 alphabet (no I, L, O, U).
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Crockford's Base32 alphabet (no I, L, O, U), the codes'.
+const CROCKFORD: &[u8; 32] = crate::code::ALPHABET;
 const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// The facts the three files share, all pure functions of the seed and a row number.
@@ -370,12 +370,15 @@ fn write_ledger(path: &Path, w: World) -> Result<()> {
                 b[start..].make_ascii_lowercase();
             }
         } else {
-            // Crockford-looking codes: 13 symbols of a bijection of the row, 7 random ones.
+            // Codes of the default policy's format, as a run issues them: 13 symbols of a
+            // bijection of the row, 6 random ones, and the check symbol.
             let mut sym = Vec::with_capacity(20);
             push_radix(&mut sym, p, CROCKFORD, 13);
-            for _ in 0..7 {
+            for _ in 0..6 {
                 sym.push(CROCKFORD[rng.usize(0..32)]);
             }
+            let check = crate::code::check_symbol(&sym).expect("symbols of the alphabet");
+            sym.push(check);
             for (k, chunk) in sym.chunks(4).enumerate() {
                 if k > 0 {
                     b.push(b'-');
@@ -806,8 +809,13 @@ mod tests {
         let mut lreq = HashSet::new();
         let mut per: HashMap<&str, usize> = HashMap::new();
         let mut statuses = HashSet::new();
+        let format = crate::policy::default_policy().code;
         for r in &ledger {
             assert!(codes.insert(crate::code::identity_key(&r[0])), "{}", r[0]);
+            // A code of the tool's own format verifies, as the codes a run issued do.
+            if !r[3].is_empty() {
+                assert_eq!(format.verify(&r[0]).as_deref(), Ok(r[0].as_str()));
+            }
             if !r[3].is_empty() {
                 assert!(r[3].starts_with("L-"));
                 assert!(lreq.insert(r[3].clone()));

@@ -37,6 +37,9 @@ pub struct Facts<'a> {
     pub ledger: &'a FileInfo,
     pub ledger_exists: bool,
     pub ledger_after: u64,
+    /// Where the new ledger was written, as the command line named it (`--ledger-out`, or the
+    /// ledger itself); `None` in a dry run, which writes none.
+    pub ledger_out: Option<String>,
     pub as_of: Time,
     pub dry_run: bool,
     pub waivers: &'a Waivers,

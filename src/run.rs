@@ -136,6 +136,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         ledger: &ledger.info,
         ledger_exists: ledger.exists,
         ledger_after: ledger.info.rows + issued.rows.len() as u64,
+        ledger_out: (!cfg.dry_run).then(|| cfg.ledger_out.display().to_string()),
         as_of: cfg.as_of,
         dry_run: cfg.dry_run,
         waivers: &waivers,

@@ -24,6 +24,9 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // A control character (one in a file name, say) is an error in an HTML page, even
+            // as a reference: it is shown as U+FFFD. Tabs and line ends are text.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -146,7 +149,7 @@ fn run_facts(h: &mut String, f: &Facts<'_>) {
          <dt>As of</dt><dd>{}</dd>\
          <dt>Policy</dt><dd>{} <span class=\"muted\">from</span> <code>{}</code><br>\
          <span class=\"muted\">SHA-256</span> <code class=\"hash\">{}</code></dd>\
-         <dt>Ledger rows</dt><dd>{} before, {} after</dd>\
+         <dt>Ledger rows</dt><dd>{} before, {} after{}</dd>\
          <dt>Dry run</dt><dd>{}</dd><dt>Version</dt><dd>icp-audit {}</dd></dl>\
          <table class=\"files\"><thead><tr><th>Input</th><th>Path</th><th class=\"n\">Rows</th>\
          <th>SHA-256</th></tr></thead><tbody>{}{}{}</tbody></table></section>",
@@ -156,6 +159,13 @@ fn run_facts(h: &mut String, f: &Facts<'_>) {
         escape(&f.policy.sha256),
         group(f.ledger.rows),
         group(f.ledger_after),
+        match &f.ledger_out {
+            Some(path) => format!(
+                " <span class=\"muted\">in</span> <code>{}</code>",
+                escape(path)
+            ),
+            None => String::new(),
+        },
         if f.dry_run { "yes" } else { "no" },
         escape(env!("CARGO_PKG_VERSION")),
         file("Instances", f.instances),
@@ -400,6 +410,10 @@ mod tests {
         assert_eq!(
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            escape("L\u{1}\u{7f}\u{85}\t.csv\n"),
+            "L\u{fffd}\u{fffd}\u{fffd}\t.csv\n"
         );
     }
 

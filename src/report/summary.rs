@@ -85,7 +85,11 @@ impl Summary {
                 "requests": file(facts.requests),
                 "ledger": ledger,
             },
-            "ledger_rows": { "before": facts.ledger.rows, "after": facts.ledger_after },
+            "ledger_rows": {
+                "before": facts.ledger.rows,
+                "after": facts.ledger_after,
+                "written_to": facts.ledger_out,
+            },
             "requests": requests,
             "outcomes": counts.outcomes,
             "rules": counts.rules,

@@ -1043,6 +1043,41 @@ fn a_dry_run_warns_of_a_ledger_out_the_real_run_would_refuse() {
     }
 }
 
+/// `summary.json` and `report.html` name the file the new ledger was written to (here a
+/// `--ledger-out` in a new folder, while the input ledger keeps its rows); a dry run names none.
+#[test]
+fn the_summary_names_the_ledger_written() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    for dry in [false, true] {
+        let t = Test::new("ledger-written-to");
+        crate::harness::copy_dir(&demo, &t.dir);
+        let ran = t
+            .args(RUN)
+            .args(["--ledger-out", "new/<L>.csv", "--quiet"])
+            .args(dry.then_some("--dry-run"))
+            .run()
+            .expect(0);
+        let summary: serde_json::Value =
+            serde_json::from_str(&ran.read("out/summary.json")).unwrap();
+        let page = ran.read("out/report.html");
+        if dry {
+            assert_eq!(
+                summary["ledger_rows"]["written_to"],
+                serde_json::Value::Null
+            );
+            assert!(!page.contains("&lt;L&gt;.csv"));
+        } else {
+            assert_eq!(summary["ledger_rows"]["written_to"], "new/<L>.csv");
+            assert!(ran.dir.join("new/<L>.csv").exists());
+            assert!(
+                page.contains(
+                    "after <span class=\"muted\">in</span> <code>new/&lt;L&gt;.csv</code>"
+                )
+            );
+        }
+    }
+}
+
 /// A refused run leaves nothing behind: a mistyped `--input` creates no folder (the ledger's
 /// folder and lock come after the inputs are known to open), and a message names
 /// `--ledger-out` only when it was given.

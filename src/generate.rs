@@ -195,8 +195,12 @@ pub fn write(out: &Path, instances: usize, requests: usize, seed: u64, force: bo
     // Before the folder is made, so that a refusal makes nothing; again under the lock.
     refuse_existing()?;
     std::fs::create_dir_all(out).map_err(|e| {
+        let why = match out.is_file() {
+            true => "is a file, not a folder".to_string(),
+            false => format!("cannot create the folder: {e}"),
+        };
         Error::refused(format!(
-            "generate --out {}: cannot create the folder: {e}; nothing was written",
+            "generate --out {}: {why}; nothing was written",
             out.display()
         ))
     })?;

@@ -212,15 +212,18 @@ fn usage(e: clap::Error) -> Error {
     ) {
         e.exit();
     }
+    // In the program's style: no blank lines, lowercase, no sentence with a period (clap's
+    // pointer to `--help`, which the usage line makes plain).
     let text = e.render().to_string();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let message = lines.join("\n");
-    Error::refused(
-        message
-            .strip_prefix("error: ")
-            .unwrap_or(&message)
-            .to_string(),
-    )
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
+        .map(|l| match l.strip_prefix("Usage: ") {
+            Some(usage) => format!("usage: {usage}"),
+            None => l.strip_prefix("error: ").unwrap_or(l).to_string(),
+        })
+        .collect();
+    Error::refused(lines.join("\n"))
 }
 
 impl Cli {

@@ -53,37 +53,47 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// `message` with each system error the way the program's own words are written: the standard
 /// library writes one as `No such file or directory (os error 2)`; here it reads `no such file
-/// or directory`. Only the system's own text for that number is changed, nothing a user wrote.
+/// or directory`. Only where the program puts a system error: after `: `, and at the end of the
+/// message or of a line, or before the `;` or `,` that goes on with the sentence; so a file
+/// named like one (`Permission denied (os error 13).csv`) is written as it is.
 pub fn plain(message: &str) -> String {
     const MARK: &str = " (os error ";
-    let mut out = message.to_string();
-    let mut from = 0;
-    while let Some(at) = out[from..].find(MARK).map(|i| from + i) {
-        let digits = &out[at + MARK.len()..];
-        let end = digits.find(')').unwrap_or(digits.len());
-        let Ok(code) = digits[..end].parse::<i32>() else {
-            from = at + MARK.len();
-            continue;
-        };
-        let whole = std::io::Error::from_raw_os_error(code).to_string();
-        let said = whole
-            .strip_suffix(&format!("{MARK}{code})"))
-            .unwrap_or(&whole);
-        let tail_end = at + MARK.len() + end + 1;
-        match out[..at].strip_suffix(said) {
-            Some(before) if !said.is_empty() => {
-                let mut low = said.to_string();
-                if let Some(first) = low.get(..1) {
-                    low.replace_range(..1, &first.to_lowercase());
-                }
-                let start = before.len();
-                out.replace_range(start..tail_end.min(out.len()), &low);
-                from = start + low.len();
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        match system_words(&rest[..at], after) {
+            Some((before, said, close)) => {
+                out.push_str(before);
+                let mut chars = said.chars();
+                out.extend(chars.next().map(|c| c.to_ascii_lowercase()));
+                out.push_str(chars.as_str());
+                rest = &after[close + 1..];
             }
-            _ => from = at + MARK.len(),
+            None => {
+                out.push_str(&rest[..at + MARK.len()]);
+                rest = after;
+            }
         }
     }
+    out.push_str(rest);
     out
+}
+
+/// For `… : <words> (os error N)<next>`, split as `head` and `after` (what follows the mark):
+/// the head without the words, the words, and where the `)` is in `after`; `None` unless the
+/// words are the system's own for `N` and stand where the program puts them (see `plain`).
+fn system_words<'m>(head: &'m str, after: &str) -> Option<(&'m str, String, usize)> {
+    let close = after.find(')')?;
+    let code: i32 = after[..close].parse().ok()?;
+    let next = after[close + 1..].chars().next();
+    if !next.is_none_or(|c| matches!(c, '\n' | ';' | ',')) {
+        return None;
+    }
+    let whole = std::io::Error::from_raw_os_error(code).to_string();
+    let said = whole.strip_suffix(&format!(" (os error {code})"))?;
+    let before = head.strip_suffix(said)?;
+    (!said.is_empty() && before.ends_with(": ")).then(|| (before, said.to_string(), close))
 }
 
 #[cfg(test)]
@@ -100,12 +110,26 @@ mod tests {
             "a.csv: cannot open: no such file or directory\nout: cannot write there: \
              permission denied; x"
         );
-        // Text a user wrote that merely looks alike is left as it is.
+        // Text a user wrote that merely looks alike is left as it is: a file named like a
+        // system error keeps its name, and the error after it is still made plain.
+        assert_eq!(
+            plain(&format!(
+                "Permission denied (os error 13).csv: cannot open: {gone}"
+            )),
+            "Permission denied (os error 13).csv: cannot open: no such file or directory"
+        );
+        assert_eq!(
+            plain(&format!("x/{gone}: cannot open: {gone}")),
+            format!("x/{gone}: cannot open: no such file or directory")
+        );
         for kept in [
             "a (os error 2) b",
             "Odd name (os error 99999)",
             "x (os error ",
             "x (os error 2",
+            "a: No such file or directory (os error 2",
+            "a: No such file or directory (os error 2).csv",
+            "No such file or directory (os error 2)",
         ] {
             assert_eq!(plain(kept), kept);
         }

@@ -157,7 +157,7 @@ fn verify_codes(policy: Option<&std::path::Path>, codes: &[String]) -> Result<()
     }
 }
 
-/// What a run whose summary line could not be written did all the same.
+/// What a run whose summary line could not be written did all the same, and what a retry does.
 fn completed(cfg: &cli::RunConfig, summary: &report::Summary) -> String {
     let out = cfg.out.display();
     if cfg.dry_run {
@@ -168,10 +168,23 @@ fn completed(cfg: &cli::RunConfig, summary: &report::Summary) -> String {
         .iter()
         .find(|(outcome, _)| *outcome == "issued")
         .map_or(0, |(_, n)| *n);
+    let elsewhere = cfg.ledger_out_given && cfg.ledger_out != cfg.ledger;
+    let (ledger, retry) = match elsewhere {
+        false => (
+            format!("the ledger {}", cfg.ledger.display()),
+            "a re-run would issue none of them again and hand over none".to_string(),
+        ),
+        true => (
+            format!("--ledger-out {}", cfg.ledger_out.display()),
+            format!(
+                "a re-run must decide by it (--ledger {}), or it is refused",
+                cfg.ledger_out.display()
+            ),
+        ),
+    };
     format!(
-        "\nthe run itself completed: the ledger holds its {issued} new code(s), handed over in \
-         {}, and its outputs are in {out}; a re-run would issue none of them again and hand \
-         over none",
+        "\nthe run itself completed: {ledger} holds its {issued} new code(s), handed over in {}, \
+         and its outputs are in {out}; {retry}",
         cfg.out.join("issued.csv").display()
     )
 }

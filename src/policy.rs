@@ -351,16 +351,23 @@ pub fn plain_numbers(msg: &str) -> String {
         },
     };
     let value = wide.unwrap_or(said);
-    let value = ["integer ", "floating point ", "boolean "]
-        .iter()
-        .find_map(|kind| value.strip_prefix(kind))
-        .or_else(|| value.strip_prefix("string "))
-        .unwrap_or(match value {
-            "sequence" => "a list",
-            "map" => "a mapping",
-            "unit value" => "an empty value",
-            other => other,
-        });
+    // A text as the user wrote it, in backticks, where serde quotes and escapes it.
+    let text = value
+        .strip_prefix("string \"")
+        .and_then(|t| t.strip_suffix('"'))
+        .map(|t| format!("`{}`", t.replace("\\\"", "\"").replace("\\\\", "\\")));
+    let value = text.unwrap_or_else(|| {
+        ["integer ", "floating point ", "boolean "]
+            .iter()
+            .find_map(|kind| value.strip_prefix(kind))
+            .unwrap_or(match value {
+                "sequence" => "a list",
+                "map" => "a mapping",
+                "unit value" => "an empty value",
+                other => other,
+            })
+            .to_string()
+    });
     format!("{}{value} is not {range}", &msg[..at])
 }
 
@@ -532,7 +539,11 @@ mod tests {
             ),
             (
                 "code.group: invalid type: string \"four\", expected usize",
-                "code.group: \"four\" is not a whole number from 0 to 18446744073709551615",
+                "code.group: `four` is not a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "q.max: invalid type: string \"a\\\"b\\\\c\", expected u32",
+                "q.max: `a\"b\\c` is not a whole number from 0 to 4294967295",
             ),
             (
                 "code.group: invalid type: floating point `4.5`, expected usize",

@@ -47,6 +47,9 @@ pub struct Facts<'a> {
     pub waived: &'a [u64],
     /// Each check a waiver let a request pass (`waived.csv`).
     pub exemptions: &'a [crate::eval::Exemption],
+    /// What the operator must be told (a dry run's rehearsal of the real run's refusals): on
+    /// stderr, and in `summary.json`.
+    pub warnings: Vec<String>,
 }
 
 /// Writes every output but `issued.csv` under temporary names; the caller puts them in place

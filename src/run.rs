@@ -22,15 +22,15 @@ use std::fs;
 use std::path::Path;
 
 pub use out::{OUTPUTS, WAIVED};
-use out::{prepare_out, refuse_overwrites, remove_stale};
+use out::{prepare_out, refuse_overwrites, rehearsed, remove_stale};
 
 /// Runs the main job as `cfg` says; what it wrote is described by the summary, and how long
 /// each phase took by the phases.
 pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let mut phases = Phases::start();
     let (policy, waivers) = load_policy(cfg)?;
-    // A dry run's warnings of what would refuse a real run for its ledger.
-    let rehearsal = refuse_overwrites(cfg)?;
+    // A dry run's warnings of what would refuse the real run (its ledger, the safety cap).
+    let mut rehearsal = refuse_overwrites(cfg)?;
     refuse_unopenable(cfg)?;
     // A ledger reached through a symbolic link is replaced where the link points, and locked
     // there, so that every path to it shares one lock.
@@ -84,8 +84,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         || pool.install(|| eval::verdicts(&policy, &instances, cfg.as_of)),
     );
     let mut ledger = ledger?;
-    if !cfg.dry_run && !in_place {
-        refuse_losing_codes(cfg, &ledger_out, &ledger.codes, &fingerprints)?;
+    // (A dry run warned of its --ledger-out already tells the first refusal, as a real run would.)
+    if !in_place && rehearsal.is_empty() {
+        match refuse_losing_codes(cfg, &ledger_out, &ledger.codes, &fingerprints) {
+            Err(e) if cfg.dry_run => rehearsal.push(rehearsed(&e.message)),
+            refused => refused?,
+        }
     }
     spin.finish();
     phases.mark("scan");
@@ -129,6 +133,12 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     }
     prepare_out(&cfg.out)?;
     phases.mark("issue");
+    if let Some((n, cap)) = issued.over_cap {
+        rehearsal.push(format!(
+            "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \
+             refused (exit 2, nothing written); raise --max-issue to issue them"
+        ));
+    }
     let facts = Facts {
         policy: &policy,
         instances: &instances.info,
@@ -142,15 +152,9 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
         waivers: &waivers,
         waived: &evaluation.waived,
         exemptions: &evaluation.exemptions,
+        warnings: rehearsal,
     };
-    let mut summary = commit_and_write(cfg, &world, &decisions, &issued, &facts, draft)?;
-    summary.warnings.extend(rehearsal);
-    if let Some((n, cap)) = issued.over_cap {
-        summary.warnings.push(format!(
-            "a real run would issue {n} codes, more than the safety cap of {cap}, and would be \
-             refused (exit 2, nothing written); raise --max-issue to issue them"
-        ));
-    }
+    let summary = commit_and_write(cfg, &world, &decisions, &issued, &facts, draft)?;
     phases.mark("write");
     Ok((summary, phases))
 }

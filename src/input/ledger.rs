@@ -20,8 +20,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
-pub use fingerprints::Codes;
-use fingerprints::Fingerprints;
+pub use fingerprints::{Codes, Fingerprints};
 pub use snapshot::{ReadAt, Snapshot, present, unseekable};
 
 /// How many corruption problems a refusal lists before it says how many more there are.

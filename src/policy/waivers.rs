@@ -123,10 +123,7 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Waivers> {
         // A repeated key is placed at the repeat, not at the mapping that holds it.
         let ((line, col), msg) =
             super::locate::repeated_key(text, &msg).unwrap_or(((line, col), msg));
-        Error::refused(format!(
-            "{shown}:{line}:{col}: {}",
-            super::plain_numbers(&one_line(&msg))
-        ))
+        Error::refused(format!("{shown}:{line}:{col}: {}", one_line(&msg)))
     })?;
     // Every value placed and read as written, as in a policy (see `Locations::stopped`).
     super::refuse_unread(&super::locate::Locations::of(text), &shown)?;

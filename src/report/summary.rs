@@ -15,7 +15,7 @@ pub struct Summary {
     pub outcomes: Vec<(&'static str, u64)>,
     /// The reasons given most often (rule id, rows of `denials.csv`), at most five.
     pub top_reasons: Vec<(String, u64)>,
-    /// What the operator must be told even with `--quiet` (stderr), not in `summary.json`.
+    /// What the operator must be told even with `--quiet` (stderr; `summary.json` has them too).
     pub warnings: Vec<String>,
 }
 
@@ -95,6 +95,7 @@ impl Summary {
             "rules": counts.rules,
             "input_errors": input_errors,
             "waivers": waivers(facts),
+            "warnings": facts.warnings,
         });
         let outcomes: Vec<String> = counts
             .outcomes
@@ -127,7 +128,7 @@ impl Summary {
                 .into_iter()
                 .map(|(id, n)| (id.to_string(), n))
                 .collect(),
-            warnings: Vec::new(),
+            warnings: facts.warnings.clone(),
         }
     }
 }

@@ -80,13 +80,19 @@ pub(super) fn refuse_overwrites(cfg: &RunConfig) -> Result<Vec<String>> {
         refuse_replacing_a_handoff(&cfg.out)?;
         return Ok(ledger_trouble
             .into_iter()
-            .map(|why| format!("a real run would be refused (exit 2): {why}"))
+            .map(|why| rehearsed(&why))
             .collect());
     }
     match ledger_trouble {
         Some(why) => Err(Error::refused(why)),
         None => Ok(Vec::new()),
     }
+}
+
+/// A refusal of the real run as a dry run tells it (a warning: the dry run goes on).
+pub(super) fn rehearsed(why: &str) -> String {
+    let why = why.strip_suffix("; nothing was written").unwrap_or(why);
+    format!("a real run would be refused (exit 2): {why}")
 }
 
 /// Why the new ledger cannot be written where it would be (`ledger_out`, made canonical), if it

@@ -1001,8 +1001,8 @@ fn an_output_that_is_a_folder_or_a_ledger_out_on_the_lock_is_refused_up_front() 
 }
 
 /// A dry run writes no ledger, but tells of a `--ledger-out` that would refuse the real run
-/// (here, one naming an input, and one naming an output), as a warning: a dry run of the
-/// nightly command rehearses it. The real run is refused as before.
+/// (one naming an input, one naming an output, one holding codes the ledger lacks), as a
+/// warning: a dry run of the nightly command rehearses it. The real run is refused as before.
 #[test]
 fn a_dry_run_warns_of_a_ledger_out_the_real_run_would_refuse() {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
@@ -1029,6 +1029,15 @@ fn a_dry_run_warns_of_a_ledger_out_the_real_run_would_refuse() {
             )
         );
         assert_eq!(fs::read(ran.dir.join("requests.csv")).unwrap(), before);
+        // Not only a log line: summary.json has it too.
+        let summary: serde_json::Value =
+            serde_json::from_str(&ran.read("out/summary.json")).unwrap();
+        assert_eq!(
+            summary["warnings"],
+            serde_json::json!([format!(
+                "a real run would be refused (exit 2): --ledger-out {ledger_out}: {why}"
+            )])
+        );
         let real = Test::new("real-ledger-out");
         crate::harness::copy_dir(&demo, &real.dir);
         let refused = real
@@ -1041,6 +1050,38 @@ fn a_dry_run_warns_of_a_ledger_out_the_real_run_would_refuse() {
             format!("icp-audit: --ledger-out {ledger_out}: {why}\n")
         );
     }
+    // A --ledger-out that already holds codes the ledger lacks (an earlier run's new ledger).
+    let t = Test::new("dry-ledger-out-holds-codes");
+    crate::harness::copy_dir(&demo, &t.dir);
+    let first = t
+        .args(RUN)
+        .args(["--ledger-out", "new.csv", "--quiet"])
+        .run()
+        .expect(0);
+    let held = fs::read(first.dir.join("new.csv")).unwrap();
+    let why = "--ledger-out new.csv: holds 42 code(s) that the ledger ./ledger.csv lacks, which \
+               replacing it would lose (a new ledger an earlier run wrote there?); decide by it \
+               (--ledger new.csv), or move it away";
+    let ran = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "run",
+            "--input",
+            ".",
+            "--out",
+            "out2",
+            "--as-of",
+            "2026-11-30",
+        ])
+        .args(["--ledger-out", "new.csv", "--quiet", "--dry-run"])
+        .current_dir(&first.dir)
+        .output()
+        .unwrap();
+    assert_eq!(ran.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stderr),
+        format!("icp-audit: warning: a real run would be refused (exit 2): {why}\n")
+    );
+    assert_eq!(fs::read(first.dir.join("new.csv")).unwrap(), held);
 }
 
 /// `summary.json` and `report.html` name the file the new ledger was written to (here a

@@ -86,34 +86,56 @@ fn a_stdout_that_cannot_be_written_is_an_error() {
 }
 
 /// A run whose summary line stdout cannot take exits 1, but says that the run itself completed,
-/// with how many codes the ledger now holds for it and where they are handed over: a retry
-/// would issue none of them again, and its `issued.csv` would hand over none.
+/// with how many codes the ledger it wrote holds for it, where they are handed over, and what a
+/// retry does: in place, it issues none of them again and hands over none; with `--ledger-out`,
+/// it must decide by the new ledger.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_run_whose_summary_line_is_lost_says_it_completed() {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    let t = Test::new("summary-lost");
-    crate::harness::copy_dir(&demo, &t.dir);
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("Linux has /dev/full");
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args(RUN)
-        .current_dir(&t.dir)
-        .stdout(full)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let issued =
-        csv_rows(&std::fs::read_to_string(t.dir.join("out/issued.csv")).unwrap()).len() - 1;
-    assert!(issued > 0);
-    for said in [
-        "icp-audit: cannot write to standard output: no space left on device\n".to_string(),
-        format!("icp-audit: the run itself completed: the ledger holds its {issued} new code(s)"),
-    ] {
-        assert!(stderr.contains(&said), "{said} in:\n{stderr}");
+    for ledger_out in [None, Some("new.csv")] {
+        let t = Test::new("summary-lost");
+        crate::harness::copy_dir(&demo, &t.dir);
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("Linux has /dev/full");
+        let out = std::process::Command::new(crate::harness::BIN)
+            .args(RUN)
+            .args(
+                ledger_out
+                    .map(|l| ["--ledger-out", l])
+                    .into_iter()
+                    .flatten(),
+            )
+            .current_dir(&t.dir)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let issued =
+            csv_rows(&std::fs::read_to_string(t.dir.join("out/issued.csv")).unwrap()).len() - 1;
+        assert!(issued > 0);
+        let (ledger, retry) = match ledger_out {
+            None => (
+                "the ledger ./ledger.csv".to_string(),
+                "a re-run would issue none of them again and hand over none".to_string(),
+            ),
+            Some(l) => (
+                format!("--ledger-out {l}"),
+                format!("a re-run must decide by it (--ledger {l}), or it is refused"),
+            ),
+        };
+        for said in [
+            "icp-audit: cannot write to standard output: no space left on device\n".to_string(),
+            format!(
+                "icp-audit: the run itself completed: {ledger} holds its {issued} new code(s), \
+                 handed over in out/issued.csv, and its outputs are in out; {retry}\n"
+            ),
+        ] {
+            assert!(stderr.contains(&said), "{said} in:\n{stderr}");
+        }
     }
 }
 
@@ -134,6 +156,7 @@ fn usage_errors_are_told_behind_the_programs_name() {
             "{args:?}:\n{err}"
         );
         assert!(!err.contains("error:"), "{args:?}:\n{err}");
+        assert!(!err.contains("For more information"), "{args:?}:\n{err}");
     }
     // The system's words for a failure, as the program's own are written.
     let ran = Test::new("usage-missing")

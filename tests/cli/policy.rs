@@ -94,13 +94,15 @@ fn a_wrong_number_is_told_with_its_range_not_a_rust_type() {
         .args(["test", "t.yaml"])
         .run()
         .expect(2);
-    let err = format!("{}{}", err, tested.stderr());
+    let test_err = tested.stderr();
     assert!(
-        err.contains("`-1` is not a whole number from 0 to"),
-        "{err}"
+        test_err.contains("codes_held: `-1` is not a whole number from 0 to 4294967295"),
+        "{test_err}"
     );
-    for rust in ["u32", "u64", "usize", "invalid type"] {
-        assert!(!err.contains(rust), "{rust} in:\n{err}");
+    for err in [err, test_err] {
+        for rust in ["u32", "u64", "usize", "invalid type"] {
+            assert!(!err.contains(rust), "{rust} in:\n{err}");
+        }
     }
 }
 
@@ -580,7 +582,7 @@ fn check_policy_lists_every_unknown_key() {
     for problem in [
         "unknown variant `not_requird`",
         "unknown field `setz`",
-        "\"many\"",
+        "`many` is not a whole number",
     ] {
         assert!(
             said.iter().any(|l| l.contains(problem)),

@@ -127,6 +127,7 @@ struct RunArgs {
     out: PathBuf,
     /// Decide without issuing: eligible requests are reported as `eligible`, the ledger is
     /// neither locked nor written. Refused into an --out whose issued.csv hands over codes.
+    /// What would refuse the real run (its --ledger-out, the --max-issue cap) is a warning.
     #[arg(long)]
     dry_run: bool,
     /// Threads for evaluation, 1 to 256 (default: one per core).

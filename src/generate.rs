@@ -22,6 +22,7 @@
 //! The three files are written on three threads; each has its own random stream, and the facts
 //! they share (an instance's id and owner) are pure functions of the seed and the row number.
 
+use crate::code::ALPHABET;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Write;
@@ -83,8 +84,6 @@ const DOMAIN_WORDS: &[&str] = &[
     "health",
 ];
 const DOMAIN_TLDS: &[&str] = &[".cn", ".com", ".com.cn", ".net", ".org.cn", ".top"];
-/// Crockford's Base32 alphabet (no I, L, O, U), the codes'.
-const CROCKFORD: &[u8; 32] = crate::code::ALPHABET;
 const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// The facts the three files share, all pure functions of the seed and a row number.
@@ -370,16 +369,16 @@ fn write_ledger(path: &Path, w: World) -> Result<()> {
             } else {
                 b.extend_from_slice(b"icp-");
                 let start = b.len();
-                push_radix(b, p, CROCKFORD, 13);
+                push_radix(b, p, ALPHABET, 13);
                 b[start..].make_ascii_lowercase();
             }
         } else {
             // Codes of the default policy's format, as a run issues them: 13 symbols of a
             // bijection of the row, 6 random ones, and the check symbol.
             let mut sym = Vec::with_capacity(20);
-            push_radix(&mut sym, p, CROCKFORD, 13);
+            push_radix(&mut sym, p, ALPHABET, 13);
             for _ in 0..6 {
-                sym.push(CROCKFORD[rng.usize(0..32)]);
+                sym.push(ALPHABET[rng.usize(0..32)]);
             }
             let check = crate::code::check_symbol(&sym).expect("symbols of the alphabet");
             sym.push(check);

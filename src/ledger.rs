@@ -199,6 +199,12 @@ impl Draft {
             .map_err(|e| fail("cannot write", e))?;
         let file = w.finish().map_err(|e| fail("cannot write", e))?;
         file.sync_all().map_err(|e| fail("cannot sync", e))?;
+        // The last moment before the old ledger is replaced: what a program that does not take
+        // the lock wrote to it since the run opened it would be lost (the run neither decided
+        // by it nor copied it), so the run is refused instead.
+        if let Some(why) = self.old.changed() {
+            return Err(Error::refused(why));
+        }
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
         self.committed = true;
         renamed.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -1239,89 +1239,121 @@ i-1,100,cn-hangzhou,PrePaid,2026-11-30T00:00:01Z,5,1.2.3.4\n"
     );
 }
 
+/// A run that reads its requests from a named pipe (`requests.fifo` in `dir`, made here), and
+/// so waits there, holding its locks and the open ledger, until `finish` sends it `REQUESTS`.
+/// `start` returns once the run has drafted its new ledger (`.NAME.tmp-PID` beside it, named by
+/// `draft_prefix`): it has opened the old ledger by then. Killed if the test fails before, so
+/// that it never waits on the pipe after the test.
+#[cfg(unix)]
+struct Waiting {
+    child: Option<std::process::Child>,
+    fifo: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Waiting {
+    fn start(dir: &std::path::Path, args: &[&str], draft_prefix: &str) -> Waiting {
+        use std::process::{Command, Stdio};
+        let fifo = dir.join("requests.fifo");
+        crate::harness::mkfifo(&fifo);
+        let child = Command::new(crate::harness::BIN)
+            .args(["run", "--requests", "requests.fifo"])
+            .args(args)
+            .args(["--as-of", "2026-11-30", "--quiet"])
+            .current_dir(dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let waiting = Waiting {
+            child: Some(child),
+            fifo,
+        };
+        let started = std::time::Instant::now();
+        let drafted = || {
+            fs::read_dir(dir).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(draft_prefix)
+            })
+        };
+        while !drafted() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the run never started its draft"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        waiting
+    }
+
+    /// Sends the run its requests and waits for it to end.
+    fn finish(mut self) -> std::process::Output {
+        use std::io::Write;
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&self.fifo)
+            .unwrap()
+            .write_all(REQUESTS.as_bytes())
+            .unwrap();
+        self.child.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The files in `dir` whose names start with `prefix`.
+#[cfg(unix)]
+fn named_like(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
 /// A run writing `--ledger-out` holds the lock of the ledger it reads too, so a run that would
 /// write that ledger in place meanwhile (and hand out the same quota) exits 3 and writes
-/// nothing. And the `--ledger-out` run decides by the ledger as it was when it opened it, and
-/// its new ledger holds exactly those rows and its codes, even if the file at that path is
-/// replaced meanwhile (here by hand, with a row that would make r1 `already_issued`). Run B
-/// reads its requests from a named pipe, so it waits, holding both locks and the open ledger,
-/// while A tries to run and the file is replaced; then B gets its requests. (Until the
-/// seventeenth session A went ahead, and B's new ledger lacked A's code.)
+/// nothing. And when the file at the ledger's path is replaced meanwhile by a program that
+/// does not take the lock (here by hand, with a row that answers r1), the `--ledger-out` run,
+/// which decided by the ledger as it was when it opened it, is refused before its new ledger
+/// is put in place: it would have given r1 a second code. Run B reads its requests from a named
+/// pipe, so it waits, holding both locks and the open ledger, while A tries to run and the file
+/// is replaced; then B gets its requests. (Until the seventeenth session A went ahead, and B's
+/// new ledger lacked A's code; until the twenty-third, B went ahead by the old ledger.)
 #[cfg(unix)]
 #[test]
 fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let t = base("replaced-meanwhile");
     let dir = t.dir.clone();
-    let fifo = dir.join("requests.fifo");
-    crate::harness::mkfifo(&fifo);
-    // Killed if the test fails before B is sent its requests, so that it never waits on the
-    // pipe after the test.
-    struct KillOnDrop(Option<std::process::Child>);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            if let Some(child) = self.0.as_mut() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-    let mut b = KillOnDrop(Some(
-        Command::new(crate::harness::BIN)
-            .args([
-                "run",
-                "--instances",
-                "instances.csv",
-                "--requests",
-                "requests.fifo",
-            ])
-            .args([
-                "--ledger",
-                "ledger.csv",
-                "--ledger-out",
-                "o.csv",
-                "--out",
-                "out-b",
-            ])
-            .args(["--as-of", "2026-11-30", "--quiet"])
-            .current_dir(&dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    // B has opened the old ledger once its draft of o.csv is there (it then waits for the pipe).
-    let started = std::time::Instant::now();
-    let drafted = || {
-        fs::read_dir(&dir).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".o.csv.tmp-")
-        })
-    };
-    while !drafted() {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "run B never started its draft"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let b = Waiting::start(
+        &dir,
+        &[
+            "--instances",
+            "instances.csv",
+            "--ledger",
+            "ledger.csv",
+            "--ledger-out",
+            "o.csv",
+            "--out",
+            "out-b",
+        ],
+        ".o.csv.tmp-",
+    );
     // A would write the input ledger in place: refused while B holds its lock.
-    let a = Command::new(crate::harness::BIN)
+    let a = std::process::Command::new(crate::harness::BIN)
         .args(RUN)
         .current_dir(&dir)
         .output()
         .unwrap();
-    // B is sent its requests whatever A did, so that it never waits on the pipe forever.
-    let feed = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&fifo)
-            .unwrap()
-            .write_all(REQUESTS.as_bytes())
-            .unwrap()
-    };
     assert_eq!(
         a.status.code(),
         Some(3),
@@ -1337,22 +1369,84 @@ fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
     let replaced = format!("{LEDGER}HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n");
     fs::write(dir.join("ledger.new"), &replaced).unwrap();
     fs::rename(dir.join("ledger.new"), dir.join("ledger.csv")).unwrap();
-    feed();
-    let b = b.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(b.status.code(), Some(0), "{b:?}");
-    // B decided by the old ledger (one row): it issued both requests, and o.csv holds the old
-    // row and exactly B's codes.
-    let o = csv_rows(&fs::read_to_string(dir.join("o.csv")).unwrap());
-    let decisions = csv_rows(&fs::read_to_string(dir.join("out-b/decisions.csv")).unwrap());
-    let codes: Vec<&str> = decisions[1..].iter().map(|r| r[4].as_str()).collect();
+    let b = b.finish();
+    let stderr = String::from_utf8_lossy(&b.stderr);
+    assert_eq!(b.status.code(), Some(2), "{b:?}");
     assert!(
-        decisions[1..].iter().all(|r| r[3] == "issued"),
-        "{decisions:?}"
+        stderr.contains(
+            "icp-audit: ledger.csv: the ledger changed while the run read it (another file was \
+             put in its place)"
+        ),
+        "{stderr}"
     );
-    assert_eq!(o.len(), 1 + 1 + codes.len(), "{o:?}");
-    for code in codes {
-        assert!(o.iter().any(|r| r[0] == code), "{code} is not in o.csv");
-    }
+    assert_eq!(
+        fs::read_to_string(dir.join("ledger.csv")).unwrap(),
+        replaced
+    );
+    assert!(!dir.join("o.csv").exists());
+    assert!(named_like(&dir, ".o.csv.tmp-").is_empty());
+    assert!(!dir.join("out-b/decisions.csv").exists());
+    assert!(!dir.join("out-b/issued.csv").exists());
+}
+
+/// A row appended to the ledger during a run, by a program that does not take the lock (a
+/// console export, an editor), is neither decided by nor lost: the copy and the scan both
+/// read the ledger as it was when opened, and the run is refused before its new ledger would
+/// replace the file and drop that row. (Until the twenty-third session the scan read the
+/// appended row and the copy did not: the new ledger lost it.)
+#[cfg(unix)]
+#[test]
+fn a_row_appended_to_the_ledger_during_a_run_is_not_lost() {
+    use std::io::Write;
+    let t = base("appended-meanwhile");
+    let dir = t.dir.clone();
+    let run = Waiting::start(
+        &dir,
+        &[
+            "--instances",
+            "instances.csv",
+            "--ledger",
+            "ledger.csv",
+            "--out",
+            "out",
+        ],
+        ".ledger.csv.tmp-",
+    );
+    let row = "HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n";
+    fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("ledger.csv"))
+        .unwrap()
+        .write_all(row.as_bytes())
+        .unwrap();
+    let ran = run.finish();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(2), "{ran:?}");
+    let want = format!(
+        "icp-audit: ledger.csv: the ledger changed while the run read it (it was written to: {} \
+         bytes when the run opened it, {} now)",
+        LEDGER.len(),
+        LEDGER.len() + row.len()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(dir.join("ledger.csv")).unwrap(),
+        format!("{LEDGER}{row}")
+    );
+    assert!(named_like(&dir, ".ledger.csv.tmp-").is_empty());
+    assert!(!dir.join("out/decisions.csv").exists());
+    assert!(!dir.join("out/issued.csv").exists());
+    // Run again, it decides by the appended row: r1 is answered with the hand-issued code.
+    let again = std::process::Command::new(crate::harness::BIN)
+        .args(RUN)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    let decisions = csv_rows(&fs::read_to_string(dir.join("out/decisions.csv")).unwrap());
+    assert_eq!(decisions[1][0], "r1");
+    assert_eq!(decisions[1][3], "already_issued");
+    assert_eq!(decisions[1][4], "HAND-1");
 }
 
 /// A ledger named through a dangling link (its target, and the target's folder, not made yet)

@@ -1,65 +1,149 @@
 //! The old ledger's file, opened once under the lock and read by position from every reader
-//! (the copy, the scan, a second read), and the checks of whether a ledger is there at all.
+//! (the copy, the scan, a second read) up to the size it had when opened, the check that it is
+//! still that file with those bytes before a new ledger replaces it, and the checks of whether a
+//! ledger is there at all.
 
 use crate::error::{Error, Result};
 use crate::input::chunks;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The old ledger, opened once: the copy into the new ledger, the scan the run decides by and
 /// the second read for a repeat's lines all read this one open file, so they read the same
 /// bytes even if another run (one writing the ledger in place, while this one writes
 /// `--ledger-out`) renames a new ledger over its path meanwhile. A ledger that is not a regular
 /// file (a pipe, `/dev/stdin`) can be read once only, in order: a dry run may scan it; a run
-/// that writes a ledger refuses it before it opens it (`unseekable`). `None`: no ledger file.
+/// that writes a ledger refuses it before it opens it (`unseekable`).
+/// Every reader stops at the size the file had when opened, so the copy and the scan read the
+/// same rows even if a program that does not take the lock appends one meanwhile; `changed`
+/// then tells, before the new ledger replaces the old, that such a row would be lost.
 #[derive(Clone, Default)]
-pub struct Snapshot(Option<Opened>);
+pub struct Snapshot {
+    /// `None`: no ledger file.
+    opened: Option<Opened>,
+    path: PathBuf,
+    shown: String,
+}
 
 #[derive(Clone)]
 enum Opened {
-    /// Read by position, as many times as needed.
-    Regular(std::sync::Arc<std::fs::File>),
+    /// Read by position, as many times as needed, up to `Seen::len`.
+    Regular(std::sync::Arc<std::fs::File>, Seen),
     /// Read once, in order: the first reader takes it.
     Stream(std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>),
+}
+
+/// What a regular ledger file was when it was opened: which file (device and inode), its size
+/// and its modification time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Seen {
+    file: (u64, u64),
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Seen {
+    fn of(m: &std::fs::Metadata) -> Seen {
+        #[cfg(unix)]
+        let file = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let file = (0, 0);
+        Seen {
+            file,
+            len: m.len(),
+            modified: m.modified().ok(),
+        }
+    }
 }
 
 impl Snapshot {
     /// Opens the ledger at `path`; a ledger that is not found is an empty one (see `present`).
     pub fn open(path: &Path, shown: &str) -> Result<Snapshot> {
-        if !present(path, shown)? {
-            return Ok(Snapshot(None));
+        let (path, shown) = (path.to_path_buf(), shown.to_string());
+        if !present(&path, &shown)? {
+            return Ok(Snapshot {
+                opened: None,
+                path,
+                shown,
+            });
         }
-        let file = chunks::open(path, shown)?;
-        let regular = file.metadata().is_ok_and(|m| m.is_file());
-        Ok(Snapshot(Some(if regular {
-            Opened::Regular(std::sync::Arc::new(file))
-        } else {
-            Opened::Stream(std::sync::Arc::new(std::sync::Mutex::new(Some(file))))
-        })))
+        let file = chunks::open(&path, &shown)?;
+        let seen = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| Seen::of(&m));
+        let opened = match seen {
+            Some(seen) => Opened::Regular(std::sync::Arc::new(file), seen),
+            None => Opened::Stream(std::sync::Arc::new(std::sync::Mutex::new(Some(file)))),
+        };
+        Ok(Snapshot {
+            opened: Some(opened),
+            path,
+            shown,
+        })
     }
 
     pub fn exists(&self) -> bool {
-        self.0.is_some()
+        self.opened.is_some()
     }
 
     /// Whether the ledger can be read once only (a pipe).
     pub fn is_stream(&self) -> bool {
-        matches!(self.0, Some(Opened::Stream(_)))
+        matches!(self.opened, Some(Opened::Stream(_)))
     }
 
-    /// The file's size in bytes (0 without a file, or when it cannot be told).
+    /// The file's size in bytes when it was opened: what its readers read (0 without a file, or
+    /// for a pipe).
     pub fn size(&self) -> u64 {
-        match &self.0 {
-            Some(Opened::Regular(f)) => f.metadata().map_or(0, |m| m.len()),
+        match &self.opened {
+            Some(Opened::Regular(_, seen)) => seen.len,
             _ => 0,
         }
+    }
+
+    /// Why a new ledger put in place of this one now would lose what another program wrote to
+    /// it since it was opened (without the lock, which every run of ours takes): the file grew,
+    /// shrank or was written to, another file took its name, or, where there was none, one was
+    /// made. `None` when it is as it was. Read just before the new ledger is renamed into place.
+    pub fn changed(&self) -> Option<String> {
+        let now = std::fs::metadata(&self.path);
+        let what = match (&self.opened, now) {
+            (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            (None, _) => "a ledger was made at its path".to_string(),
+            (Some(Opened::Stream(_)), _) => return None,
+            (Some(Opened::Regular(..)), Err(e)) => format!("it can no longer be looked up: {e}"),
+            (Some(Opened::Regular(_, seen)), Ok(now)) => {
+                // The path still names the opened file: then its metadata is that file's.
+                let now = Seen::of(&now);
+                if now.file != seen.file {
+                    "another file was put in its place".to_string()
+                } else if now != *seen {
+                    format!(
+                        "it was written to: {} bytes when the run opened it, {} now",
+                        seen.len, now.len
+                    )
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(format!(
+            "{}: the ledger changed while the run read it ({what}): a program that does not take \
+             its lock wrote to it; nothing was written (the new ledger would have lost what it \
+             wrote); run again once it is done",
+            self.shown
+        ))
     }
 
     /// A reader from the file's first byte, with its own position (others read beside it); a
     /// pipe's only reader, the first time (`None` after).
     pub fn reader(&self) -> Option<Box<dyn std::io::Read + Send>> {
-        match &self.0 {
+        match &self.opened {
             None => None,
-            Some(Opened::Regular(_)) => self
+            Some(Opened::Regular(..)) => self
                 .seekable()
                 .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
             Some(Opened::Stream(once)) => once
@@ -72,10 +156,11 @@ impl Snapshot {
 
     /// `reader`, positioned reads only (the copy seeks): `None` for a pipe or no file.
     pub fn seekable(&self) -> Option<ReadAt> {
-        match &self.0 {
-            Some(Opened::Regular(file)) => Some(ReadAt {
+        match &self.opened {
+            Some(Opened::Regular(file, seen)) => Some(ReadAt {
                 file: file.clone(),
                 at: 0,
+                len: seen.len,
             }),
             _ => None,
         }
@@ -91,14 +176,22 @@ pub fn unseekable(shown: &str) -> Error {
 }
 
 /// Reads a shared open file from a position of its own (`pread`), so that several readers of
-/// one open file never move each other's position.
+/// one open file never move each other's position; up to `len` bytes, the size the file had
+/// when opened: what is appended later is not read.
 pub struct ReadAt {
     file: std::sync::Arc<std::fs::File>,
     at: u64,
+    len: u64,
 }
 
 impl std::io::Read for ReadAt {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = usize::try_from(self.len.saturating_sub(self.at)).unwrap_or(usize::MAX);
+        let take = room.min(buf.len());
+        let buf = &mut buf[..take];
+        if buf.is_empty() {
+            return Ok(0);
+        }
         #[cfg(unix)]
         let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
         #[cfg(windows)]
@@ -110,7 +203,7 @@ impl std::io::Read for ReadAt {
 
 impl std::io::Seek for ReadAt {
     fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
-        let end = || self.file.metadata().map(|m| m.len());
+        let end = || Ok::<_, std::io::Error>(self.len);
         let at = match to {
             std::io::SeekFrom::Start(n) => Some(n),
             std::io::SeekFrom::Current(d) => self.at.checked_add_signed(d),

@@ -377,7 +377,11 @@ fn decide_one(
         {
             return Decision::invalid(Builtin::MalformedInstance);
         }
-        if w.by_instance.row_count(key) > 1 {
+        // Listed more than once: under this very id, or in another spelling of it (whose
+        // codes this instance holds, and whose rows may name another owner).
+        if w.by_instance.row_count(key) > 1
+            || (w.by_instance.has_odd_ids() && w.by_instance.loose_rows(w.instances, key).len() > 1)
+        {
             return Decision::invalid(Builtin::AmbiguousInstance);
         }
     }

@@ -201,9 +201,30 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
             .unwrap_or_default(),
         Builtin::AmbiguousInstance => {
             let inst = w.instances;
-            let lines: Vec<String> = rows().map(|r| inst.line(r).to_string()).collect();
+            let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row));
+            let rows = key.map_or_else(Vec::new, |k| w.by_instance.loose_rows(inst, k));
+            let lines: Vec<String> = rows.iter().map(|r| inst.line(*r).to_string()).collect();
+            let mut spellings: Vec<&str> = Vec::new();
+            for r in &rows {
+                let id = inst.text(col::INSTANCE_ID, *r);
+                if !spellings.contains(&id) {
+                    spellings.push(id);
+                }
+            }
+            let spelt = match spellings.len() {
+                1 => String::new(),
+                _ => format!(
+                    " (written {})",
+                    spellings
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             format!(
-                "{}: lines {}: column `instance_id`: instance `{}` appears on more than one row",
+                "{}: lines {}: column `instance_id`: instance `{}` appears on more than one \
+                 row{spelt}",
                 inst.info.path,
                 lines.join(", "),
                 req.text(col::REQUEST_INSTANCE, row)

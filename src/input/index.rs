@@ -279,6 +279,24 @@ impl<'t> InstanceIndex<'t> {
     pub fn row_count(&self, key: u32) -> usize {
         1 + self.others(key).len()
     }
+
+    /// Every inventory row whose id is the same as `key`'s once spelt loosely (`loose`): its
+    /// own rows and those of its other spellings (case, spaces, Unicode's forms), ascending.
+    /// Such rows hold each other's codes and share one quota: they are one instance, listed
+    /// more than once. Only `key`'s rows when the inventory writes no id oddly.
+    pub fn loose_rows(&self, instances: &Table, key: u32) -> Vec<usize> {
+        let mut rows: Vec<usize> = self.rows(key).collect();
+        if self.has_odd_ids() {
+            let id = loose(instances.text(col::INSTANCE_ID, key as usize));
+            for k in self.loose_keys(&id) {
+                let first = self.key(instances.text(col::INSTANCE_ID, k as usize));
+                rows.extend(first.into_iter().flat_map(|f| self.rows(f)));
+            }
+            rows.sort_unstable();
+            rows.dedup();
+        }
+        rows
+    }
 }
 
 /// Request id → the first row carrying it (empty ids are not indexed), and the rows whose id

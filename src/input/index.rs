@@ -186,18 +186,50 @@ pub struct InstanceIndex<'t> {
 /// case folded (`I-Ü1` is `i-ü1`, `SS` is `ß`, `Σ` is `ς` and `σ`, the Kelvin sign is `k`), and
 /// composed and decomposed letters (`é` as one code point or as `e` and an accent), full-width
 /// forms (`ｉ-１`) and other compatibility spellings taken as the letters they stand for; so
-/// that a limit never fails open on a spelling outside ASCII either. The key is composed again
-/// (NFC), so that an id already written so is its own key.
+/// that a limit never fails open on a spelling outside ASCII either. Characters that a text
+/// shows as nothing (`ignorable`: zero-width spaces and joiners, the soft hyphen, a byte-order
+/// mark) are dropped. The key is composed again (NFC), so that an id already written so is its
+/// own key.
 pub fn loose(id: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    let id = id.trim();
     if id.is_ascii() {
-        return id.to_ascii_lowercase();
+        return id.trim().to_ascii_lowercase();
     }
+    let shown: String = id.chars().filter(|c| !ignorable(*c)).collect();
     let fold = |s: String| unicase::UniCase::unicode(s).to_folded_case();
-    let once = fold(id.nfd().collect());
+    let once = fold(shown.trim().nfd().collect());
     let twice = fold(once.nfkd().collect());
-    twice.nfkd().nfc().collect()
+    // Compatibility forms may stand for an ignorable character (the half-width Hangul filler).
+    twice.nfkd().nfc().filter(|c| !ignorable(*c)).collect()
+}
+
+/// Unicode's default-ignorable code points (the `Default_Ignorable_Code_Point` property of its
+/// `DerivedCoreProperties.txt`, Unicode 15): the soft hyphen, zero-width spaces, joiners and
+/// non-joiners, direction marks and embeddings, the word joiner and invisible operators, the
+/// byte-order mark, variation selectors, Hangul fillers, tags and the unassigned code points
+/// reserved for such use. A text shows none of them, so an id written with one is read as the
+/// id without it.
+fn ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// Whether an id is already in its `loose` form.

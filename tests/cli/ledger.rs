@@ -870,7 +870,10 @@ r4,100,I-X,2026-11-29\n"
 /// the inventory writes its id and a fifth in another case put a request over the limit, for
 /// `I-Ü1` and `i-ü1`, the Kelvin sign and `i-k`, `I-SS3` and `i-ß3`, `I-ΑΣ1` and `i-ασ1` (a
 /// final capital sigma lower-cases to `ς`); and for an `é` written as one code point or as `e`
-/// and an accent, either way round, and full-width letters. The fifth rows are findings.
+/// and an accent, either way round, full-width letters, and characters a text shows as nothing
+/// (zero-width spaces and joiners, a soft hyphen, a byte-order mark: until the twenty-third
+/// session these made a sixth code possible, found by an adversarial review). The fifth rows
+/// are findings.
 #[test]
 fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
     let ids = [
@@ -881,6 +884,13 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
         ("i-\u{e9}", "i-e\u{301}"),
         ("i-e\u{301}2", "I-\u{c9}2"),
         ("i-1x", "\u{ff49}-\u{ff11}\u{ff58}"),
+        // Characters shown as nothing: a zero-width space, a soft hyphen, a word joiner, a
+        // byte-order mark and a zero-width joiner, where the text shows `i-zw` and so on.
+        ("i-zw", "i-zw\u{200B}"),
+        ("i-sh", "i-\u{AD}sh"),
+        ("i-wj", "\u{2060}i-wj"),
+        ("i-bm", "i-bm\u{FEFF}"),
+        ("i-zj", "i\u{200D}-zj"),
     ];
     let mut instances = format!("{INSTANCES_HEADER}\n");
     let mut requests = format!("{REQUESTS_HEADER}\n");
@@ -901,13 +911,15 @@ fn ledger_ids_differing_in_non_ascii_case_count_toward_the_limit() {
     let over = ("denied".to_string(), "max-codes-per-instance".to_string());
     assert_eq!(
         crate::harness::outcomes(&ran),
-        vec![over; 7],
+        vec![over; ids.len()],
         "{}",
         ran.read("out/decisions.csv")
     );
     assert_eq!(
         finding_lines(&ran, "instance_id"),
-        ["6", "11", "16", "21", "26", "31", "36"],
+        [
+            "6", "11", "16", "21", "26", "31", "36", "41", "46", "51", "56", "61"
+        ],
         "{}",
         ran.read("out/input-errors.csv")
     );

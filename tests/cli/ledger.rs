@@ -1806,3 +1806,77 @@ fn a_report_that_fails_after_the_commit_says_the_codes_were_issued() {
     assert_eq!(issued.len(), 2, "{issued:?}");
     assert!(ran.read("ledger.csv").contains(&issued[1][3]));
 }
+
+/// A ledger made read-only (`chmod a-w`) was frozen by its keeper: a real run that would
+/// replace it is refused (exit 2, nothing written; a rename would not have asked for its write
+/// permission), in place and as a `--ledger-out`, through a link too; a dry run still decides by
+/// it. (Until the twenty-third session the run replaced it, keeping its mode.)
+#[cfg(unix)]
+#[test]
+fn a_read_only_ledger_is_not_replaced() {
+    let t = base("read-only-ledger").file("written.csv", LEDGER);
+    let dir = t.dir.clone();
+    chmod(&dir.join("ledger.csv"), 0o444);
+    chmod(&dir.join("written.csv"), 0o444);
+    std::os::unix::fs::symlink("ledger.csv", dir.join("link.csv")).unwrap();
+    let runs: [(&[&str], &str); 3] = [
+        (&RUN, "the ledger ./ledger.csv: is read-only"),
+        (
+            &[
+                "run",
+                "--instances",
+                "instances.csv",
+                "--requests",
+                "requests.csv",
+                "--ledger",
+                "link.csv",
+                "--out",
+                "out",
+                "--as-of",
+                "2026-11-30",
+            ],
+            "the ledger link.csv: is read-only",
+        ),
+        (
+            &[
+                "run",
+                "--input",
+                ".",
+                "--ledger-out",
+                "written.csv",
+                "--out",
+                "out",
+                "--as-of",
+                "2026-11-30",
+            ],
+            "--ledger-out written.csv: is read-only",
+        ),
+    ];
+    for (args, said) in runs {
+        let ran = std::process::Command::new(crate::harness::BIN)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "icp-audit: {said} (its mode lets no one write it)"
+            )),
+            "{stderr}"
+        );
+        assert!(!dir.join("out").exists(), "{args:?}");
+        assert_eq!(fs::read_to_string(dir.join("ledger.csv")).unwrap(), LEDGER);
+        assert_eq!(fs::read_to_string(dir.join("written.csv")).unwrap(), LEDGER);
+    }
+    let dry = std::process::Command::new(crate::harness::BIN)
+        .args(RUN)
+        .arg("--dry-run")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    chmod(&dir.join("ledger.csv"), 0o644);
+    chmod(&dir.join("written.csv"), 0o644);
+}

@@ -131,7 +131,7 @@ struct RunArgs {
     #[arg(long)]
     dry_run: bool,
     /// Threads for evaluation, 1 to 256 (default: one per core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     jobs: Option<usize>,
     /// No progress bars and no summary line.
     #[arg(long)]
@@ -139,7 +139,7 @@ struct RunArgs {
     /// Refuse the run (exit 2, nothing written) when it would issue more than N codes; a
     /// policy's max_issue does the same, and this flag wins over it. A dry run over the cap
     /// goes on and warns that the real run would be refused.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     max_issue: Option<u64>,
     /// Print the wall time, CPU seconds, peak memory and minor page faults (pages touched for
     /// the first time) of each phase to stderr: read (the inventory and the requests), index,
@@ -197,13 +197,15 @@ pub enum Command {
 
 /// Parses the process arguments (clap prints help and usage errors itself, exit 2).
 pub fn parse() -> Result<Command> {
-    Cli::try_parse().map_err(usage)?.validate()
+    Cli::try_parse()
+        .map_err(|e| usage(e, std::env::args_os()))?
+        .validate()
 }
 
 /// A usage error as the program's other refusals are told (exit 2, behind `icp-audit: `), so
 /// that every message on standard error starts alike; `--help` and `--version`, which clap
 /// also hands back as errors, are printed by clap and end the program as it would.
-fn usage(e: clap::Error) -> Error {
+fn usage(e: clap::Error, args: impl IntoIterator<Item = std::ffi::OsString>) -> Error {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -224,7 +226,34 @@ fn usage(e: clap::Error) -> Error {
             None => l.strip_prefix("error: ").unwrap_or(l).to_string(),
         })
         .collect();
+    // clap shows the usage with some errors only (not with a value it cannot parse, or a
+    // missing one): every usage error gets the usage of the command it is about.
+    let mut lines = lines;
+    if !lines.iter().any(|l| l.starts_with("usage: ")) {
+        lines.push(usage_of(args));
+    }
     Error::refused(lines.join("\n"))
+}
+
+/// The usage line of the subcommand that `args` (the program's, its name first) name, or of
+/// the program when they name none.
+fn usage_of(args: impl IntoIterator<Item = std::ffi::OsString>) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let named = args
+        .into_iter()
+        .skip(1)
+        .find_map(|a| cmd.find_subcommand(a).map(|s| s.get_name().to_string()));
+    let usage = match named.and_then(|n| cmd.find_subcommand_mut(n)) {
+        Some(sub) => sub.render_usage(),
+        None => cmd.render_usage(),
+    };
+    let usage = usage.to_string();
+    match usage.strip_prefix("Usage: ") {
+        Some(rest) => format!("usage: {rest}"),
+        None => usage,
+    }
 }
 
 impl Cli {

@@ -139,15 +139,42 @@ fn a_run_whose_summary_line_is_lost_says_it_completed() {
     }
 }
 
-/// A usage error is told as every other refusal is (exit 2, each line behind `icp-audit: `);
-/// `--help` and `--version` still print to stdout and exit 0. A system error is written in the
-/// program's words.
+/// A usage error is told as every other refusal is (exit 2, each line behind `icp-audit: `),
+/// and ends with the usage of the command it is about, whichever error clap found (it gives
+/// one only with some: until the twenty-third session a value it could not parse, or a
+/// missing one, came without); a negative number is a value that is not a whole number, not an
+/// unknown flag. `--help` and `--version` still print to stdout and exit 0. A system error is
+/// written in the program's words.
 #[test]
 fn usage_errors_are_told_behind_the_programs_name() {
-    for args in [
-        vec!["run", "--input", "."],
-        vec!["run", "--input", ".", "--out", "o", "--jobs", "abc"],
-        vec!["frob"],
+    let run_usage = "icp-audit: usage: icp-audit run [OPTIONS] --out <DIR>\n";
+    for (args, said, usage) in [
+        (
+            vec!["run", "--input", "."],
+            "the following required arguments were not provided",
+            "icp-audit: usage: icp-audit run --out <DIR> --input <DIR>\n",
+        ),
+        (
+            vec!["run", "--input", ".", "--out", "o", "--jobs", "abc"],
+            "invalid value 'abc' for '--jobs <N>'",
+            run_usage,
+        ),
+        (
+            vec!["run", "--input", ".", "--out"],
+            "a value is required for '--out <DIR>'",
+            run_usage,
+        ),
+        (
+            vec!["run", "--input", ".", "--out", "o", "--max-issue", "-1"],
+            "invalid value '-1' for '--max-issue <N>'",
+            run_usage,
+        ),
+        (
+            vec!["verify-code"],
+            "",
+            "icp-audit: usage: icp-audit verify-code <CODES>...\n",
+        ),
+        (vec!["frob"], "", "icp-audit: usage: icp-audit <COMMAND>\n"),
     ] {
         let ran = Test::new("usage").args(&args).run().expect(2);
         let err = ran.stderr();
@@ -157,6 +184,9 @@ fn usage_errors_are_told_behind_the_programs_name() {
         );
         assert!(!err.contains("error:"), "{args:?}:\n{err}");
         assert!(!err.contains("For more information"), "{args:?}:\n{err}");
+        assert!(err.contains(said), "{args:?}:\n{err}");
+        assert!(err.ends_with(usage), "{args:?}:\n{err}");
+        assert_eq!(err.matches("usage: ").count(), 1, "{args:?}:\n{err}");
     }
     // The system's words for a failure, as the program's own are written.
     let ran = Test::new("usage-missing")

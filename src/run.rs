@@ -8,7 +8,7 @@ use crate::cli::RunConfig;
 use crate::digest::Fingerprinter;
 use crate::error::{Error, Result};
 use crate::eval::{self, Decision, World};
-use crate::input::ledger::Codes;
+use crate::input::ledger::Ledger;
 use crate::input::{self, InstanceIndex, Problem, RequestIndex};
 use crate::issue::{self, Issued};
 use crate::ledger::{self, NewRow};
@@ -86,7 +86,7 @@ pub fn run(cfg: &RunConfig) -> Result<(Summary, Phases)> {
     let mut ledger = ledger?;
     // (A dry run warned of its --ledger-out already tells the first refusal, as a real run would.)
     if !in_place && rehearsal.is_empty() {
-        match refuse_losing_codes(cfg, &ledger_out, &ledger.codes, &fingerprints) {
+        match refuse_losing_codes(cfg, &ledger_out, &ledger, &fingerprints) {
             Err(e) if cfg.dry_run => rehearsal.push(rehearsed(&e.message)),
             refused => refused?,
         }
@@ -232,23 +232,41 @@ fn lock_ledgers(
 fn refuse_losing_codes(
     cfg: &RunConfig,
     ledger_out: &Path,
-    codes: &Codes,
+    ledger: &Ledger,
     fingerprints: &Fingerprinter,
 ) -> Result<()> {
     let named = ledger_out_named(cfg, ledger_out);
-    match input::ledger::codes_missing_from(ledger_out, codes, fingerprints) {
-        Ok(0) => Ok(()),
-        Ok(n) => Err(Error::refused(format!(
-            "{named}: holds {n} code(s) that the ledger {} lacks, which replacing it would \
-             lose (a new ledger an earlier run wrote there?); decide by it (--ledger {}), \
-             or move it away; nothing was written",
-            shown(&cfg.ledger),
+    let refused = |why: String| {
+        Error::refused(format!(
+            "{named}: {why}, which replacing it would lose (a new ledger an earlier run wrote \
+             there?); decide by it (--ledger {}), or move it away; nothing was written",
             ledger_out.display()
+        ))
+    };
+    let held = match input::ledger::codes_missing_from(ledger_out, &ledger.codes, fingerprints) {
+        Ok(held) => held,
+        Err(why) => {
+            return Err(Error::refused(format!(
+                "{named}: is already there and {why}; replacing it could lose what it holds: \
+                 move it away; nothing was written"
+            )));
+        }
+    };
+    if held.missing > 0 {
+        return Err(refused(format!(
+            "holds {} code(s) that the ledger {} lacks",
+            held.missing,
+            shown(&cfg.ledger)
+        )));
+    }
+    match ledger.behind(&held.shared, fingerprints) {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(refused(format!(
+            "records {n} code(s) further along than the ledger {} does (a later status, or a \
+             domain it lacks or writes otherwise)",
+            shown(&cfg.ledger)
         ))),
-        Err(why) => Err(Error::refused(format!(
-            "{named}: is already there and {why}; replacing it could lose what it holds: \
-             move it away; nothing was written"
-        ))),
+        Err(why) => Err(Error::failed(why)),
     }
 }
 

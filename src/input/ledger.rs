@@ -58,14 +58,71 @@ pub struct Ledger {
     pub problems: Vec<Problem>,
 }
 
-/// How many codes the file at `path` (a ledger another run wrote, about to be replaced) holds
-/// that `codes` (this run's ledger) lacks: `Ok(0)` for a file that is not there or is empty;
-/// `Err` with what is wrong when it cannot be read as a ledger (no `code` column, not CSV).
+/// What a ledger file about to be replaced (`--ledger-out`, one another run wrote) holds that
+/// this run's ledger does not: codes it lacks, and the state (status and domain) of those it
+/// shares, to be compared with this run's (`Ledger::behind`).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Codes this run's ledger lacks.
+    pub missing: u64,
+    /// Per shared code (its fingerprint): its state there.
+    pub shared: HashMap<u128, State>,
+}
+
+/// A code's state in a ledger: how far its status has gone (`Status as u8`: issued, in_use,
+/// spent) and its domain's fingerprint (trimmed, lower case; `None` when empty).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct State {
+    status: Option<u8>,
+    domain: Option<u128>,
+}
+
+impl State {
+    fn read(status: Option<&[u8]>, domain: Option<&[u8]>, fingerprints: &Fingerprinter) -> State {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let domain = domain
+            .map(|d| trim(&text(d)).to_lowercase())
+            .filter(|d| !d.is_empty());
+        State {
+            status: status
+                .and_then(|s| Status::parse(&text(s)))
+                .map(|s| s as u8),
+            domain: domain.map(|d| fingerprints.of(&d)),
+        }
+    }
+
+    /// Whether replacing a ledger where the code is in state `there` by one where it is in this
+    /// state would undo something: a status further along there, or a domain there that this
+    /// one lacks or writes otherwise.
+    fn undoes(self, there: State) -> bool {
+        let further = match (there.status, self.status) {
+            (Some(t), Some(h)) => t > h,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        further || (there.domain.is_some() && there.domain != self.domain)
+    }
+}
+
+/// The positions of the `status` and `domain` columns in a ledger `header`.
+fn state_columns(header: &[String]) -> (Option<usize>, Option<usize>) {
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
+    };
+    (column("status"), column("domain"))
+}
+
+/// What the file at `path` (a ledger another run wrote, about to be replaced) holds that
+/// `codes` (this run's ledger) lacks (`Found`): nothing for a file that is not there or is
+/// empty; `Err` with what is wrong when it cannot be read as a ledger (no `code` column, not
+/// CSV).
 pub fn codes_missing_from(
     path: &Path,
     codes: &Codes,
     fingerprints: &Fingerprinter,
-) -> std::result::Result<u64, String> {
+) -> std::result::Result<Found, String> {
     // Opened without waiting, and read only if it is a file: a pipe there would hold the run,
     // and the lock, forever.
     let mut options = std::fs::OpenOptions::new();
@@ -74,7 +131,7 @@ pub fn codes_missing_from(
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
     let file = match options.open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::default()),
         Err(e) => return Err(format!("cannot be read: {e}")),
     };
     if !file.metadata().is_ok_and(|m| m.is_file()) {
@@ -90,7 +147,7 @@ pub fn codes_missing_from(
             .map_err(|e| format!("is not a ledger: {e}"))
     };
     if !read(&mut rdr, &mut record)? {
-        return Ok(0);
+        return Ok(Found::default());
     }
     let header = header_names(&record, "")
         .map_err(|_| "is not a ledger: its header is not UTF-8".to_string())?;
@@ -98,7 +155,8 @@ pub fn codes_missing_from(
         .iter()
         .position(|h| ledger_column(h) == Some(0))
         .ok_or("is not a ledger: it has no `code` column")?;
-    let mut missing = 0;
+    let (status, domain) = state_columns(&header);
+    let mut held = Found::default();
     let mut key = String::new();
     // Where the last record starts, for the quote check below.
     let mut last = record.position().map_or(0, |p| p.byte());
@@ -110,8 +168,16 @@ pub fn codes_missing_from(
         }
         key.clear();
         code::identity_key_into(&cell, &mut key);
-        if !codes.contains(fingerprints.of(&key)) {
-            missing += 1;
+        let fingerprint = fingerprints.of(&key);
+        if !codes.contains(fingerprint) {
+            held.missing += 1;
+        } else {
+            let state = State::read(
+                status.and_then(|at| record.get(at)),
+                domain.and_then(|at| record.get(at)),
+                fingerprints,
+            );
+            held.shared.insert(fingerprint, state);
         }
     }
     // A quote left open takes every row after it into one field: codes there were not counted.
@@ -126,10 +192,60 @@ pub fn codes_missing_from(
             "ends inside a quote that is never closed, which hides the rows after it".to_string(),
         );
     }
-    Ok(missing)
+    Ok(held)
 }
 
 impl Ledger {
+    /// How many of the codes `there` (a ledger file about to be replaced, `codes_missing_from`)
+    /// shares with this ledger this one holds in a state that would undo theirs there
+    /// (`State::undoes`): the ledger is read a second time (the same open file, still under
+    /// the lock). 0 for a ledger that cannot be read again (a pipe, in a dry run).
+    pub fn behind(
+        &self,
+        there: &HashMap<u128, State>,
+        fingerprints: &Fingerprinter,
+    ) -> std::result::Result<u64, String> {
+        let Some(file) = self.source.seekable().filter(|_| !there.is_empty()) else {
+            return Ok(0);
+        };
+        let failed =
+            |why: String| format!("{}: cannot read the ledger again: {why}", self.info.path);
+        let Some(at) = self.header.iter().position(|h| ledger_column(h) == Some(0)) else {
+            return Err(failed("its header has changed".to_string()));
+        };
+        let (status, domain) = state_columns(&self.header);
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(std::io::BufReader::new(file));
+        let mut record = csv::ByteRecord::new();
+        let mut key = String::new();
+        let mut behind = 0;
+        while rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| failed(e.to_string()))?
+        {
+            let cell = String::from_utf8_lossy(record.get(at).unwrap_or_default());
+            if trim(&cell).is_empty() {
+                continue;
+            }
+            key.clear();
+            code::identity_key_into(&cell, &mut key);
+            let Some(theirs) = there.get(&fingerprints.of(&key)) else {
+                continue;
+            };
+            let ours = State::read(
+                status.and_then(|at| record.get(at)),
+                domain.and_then(|at| record.get(at)),
+                fingerprints,
+            );
+            if ours.undoes(*theirs) {
+                behind += 1;
+            }
+        }
+        Ok(behind)
+    }
+
     /// How many codes each of `ids` (instance ids the inventory lacks, in their loose form,
     /// `index::loose`) holds, by status, for the rare run whose policy lets a request for such
     /// an id through: the ledger is read a second time (the same open file, still under the

@@ -95,6 +95,79 @@ fn ledger_out_leaves_the_input_untouched() {
     assert_eq!(csv_rows(&new).len(), 4);
 }
 
+/// A `--ledger-out` file already there whose rows record a code further along than this run's
+/// ledger does (a later status, or a domain it lacks or writes otherwise) is not replaced: the
+/// run would turn a `spent` code back into an `issued` one and erase its domain (a stale copy
+/// of the ledger given as `--ledger`, the system of record as `--ledger-out`). The other way
+/// round (this run's ledger further along) it is replaced; a dry run warns. (Until the
+/// twenty-third session only missing codes were checked; found by an adversarial review.)
+#[test]
+fn ledger_out_never_undoes_a_later_status_or_a_domain() {
+    let header = "code,instance_id,account_id,request_id,issued_at,status,domain";
+    let stale = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,issued,\n");
+    let newer = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,done.example.cn\n");
+    let renamed = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,other.example.cn\n");
+    let t = base("ledger-out-further")
+        .file("stale.csv", &stale)
+        .file("newer.csv", &newer)
+        .file("renamed.csv", &renamed);
+    let dir = t.dir.clone();
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::BIN)
+            .args(["run", "--input", ".", "--as-of", "2026-11-30T00:00:00Z"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    for (from, over) in [("stale.csv", "newer.csv"), ("newer.csv", "renamed.csv")] {
+        let ran = run(&["--ledger", from, "--ledger-out", over, "--out", "out"]);
+        let err = String::from_utf8_lossy(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(2), "{from} over {over}: {err}");
+        assert!(
+            err.contains(&format!(
+                "icp-audit: --ledger-out {over}: records 1 code(s) further along than the ledger \
+                 {from} does (a later status, or a domain it lacks or writes otherwise)"
+            )),
+            "{err}"
+        );
+        assert!(!dir.join("out").exists());
+        let dry = run(&[
+            "--ledger",
+            from,
+            "--ledger-out",
+            over,
+            "--out",
+            "dry",
+            "--dry-run",
+        ]);
+        assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+        assert!(
+            String::from_utf8_lossy(&dry.stderr).contains("further along"),
+            "{dry:?}"
+        );
+    }
+    assert_eq!(fs::read_to_string(dir.join("newer.csv")).unwrap(), newer);
+    assert_eq!(
+        fs::read_to_string(dir.join("renamed.csv")).unwrap(),
+        renamed
+    );
+    // The newer ledger replaces the stale one: nothing of the stale one's is undone.
+    let ran = run(&[
+        "--ledger",
+        "newer.csv",
+        "--ledger-out",
+        "stale.csv",
+        "--out",
+        "out",
+    ]);
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let rows = csv_rows(&fs::read_to_string(dir.join("stale.csv")).unwrap());
+    assert_eq!(rows[1][5], "spent");
+    assert_eq!(rows[1][6], "done.example.cn");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+}
+
 /// A `--ledger-out` file already there is replaced only when this run's ledger holds all its
 /// codes: the second of two identical `--ledger-out` runs would otherwise drop the first's
 /// codes, handed out in its `issued.csv`, and give the same requests other codes. A file that

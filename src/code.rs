@@ -250,13 +250,28 @@ pub fn identity_key_into(code: &str, key: &mut String) {
         key.push_str(std::str::from_utf8(&buf[..n]).expect("ASCII in, ASCII out"));
         return;
     }
-    key.extend(code.chars().filter(|c| !matches!(c, '-' | ' ')).map(
-        |c| match c.to_ascii_uppercase() {
-            'I' | 'L' => '1',
-            'O' => '0',
-            c => c,
-        },
-    ));
+    // Beyond ASCII, compatibility forms are read as what they stand for (full-width letters
+    // and digits: `ＡＢ` is `AB`), and Unicode's other hyphens, dashes and spaces, and the
+    // characters a text shows as nothing, are left out as the ASCII hyphen and space are.
+    use unicode_normalization::UnicodeNormalization;
+    key.extend(
+        code.nfkc()
+            .filter(|c| !separator(*c))
+            .map(|c| match c.to_ascii_uppercase() {
+                'I' | 'L' => '1',
+                'O' => '0',
+                c => c,
+            }),
+    );
+}
+
+/// What an identity key leaves out: hyphens, dashes and spaces (ASCII's and Unicode's), and the
+/// characters a text shows as nothing (`input::ignorable`).
+fn separator(c: char) -> bool {
+    matches!(
+        c,
+        '-' | ' ' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}'
+    ) || (!c.is_ascii() && (c.is_whitespace() || crate::input::ignorable(c)))
 }
 
 /// The identity key of a code in groups of four separated by hyphens (`XXXX-XXXX-XXXX-XXXX-XXXX`,
@@ -516,6 +531,29 @@ mod tests {
             assert_eq!(identity_key(code), by_chars(code), "{code:?}");
         }
         assert_eq!(identity_key("ab-il o"), "AB110");
+    }
+
+    /// Beyond ASCII, a code's other spellings are one code: full-width forms, Unicode's
+    /// hyphens, dashes and spaces, characters shown as nothing (until the twenty-third session
+    /// a ledger could hold `ABCD` and `ＡＢＣＤ`, or `AB‐CD` with U+2010, as two codes).
+    #[test]
+    fn identity_keys_fold_unicode_spellings_of_a_code() {
+        for code in [
+            "\u{ff21}\u{ff22}\u{ff23}\u{ff24}",
+            "AB\u{2010}CD",
+            "AB\u{2013}CD",
+            "AB\u{2212}CD",
+            "AB\u{ff0d}CD",
+            "AB\u{3000}CD",
+            "AB\u{a0}CD",
+            "AB\u{200b}CD",
+            "\u{feff}ABCD",
+            "ab\u{ad}cd",
+        ] {
+            assert_eq!(identity_key(code), "ABCD", "{code:?}");
+        }
+        assert_eq!(identity_key("\u{ff4f}\u{ff49}"), "01");
+        assert_eq!(identity_key("ÀBCD"), "ÀBCD");
     }
 
     /// Every single-symbol substitution and every adjacent transposition of distinct symbols is

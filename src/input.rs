@@ -9,7 +9,7 @@ pub mod ledger;
 mod quoted;
 pub(crate) mod table;
 
-pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex, loose};
+pub use index::{BATCH, InstanceIndex, Repeats, RequestIndex, ignorable, loose};
 pub use ledger::Ledger;
 pub use table::{Table, load as load_table};
 

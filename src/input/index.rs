@@ -209,7 +209,7 @@ pub fn loose(id: &str) -> String {
 /// byte-order mark, variation selectors, Hangul fillers, tags and the unassigned code points
 /// reserved for such use. A text shows none of them, so an id written with one is read as the
 /// id without it.
-fn ignorable(c: char) -> bool {
+pub fn ignorable(c: char) -> bool {
     matches!(
         c as u32,
         0x00AD

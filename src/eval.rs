@@ -357,7 +357,11 @@ fn decide_one(
         return Decision::invalid(Builtin::DuplicateRequest);
     }
     if let Some(hit) = w.ledger.hits.get(&(row as u32)) {
-        let same = hit.instance_id == req.text(col::REQUEST_INSTANCE, row)
+        // The instance as the ledger's limit reads it: a row written `I-1` holds a code of
+        // `i-1` (`input::loose`), so it answers a request for `i-1` too.
+        let instance = req.text(col::REQUEST_INSTANCE, row);
+        let same = (hit.instance_id == instance
+            || crate::input::loose(&hit.instance_id) == crate::input::loose(instance))
             && hit.account_id == req.text(col::REQUEST_ACCOUNT, row);
         return if same {
             Decision::new(Outcome::AlreadyIssued, Why::Nothing)

@@ -1953,3 +1953,30 @@ fn a_read_only_ledger_is_not_replaced() {
     chmod(&dir.join("ledger.csv"), 0o644);
     chmod(&dir.join("written.csv"), 0o644);
 }
+
+/// A ledger row that answers a request by its id, for the same account and for the instance
+/// written in another spelling (`I-Q` for `i-q`, which the limit already counts as `i-q`'s
+/// code), answers it: `already_issued` with its code, not a `request-id-conflict` that says
+/// the id was used for another request. Another account's row still conflicts.
+#[test]
+fn a_ledger_answer_in_another_spelling_of_the_instance_is_the_same_request() {
+    let instances =
+        &format!("{INSTANCES_HEADER}\ni-q,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n");
+    let requests = &format!("{REQUESTS_HEADER}\nr5,100,i-q,2026-11-29\nr6,100,i-q,2026-11-29\n");
+    let ledger = format!(
+        "{LEDGER_HEADER}\nC1,I-Q,100,r5,2026-01-01T00:00:00Z,issued,\n\
+         C2,\"i-q \",200,r6,2026-01-01T00:00:00Z,issued,\n"
+    );
+    let ran = run_files("loose-answer", instances, requests, &ledger);
+    let decisions = csv_rows(&ran.read("out/decisions.csv"));
+    assert_eq!(
+        decisions[1][3..],
+        ["already_issued", "C1", ""],
+        "{decisions:?}"
+    );
+    assert_eq!(
+        decisions[2][3..],
+        ["invalid", "", "request-id-conflict"],
+        "{decisions:?}"
+    );
+}

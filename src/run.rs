@@ -259,12 +259,16 @@ fn refuse_losing_codes(
             shown(&cfg.ledger)
         )));
     }
-    match ledger.behind(&held.shared, fingerprints) {
+    match ledger.unspent(&held.spent, fingerprints) {
         Ok(0) => Ok(()),
-        Ok(n) => Err(refused(format!(
-            "records {n} code(s) further along than the ledger {} does (a later status, or a \
-             domain it lacks or writes otherwise)",
-            shown(&cfg.ledger)
+        Ok(n) => Err(Error::refused(format!(
+            "{named}: records {n} code(s) as spent that the ledger {} does not, which replacing \
+             it would make usable again (SPEC: a spent code is permanently invalid); record \
+             them as spent in {}, or decide by {} (--ledger), or move it away; nothing was \
+             written",
+            shown(&cfg.ledger),
+            shown(&cfg.ledger),
+            ledger_out.display()
         ))),
         Err(why) => Err(Error::failed(why)),
     }

@@ -59,59 +59,27 @@ pub struct Ledger {
 }
 
 /// What a ledger file about to be replaced (`--ledger-out`, one another run wrote) holds that
-/// this run's ledger does not: codes it lacks, and the state (status and domain) of those it
-/// shares, to be compared with this run's (`Ledger::behind`).
+/// this run's ledger does not: codes it lacks, and the codes it records as `spent` that this
+/// run's ledger holds too, to be checked there (`Ledger::unspent`).
 #[derive(Debug, Default)]
 pub struct Found {
     /// Codes this run's ledger lacks.
     pub missing: u64,
-    /// Per shared code (its fingerprint): its state there.
-    pub shared: HashMap<u128, State>,
+    /// The fingerprints of the codes recorded there as `spent` (any row of a code repeated)
+    /// that this run's ledger holds, sorted.
+    pub spent: Vec<u128>,
 }
 
-/// A code's state in a ledger: how far its status has gone (`Status as u8`: issued, in_use,
-/// spent) and its domain's fingerprint (trimmed, lower case; `None` when empty).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct State {
-    status: Option<u8>,
-    domain: Option<u128>,
+/// The position of the `status` column in a ledger `header`.
+fn status_column(header: &[String]) -> Option<usize> {
+    header
+        .iter()
+        .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == "status"))
 }
 
-impl State {
-    fn read(status: Option<&[u8]>, domain: Option<&[u8]>, fingerprints: &Fingerprinter) -> State {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let domain = domain
-            .map(|d| trim(&text(d)).to_lowercase())
-            .filter(|d| !d.is_empty());
-        State {
-            status: status
-                .and_then(|s| Status::parse(&text(s)))
-                .map(|s| s as u8),
-            domain: domain.map(|d| fingerprints.of(&d)),
-        }
-    }
-
-    /// Whether replacing a ledger where the code is in state `there` by one where it is in this
-    /// state would undo something: a status further along there, or a domain there that this
-    /// one lacks or writes otherwise.
-    fn undoes(self, there: State) -> bool {
-        let further = match (there.status, self.status) {
-            (Some(t), Some(h)) => t > h,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        further || (there.domain.is_some() && there.domain != self.domain)
-    }
-}
-
-/// The positions of the `status` and `domain` columns in a ledger `header`.
-fn state_columns(header: &[String]) -> (Option<usize>, Option<usize>) {
-    let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
-    };
-    (column("status"), column("domain"))
+/// Whether a ledger's status cell says `spent` (as statuses are read: any case, trimmed).
+fn is_spent(cell: Option<&[u8]>) -> bool {
+    cell.is_some_and(|c| Status::parse(&String::from_utf8_lossy(c)) == Some(Status::Spent))
 }
 
 /// What the file at `path` (a ledger another run wrote, about to be replaced) holds that
@@ -155,7 +123,7 @@ pub fn codes_missing_from(
         .iter()
         .position(|h| ledger_column(h) == Some(0))
         .ok_or("is not a ledger: it has no `code` column")?;
-    let (status, domain) = state_columns(&header);
+    let status = status_column(&header);
     let mut held = Found::default();
     let mut key = String::new();
     // Where the last record starts, for the quote check below.
@@ -171,13 +139,8 @@ pub fn codes_missing_from(
         let fingerprint = fingerprints.of(&key);
         if !codes.contains(fingerprint) {
             held.missing += 1;
-        } else {
-            let state = State::read(
-                status.and_then(|at| record.get(at)),
-                domain.and_then(|at| record.get(at)),
-                fingerprints,
-            );
-            held.shared.insert(fingerprint, state);
+        } else if is_spent(status.and_then(|at| record.get(at))) {
+            held.spent.push(fingerprint);
         }
     }
     // A quote left open takes every row after it into one field: codes there were not counted.
@@ -192,20 +155,24 @@ pub fn codes_missing_from(
             "ends inside a quote that is never closed, which hides the rows after it".to_string(),
         );
     }
+    held.spent.sort_unstable();
+    held.spent.dedup();
     Ok(held)
 }
 
 impl Ledger {
-    /// How many of the codes `there` (a ledger file about to be replaced, `codes_missing_from`)
-    /// shares with this ledger this one holds in a state that would undo theirs there
-    /// (`State::undoes`): the ledger is read a second time (the same open file, still under
-    /// the lock). 0 for a ledger that cannot be read again (a pipe, in a dry run).
-    pub fn behind(
+    /// How many of the codes `spent` (sorted fingerprints: those a ledger file about to be
+    /// replaced records as `spent`, `codes_missing_from`) this ledger records as not spent on
+    /// every row, so that replacing that file would make them usable again, where SPEC says a
+    /// spent code is permanently invalid. The ledger is read a second time (the same open file,
+    /// still under the lock), only when `spent` holds any; 0 for a ledger that cannot be read
+    /// again (a pipe, in a dry run).
+    pub fn unspent(
         &self,
-        there: &HashMap<u128, State>,
+        spent: &[u128],
         fingerprints: &Fingerprinter,
     ) -> std::result::Result<u64, String> {
-        let Some(file) = self.source.seekable().filter(|_| !there.is_empty()) else {
+        let Some(file) = self.source.seekable().filter(|_| !spent.is_empty()) else {
             return Ok(0);
         };
         let failed =
@@ -213,14 +180,15 @@ impl Ledger {
         let Some(at) = self.header.iter().position(|h| ledger_column(h) == Some(0)) else {
             return Err(failed("its header has changed".to_string()));
         };
-        let (status, domain) = state_columns(&self.header);
+        let status = status_column(&self.header);
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
             .from_reader(std::io::BufReader::new(file));
         let mut record = csv::ByteRecord::new();
         let mut key = String::new();
-        let mut behind = 0;
+        // Per code of `spent`: whether a row of this ledger records it as spent.
+        let mut here = vec![false; spent.len()];
         while rdr
             .read_byte_record(&mut record)
             .map_err(|e| failed(e.to_string()))?
@@ -231,19 +199,13 @@ impl Ledger {
             }
             key.clear();
             code::identity_key_into(&cell, &mut key);
-            let Some(theirs) = there.get(&fingerprints.of(&key)) else {
-                continue;
-            };
-            let ours = State::read(
-                status.and_then(|at| record.get(at)),
-                domain.and_then(|at| record.get(at)),
-                fingerprints,
-            );
-            if ours.undoes(*theirs) {
-                behind += 1;
+            if let Ok(i) = spent.binary_search(&fingerprints.of(&key))
+                && is_spent(status.and_then(|at| record.get(at)))
+            {
+                here[i] = true;
             }
         }
-        Ok(behind)
+        Ok(here.iter().filter(|spent| !**spent).count() as u64)
     }
 
     /// How many codes each of `ids` (instance ids the inventory lacks, in their loose form,

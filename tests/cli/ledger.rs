@@ -95,22 +95,22 @@ fn ledger_out_leaves_the_input_untouched() {
     assert_eq!(csv_rows(&new).len(), 4);
 }
 
-/// A `--ledger-out` file already there whose rows record a code further along than this run's
-/// ledger does (a later status, or a domain it lacks or writes otherwise) is not replaced: the
-/// run would turn a `spent` code back into an `issued` one and erase its domain (a stale copy
-/// of the ledger given as `--ledger`, the system of record as `--ledger-out`). The other way
-/// round (this run's ledger further along) it is replaced; a dry run warns. (Until the
+/// A `--ledger-out` file already there that records a code as `spent` where this run's ledger
+/// does not is not replaced: the run would make a spent code usable again (SPEC: permanently
+/// invalid), as when a stale copy of the ledger is given as `--ledger` and the system of record
+/// as `--ledger-out`. Other differences (a domain, `in_use` against `issued`) are the input's
+/// to decide: the file is replaced, as it is the other way round; a dry run warns. (Until the
 /// twenty-third session only missing codes were checked; found by an adversarial review.)
 #[test]
-fn ledger_out_never_undoes_a_later_status_or_a_domain() {
+fn ledger_out_never_unspends_a_code() {
     let header = "code,instance_id,account_id,request_id,issued_at,status,domain";
-    let stale = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,issued,\n");
-    let newer = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,done.example.cn\n");
-    let renamed = format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,spent,other.example.cn\n");
-    let t = base("ledger-out-further")
-        .file("stale.csv", &stale)
-        .file("newer.csv", &newer)
-        .file("renamed.csv", &renamed);
+    let row = |status: &str, domain: &str| {
+        format!("{header}\nOLD-1,i-1,100,,2025-01-01T00:00:00Z,{status},{domain}\n")
+    };
+    let t = base("ledger-out-unspent")
+        .file("stale.csv", &row("issued", ""))
+        .file("newer.csv", &row(" SPENT", "done.example.cn"))
+        .file("inuse.csv", &row("in_use", "a.example.cn"));
     let dir = t.dir.clone();
     let run = |args: &[&str]| {
         std::process::Command::new(crate::harness::BIN)
@@ -120,14 +120,21 @@ fn ledger_out_never_undoes_a_later_status_or_a_domain() {
             .output()
             .unwrap()
     };
-    for (from, over) in [("stale.csv", "newer.csv"), ("newer.csv", "renamed.csv")] {
-        let ran = run(&["--ledger", from, "--ledger-out", over, "--out", "out"]);
+    for from in ["stale.csv", "inuse.csv"] {
+        let ran = run(&[
+            "--ledger",
+            from,
+            "--ledger-out",
+            "newer.csv",
+            "--out",
+            "out",
+        ]);
         let err = String::from_utf8_lossy(&ran.stderr);
-        assert_eq!(ran.status.code(), Some(2), "{from} over {over}: {err}");
+        assert_eq!(ran.status.code(), Some(2), "{from}: {err}");
         assert!(
             err.contains(&format!(
-                "icp-audit: --ledger-out {over}: records 1 code(s) further along than the ledger \
-                 {from} does (a later status, or a domain it lacks or writes otherwise)"
+                "icp-audit: --ledger-out newer.csv: records 1 code(s) as spent that the ledger \
+                 {from} does not, which replacing it would make usable again"
             )),
             "{err}"
         );
@@ -136,35 +143,45 @@ fn ledger_out_never_undoes_a_later_status_or_a_domain() {
             "--ledger",
             from,
             "--ledger-out",
-            over,
+            "newer.csv",
             "--out",
             "dry",
             "--dry-run",
         ]);
         assert_eq!(dry.status.code(), Some(0), "{dry:?}");
         assert!(
-            String::from_utf8_lossy(&dry.stderr).contains("further along"),
+            String::from_utf8_lossy(&dry.stderr).contains("as spent"),
             "{dry:?}"
         );
     }
-    assert_eq!(fs::read_to_string(dir.join("newer.csv")).unwrap(), newer);
     assert_eq!(
-        fs::read_to_string(dir.join("renamed.csv")).unwrap(),
-        renamed
+        fs::read_to_string(dir.join("newer.csv")).unwrap(),
+        row(" SPENT", "done.example.cn")
     );
-    // The newer ledger replaces the stale one: nothing of the stale one's is undone.
+    // A domain, or in_use against issued: replaced by the input's rows.
+    let ran = run(&[
+        "--ledger",
+        "stale.csv",
+        "--ledger-out",
+        "inuse.csv",
+        "--out",
+        "out1",
+    ]);
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let rows = csv_rows(&fs::read_to_string(dir.join("inuse.csv")).unwrap());
+    assert_eq!(rows[1][5], "issued");
+    // The newer ledger replaces the stale one.
     let ran = run(&[
         "--ledger",
         "newer.csv",
         "--ledger-out",
         "stale.csv",
         "--out",
-        "out",
+        "out2",
     ]);
     assert_eq!(ran.status.code(), Some(0), "{ran:?}");
     let rows = csv_rows(&fs::read_to_string(dir.join("stale.csv")).unwrap());
-    assert_eq!(rows[1][5], "spent");
-    assert_eq!(rows[1][6], "done.example.cn");
+    assert_eq!(rows[1][5], " SPENT");
     assert_eq!(rows.len(), 4, "{rows:?}");
 }
 

@@ -202,8 +202,18 @@ impl Draft {
         // The last moment before the old ledger is replaced: what a program that does not take
         // the lock wrote to it since the run opened it would be lost (the run neither decided
         // by it nor copied it), so the run is refused instead.
-        if let Some(why) = self.old.changed() {
+        if let Some(why) = self.old.changed(self.in_place) {
             return Err(Error::refused(why));
+        }
+        // Asked again under the lock, on the file the rename would replace: a path looked up
+        // before the lock made its folders (`nox/../ledger.csv`), or a `chmod a-w` meanwhile.
+        if fs::metadata(&out).is_ok_and(|m| m.is_file() && m.permissions().readonly()) {
+            return Err(Error::refused(format!(
+                "{}: is read-only (its mode lets no one write it): a run that issues codes \
+                 replaces it; make it writable, write the new ledger elsewhere with \
+                 --ledger-out, or decide with --dry-run; nothing was written",
+                out.display()
+            )));
         }
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
         self.committed = true;

@@ -1388,6 +1388,18 @@ struct Waiting {
 #[cfg(unix)]
 impl Waiting {
     fn start(dir: &std::path::Path, args: &[&str], draft_prefix: &str) -> Waiting {
+        Waiting::start_when(dir, args, |_| {
+            fs::read_dir(dir).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(draft_prefix)
+            })
+        })
+    }
+
+    /// `start`, returning once `ready` (given the run's process id) says so.
+    fn start_when(dir: &std::path::Path, args: &[&str], ready: impl Fn(u32) -> bool) -> Waiting {
         use std::process::{Command, Stdio};
         let fifo = dir.join("requests.fifo");
         crate::harness::mkfifo(&fifo);
@@ -1399,24 +1411,14 @@ impl Waiting {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let pid = child.id();
         let waiting = Waiting {
             child: Some(child),
             fifo,
         };
         let started = std::time::Instant::now();
-        let drafted = || {
-            fs::read_dir(dir).unwrap().any(|e| {
-                e.unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(draft_prefix)
-            })
-        };
-        while !drafted() {
-            assert!(
-                started.elapsed().as_secs() < 30,
-                "the run never started its draft"
-            );
+        while !ready(pid) {
+            assert!(started.elapsed().as_secs() < 30, "the run never got ready");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         waiting
@@ -1906,48 +1908,16 @@ fn a_report_that_fails_after_the_commit_says_the_codes_were_issued() {
 fn a_read_only_ledger_is_not_replaced() {
     let t = base("read-only-ledger").file("written.csv", LEDGER);
     let dir = t.dir.clone();
-    chmod(&dir.join("ledger.csv"), 0o444);
-    chmod(&dir.join("written.csv"), 0o444);
     std::os::unix::fs::symlink("ledger.csv", dir.join("link.csv")).unwrap();
-    let runs: [(&[&str], &str); 3] = [
-        (&RUN, "the ledger ./ledger.csv: is read-only"),
-        (
-            &[
-                "run",
-                "--instances",
-                "instances.csv",
-                "--requests",
-                "requests.csv",
-                "--ledger",
-                "link.csv",
-                "--out",
-                "out",
-                "--as-of",
-                "2026-11-30",
-            ],
-            "the ledger link.csv: is read-only",
-        ),
-        (
-            &[
-                "run",
-                "--input",
-                ".",
-                "--ledger-out",
-                "written.csv",
-                "--out",
-                "out",
-                "--as-of",
-                "2026-11-30",
-            ],
-            "--ledger-out written.csv: is read-only",
-        ),
-    ];
-    for (args, said) in runs {
-        let ran = std::process::Command::new(crate::harness::BIN)
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::BIN)
             .args(args)
             .current_dir(&dir)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let refused = |args: &[&str], said: &str| {
+        let ran = run(args);
         let stderr = String::from_utf8_lossy(&ran.stderr);
         assert_eq!(ran.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -1959,15 +1929,43 @@ fn a_read_only_ledger_is_not_replaced() {
         assert!(!dir.join("out").exists(), "{args:?}");
         assert_eq!(fs::read_to_string(dir.join("ledger.csv")).unwrap(), LEDGER);
         assert_eq!(fs::read_to_string(dir.join("written.csv")).unwrap(), LEDGER);
-    }
-    let dry = std::process::Command::new(crate::harness::BIN)
-        .args(RUN)
-        .arg("--dry-run")
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    };
+    // The ledger read-only: in place, and through a link.
+    chmod(&dir.join("ledger.csv"), 0o444);
+    refused(&RUN, "the ledger ./ledger.csv: is read-only");
+    refused(
+        &[
+            "run",
+            "--instances",
+            "instances.csv",
+            "--requests",
+            "requests.csv",
+            "--ledger",
+            "link.csv",
+            "--out",
+            "out",
+            "--as-of",
+            "2026-11-30",
+        ],
+        "the ledger link.csv: is read-only",
+    );
+    // A dry run decides by it; a --ledger-out run writes elsewhere, leaving it as it is.
+    let dry = run(&[&RUN[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    let elsewhere = run(&[&RUN[..], &["--ledger-out", "fresh.csv"]].concat());
+    assert_eq!(elsewhere.status.code(), Some(0), "{elsewhere:?}");
+    assert_eq!(
+        csv_rows(&fs::read_to_string(dir.join("fresh.csv")).unwrap()).len(),
+        4
+    );
+    fs::remove_dir_all(dir.join("out")).unwrap();
+    // Only the --ledger-out file read-only.
     chmod(&dir.join("ledger.csv"), 0o644);
+    chmod(&dir.join("written.csv"), 0o444);
+    refused(
+        &[&RUN[..], &["--ledger-out", "written.csv"]].concat(),
+        "--ledger-out written.csv: is read-only",
+    );
     chmod(&dir.join("written.csv"), 0o644);
 }
 
@@ -1996,4 +1994,130 @@ fn a_ledger_answer_in_another_spelling_of_the_instance_is_the_same_request() {
         ["invalid", "", "request-id-conflict"],
         "{decisions:?}"
     );
+}
+
+/// The ledger is checked just before the new one replaces it, for every change a program
+/// without the lock can make: rewritten to the same size (only its modification time tells),
+/// made where there was none, made read-only. Each refuses the run (exit 2) and keeps what
+/// that program wrote.
+#[cfg(unix)]
+#[test]
+fn every_change_to_the_ledger_during_a_run_refuses_it() {
+    use std::io::{Seek, Write};
+    let args = [
+        "--instances",
+        "instances.csv",
+        "--ledger",
+        "ledger.csv",
+        "--out",
+        "out",
+    ];
+    // The same size: `OLD-1` becomes `OLD-2` in place.
+    let t = base("rewritten-same-size");
+    let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .open(t.dir.join("ledger.csv"))
+        .unwrap();
+    let at = LEDGER.find("OLD-1").unwrap() + 4;
+    file.seek(std::io::SeekFrom::Start(at as u64)).unwrap();
+    file.write_all(b"2").unwrap();
+    drop(file);
+    let ran = run.finish();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "(it was written to: its modification time changed ({} bytes, as when the run \
+             opened it))",
+            LEDGER.len()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
+        LEDGER.replace("OLD-1", "OLD-2")
+    );
+    // None at first, one made meanwhile.
+    let t = Test::new("made-meanwhile")
+        .file("instances.csv", INSTANCES)
+        .file("requests.csv", REQUESTS);
+    let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
+    fs::write(t.dir.join("ledger.csv"), LEDGER).unwrap();
+    let ran = run.finish();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("(there was none, and one was made)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
+        LEDGER
+    );
+    assert!(!t.dir.join("out/decisions.csv").exists());
+    // Made read-only meanwhile (its mode only: its size and time stay).
+    let t = base("read-only-meanwhile");
+    let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
+    chmod(&t.dir.join("ledger.csv"), 0o444);
+    let ran = run.finish();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ledger.csv: is read-only"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
+        LEDGER
+    );
+    chmod(&t.dir.join("ledger.csv"), 0o644);
+}
+
+/// Every reader of the ledger stops at the size it had when opened: a dry run (which commits
+/// nothing, so checks nothing) decides by the rows there were then, and hashes those, even
+/// when a row answering its request is appended meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_dry_run_decides_by_the_ledger_as_it_was_opened() {
+    use sha2::Digest;
+    use std::io::Write;
+    let t = base("dry-appended");
+    let ledger = t.dir.join("ledger.csv");
+    let target = fs::canonicalize(&ledger).unwrap();
+    // Ready once the run holds the ledger open (its open files, in /proc).
+    let holds_ledger = |pid: u32| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|p| p == target))
+        })
+    };
+    let run = Waiting::start_when(
+        &t.dir,
+        &[
+            "--instances",
+            "instances.csv",
+            "--ledger",
+            "ledger.csv",
+            "--out",
+            "out",
+            "--dry-run",
+        ],
+        holds_ledger,
+    );
+    let row = "HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n";
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&ledger)
+        .unwrap()
+        .write_all(row.as_bytes())
+        .unwrap();
+    let ran = run.finish();
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let decisions = csv_rows(&fs::read_to_string(t.dir.join("out/decisions.csv")).unwrap());
+    assert_eq!(decisions[1][0], "r1");
+    assert_eq!(decisions[1][3], "eligible", "{decisions:?}");
+    let summary = fs::read_to_string(t.dir.join("out/summary.json")).unwrap();
+    let digest: String = sha2::Sha256::digest(LEDGER.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(summary.contains(&digest), "{summary}");
 }

@@ -104,15 +104,20 @@ impl Snapshot {
         }
     }
 
-    /// Why a new ledger put in place of this one now would lose what another program wrote to
-    /// it since it was opened (without the lock, which every run of ours takes): the file grew,
-    /// shrank or was written to, another file took its name, or, where there was none, one was
-    /// made. `None` when it is as it was. Read just before the new ledger is renamed into place.
-    pub fn changed(&self) -> Option<String> {
+    /// Why a new ledger made from this one may not be put in place now: another program (one
+    /// that does not take the lock, which every run of ours takes) wrote to it since it was
+    /// opened. The file grew, shrank or was written to, another file took its name, or, where
+    /// there was none, one was made. Replacing it (`in_place`) would lose what was written;
+    /// writing `--ledger-out` would hand out codes decided without it. `None` when it is as it
+    /// was. Read just before the new ledger is renamed into place.
+    pub fn changed(&self, in_place: bool) -> Option<String> {
         let now = std::fs::metadata(&self.path);
         let what = match (&self.opened, now) {
             (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            (None, _) => "a ledger was made at its path".to_string(),
+            (None, Err(e)) => {
+                format!("there was none, and its path can no longer be looked up: {e}")
+            }
+            (None, Ok(_)) => "there was none, and one was made".to_string(),
             (Some(Opened::Stream(_)), _) => return None,
             (Some(Opened::Regular(..)), Err(e)) => format!("it can no longer be looked up: {e}"),
             (Some(Opened::Regular(_, seen)), Ok(now)) => {
@@ -120,20 +125,32 @@ impl Snapshot {
                 let now = Seen::of(&now);
                 if now.file != seen.file {
                     "another file was put in its place".to_string()
-                } else if now != *seen {
+                } else if now.len != seen.len {
                     format!(
                         "it was written to: {} bytes when the run opened it, {} now",
                         seen.len, now.len
+                    )
+                } else if now != *seen {
+                    format!(
+                        "it was written to: its modification time changed ({} bytes, as when \
+                         the run opened it)",
+                        seen.len
                     )
                 } else {
                     return None;
                 }
             }
         };
+        let lost = match in_place {
+            true => "the new ledger would have lost what it wrote",
+            false => {
+                "the run decided without what it wrote, which may answer a request or count \
+                      toward a limit"
+            }
+        };
         Some(format!(
             "{}: the ledger changed while the run read it ({what}): a program that does not take \
-             its lock wrote to it; nothing was written (the new ledger would have lost what it \
-             wrote); run again once it is done",
+             its lock wrote to it; nothing was written ({lost}); run again once it is done",
             self.shown
         ))
     }

@@ -197,9 +197,14 @@ pub enum Command {
 
 /// Parses the process arguments (clap prints help and usage errors itself, exit 2).
 pub fn parse() -> Result<Command> {
-    Cli::try_parse()
-        .map_err(|e| usage(e, std::env::args_os()))?
-        .validate()
+    let cli = Cli::try_parse().map_err(|e| usage(e, std::env::args_os()))?;
+    // What clap leaves to us (a missing input, an --as-of that is no time, --jobs out of range)
+    // is a usage error too, told with the usage line as clap's are.
+    cli.validate().map_err(|mut e| {
+        e.message.push('\n');
+        e.message.push_str(&usage_of(std::env::args_os()));
+        e
+    })
 }
 
 /// A usage error as the program's other refusals are told (exit 2, behind `icp-audit: `), so
@@ -287,7 +292,7 @@ impl RunArgs {
             flag.or_else(|| self.input.as_ref().map(|d| d.join(name)))
                 .ok_or_else(|| {
                     Error::refused(format!(
-                        "usage: give --input DIR or --{} F",
+                        "give --input DIR or --{} F",
                         name.trim_end_matches(".csv")
                     ))
                 })

@@ -375,17 +375,21 @@ fn decide_one(
             Ok(decided) => decided,
             Err(d) => return d,
         };
-        if w.by_instance
-            .rows(key)
-            .any(|r| w.instances.fault(r).is_some())
-        {
+        // The instance's rows: those of this very id, and those of its other spellings (which
+        // hold its codes, and may name another owner), the rare time the inventory has any.
+        let spelt = w.by_instance.spelt_otherwise(key);
+        let malformed = match spelt {
+            false => w
+                .by_instance
+                .rows(key)
+                .any(|r| w.instances.fault(r).is_some()),
+            true => (w.by_instance.loose_rows(w.instances, key).into_iter())
+                .any(|r| w.instances.fault(r).is_some()),
+        };
+        if malformed {
             return Decision::invalid(Builtin::MalformedInstance);
         }
-        // Listed more than once: under this very id, or in another spelling of it (whose
-        // codes this instance holds, and whose rows may name another owner).
-        if w.by_instance.row_count(key) > 1
-            || (w.by_instance.has_odd_ids() && w.by_instance.loose_rows(w.instances, key).len() > 1)
-        {
+        if spelt || w.by_instance.row_count(key) > 1 {
             return Decision::invalid(Builtin::AmbiguousInstance);
         }
     }

@@ -179,9 +179,10 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
     let req = w.requests;
     let here = format!("{}:{}", req.info.path, req.line(row));
     let id = req.text(col::REQUEST_ID, row);
+    // The instance's rows, with those of its other spellings (`InstanceIndex::loose_rows`).
     let rows = || {
         let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row));
-        key.into_iter().flat_map(|k| w.by_instance.rows(k))
+        key.map_or_else(Vec::new, |k| w.by_instance.loose_rows(w.instances, k))
     };
     match b {
         Builtin::MalformedRequest => req.fault(row).map(|p| p.describe()).unwrap_or_default(),
@@ -196,13 +197,13 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
             "{here}: column `request_id`: this request id is already recorded in the ledger for another request"
         ),
         Builtin::MalformedInstance => rows()
+            .into_iter()
             .find_map(|r| w.instances.fault(r))
             .map(|p| p.describe())
             .unwrap_or_default(),
         Builtin::AmbiguousInstance => {
             let inst = w.instances;
-            let key = w.by_instance.key(req.text(col::REQUEST_INSTANCE, row));
-            let rows = key.map_or_else(Vec::new, |k| w.by_instance.loose_rows(inst, k));
+            let rows = rows();
             let lines: Vec<String> = rows.iter().map(|r| inst.line(*r).to_string()).collect();
             let mut spellings: Vec<&str> = Vec::new();
             for r in &rows {
@@ -217,7 +218,7 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
                     " (written {})",
                     spellings
                         .iter()
-                        .map(|s| format!("`{s}`"))
+                        .map(|s| format!("`{}`", visible(s)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -231,4 +232,16 @@ fn builtin_message(w: &World<'_>, row: usize, b: Builtin) -> String {
             )
         }
     }
+}
+
+/// An id as a message shows it among its other spellings: the characters a text shows as
+/// nothing, and control characters, written as their code points (`i-2\u{200B}`), so that two
+/// spellings never look the same.
+fn visible(id: &str) -> String {
+    id.chars()
+        .map(|c| match crate::input::ignorable(c) || c.is_control() {
+            true => format!("\\u{{{:X}}}", c as u32),
+            false => c.to_string(),
+        })
+        .collect()
 }

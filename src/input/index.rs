@@ -179,6 +179,8 @@ pub struct InstanceIndex<'t> {
     /// The keys of the inventory ids not written as the API writes ids (with upper case, or
     /// surrounding spaces), by their `loose` form; almost always empty.
     odd: HashMap<String, Vec<u32>>,
+    /// The keys of the ids the inventory also writes in another spelling (`loose_rows`).
+    spelt: std::collections::HashSet<u32>,
 }
 
 /// An id as the API writes ids: without surrounding spaces, in lower case. Beyond ASCII, two
@@ -258,7 +260,26 @@ impl<'t> InstanceIndex<'t> {
                 odd.entry(loose(id(row))).or_default().push(row as u32);
             }
         }
-        InstanceIndex { first, more, odd }
+        // Keys whose loose form more than one key has: one instance in several spellings.
+        let mut spelt = std::collections::HashSet::new();
+        for (loose_id, keys) in &odd {
+            let mut group: Vec<u32> = first
+                .get(loose_id)
+                .into_iter()
+                .chain(keys.iter().copied())
+                .collect();
+            group.sort_unstable();
+            group.dedup();
+            if group.len() > 1 {
+                spelt.extend(group);
+            }
+        }
+        InstanceIndex {
+            first,
+            more,
+            odd,
+            spelt,
+        }
     }
 
     /// Whether some inventory id is written with upper case or surrounding spaces.
@@ -310,6 +331,11 @@ impl<'t> InstanceIndex<'t> {
 
     pub fn row_count(&self, key: u32) -> usize {
         1 + self.others(key).len()
+    }
+
+    /// Whether the inventory also writes `key`'s id in another spelling (`loose_rows`).
+    pub fn spelt_otherwise(&self, key: u32) -> bool {
+        self.spelt.contains(&key)
     }
 
     /// Every inventory row whose id is the same as `key`'s once spelt loosely (`loose`): its

@@ -2121,3 +2121,38 @@ fn a_dry_run_decides_by_the_ledger_as_it_was_opened() {
         .collect();
     assert!(summary.contains(&digest), "{summary}");
 }
+
+/// An instance listed in two spellings is judged on all its rows, as one listed twice is: a
+/// malformed row in the other spelling makes it `malformed-instance` (step 5's order), and the
+/// `ambiguous-instance` message writes an invisible character of a spelling as its code point,
+/// so that the two spellings it lists never look the same.
+#[test]
+fn other_spellings_rows_are_the_instances_rows() {
+    let instances = &format!(
+        "{INSTANCES_HEADER}\n\
+i-1,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n\
+I-1,100,cn-hangzhou,Bogus,2028-01-01,5,1.2.3.5\n\
+i-2,100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.6\n\
+i-2\u{200b},100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.7\n"
+    );
+    let requests = &format!("{REQUESTS_HEADER}\nq1,100,i-1,2026-11-29\nq2,100,i-2,2026-11-29\n");
+    let ran = run_files("loose-rows", instances, requests, LEDGER);
+    assert_eq!(
+        crate::harness::outcomes(&ran),
+        crate::harness::pairs([
+            ("invalid", "malformed-instance"),
+            ("invalid", "ambiguous-instance")
+        ]),
+        "{}",
+        ran.read("out/decisions.csv")
+    );
+    let denials = csv_rows(&ran.read("out/denials.csv"));
+    assert!(
+        denials[1][5].contains("column `charge_type`"),
+        "{denials:?}"
+    );
+    assert!(
+        denials[2][5].ends_with("(written `i-2`, `i-2\\u{200B}`)"),
+        "{denials:?}"
+    );
+}

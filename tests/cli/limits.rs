@@ -142,7 +142,8 @@ fn a_run_whose_summary_line_is_lost_says_it_completed() {
 /// A usage error is told as every other refusal is (exit 2, each line behind `icp-audit: `),
 /// and ends with the usage of the command it is about, whichever error clap found (it gives
 /// one only with some: until the twenty-third session a value it could not parse, or a
-/// missing one, came without); a negative number is a value that is not a whole number, not an
+/// missing one, came without), and for the errors found after it (a missing input, an as-of
+/// that is no time, a thread count out of range) too; a negative number is a value that is not a whole number, not an
 /// unknown flag. `--help` and `--version` still print to stdout and exit 0. A system error is
 /// written in the program's words.
 #[test]
@@ -167,6 +168,21 @@ fn usage_errors_are_told_behind_the_programs_name() {
         (
             vec!["run", "--input", ".", "--out", "o", "--max-issue", "-1"],
             "invalid value '-1' for '--max-issue <N>'",
+            run_usage,
+        ),
+        (
+            vec!["run", "--input", ".", "--out", "o", "--jobs", "0"],
+            "--jobs: give 1 to 256 threads, not 0",
+            run_usage,
+        ),
+        (
+            vec!["run", "--input", ".", "--out", "o", "--as-of", "garbage"],
+            "--as-of: `garbage` is not a time",
+            run_usage,
+        ),
+        (
+            vec!["run", "--out", "o"],
+            "icp-audit: give --input DIR or --instances F\n",
             run_usage,
         ),
         (

@@ -751,6 +751,15 @@ impl Table {
                     && !super::index::is_loose(text)
                 {
                     self.odd_ids.push(self.rows as u32);
+                    // Nothing left once spelt loosely: no id at all, though the cell is not
+                    // empty (one such id would hold the codes of every other).
+                    if !trim(text).is_empty() && super::index::loose(text).is_empty() {
+                        push_text(store, text);
+                        return Err("the instance id is made only of characters that a text \
+                                    shows as nothing (zero-width spaces or joiners, a \
+                                    byte-order mark)"
+                            .to_string());
+                    }
                 }
                 text
             }

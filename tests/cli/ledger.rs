@@ -2156,3 +2156,33 @@ i-2\u{200b},100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.7\n"
         "{denials:?}"
     );
 }
+
+/// An inventory instance id made only of characters a text shows as nothing is no id: its row
+/// is malformed, so a request for it is `invalid` and gets no code, however many ledger rows
+/// write other such ids (each of which, spelt loosely, is the same empty id).
+#[test]
+fn an_instance_id_of_invisible_characters_is_malformed() {
+    let instances =
+        &format!("{INSTANCES_HEADER}\n\u{200b},100,cn-hangzhou,PrePaid,2028-01-01,5,1.2.3.4\n");
+    let requests = &format!("{REQUESTS_HEADER}\nq1,100,\u{200b},2026-11-29\n");
+    let mut ledger = format!("{LEDGER_HEADER}\n");
+    for (n, id) in ["\u{200c}", "\u{2060}", "\u{ad}", "\u{feff}", "\u{200d}"]
+        .iter()
+        .enumerate()
+    {
+        ledger.push_str(&format!("C{n},{id},100,,2025-01-01T00:00:00Z,spent,d\n"));
+    }
+    let ran = run_files("invisible-id", instances, requests, &ledger);
+    assert_eq!(
+        crate::harness::outcomes(&ran),
+        crate::harness::pairs([("invalid", "malformed-instance")]),
+        "{}",
+        ran.read("out/decisions.csv")
+    );
+    assert!(
+        ran.read("out/input-errors.csv")
+            .contains("the instance id is made only of characters that a text shows as nothing"),
+        "{}",
+        ran.read("out/input-errors.csv")
+    );
+}

@@ -112,23 +112,18 @@ fn ledger_out_never_unspends_a_code() {
         .file("newer.csv", &row(" SPENT", "done.example.cn"))
         .file("inuse.csv", &row("in_use", "a.example.cn"));
     let dir = t.dir.clone();
-    let run = |args: &[&str]| {
+    // A run deciding by `from` that writes `over`, its reports in `out`.
+    let replace = |from: &str, over: &str, out: &str, more: &[&str]| {
         std::process::Command::new(crate::harness::BIN)
             .args(["run", "--input", ".", "--as-of", "2026-11-30T00:00:00Z"])
-            .args(args)
+            .args(["--ledger", from, "--ledger-out", over, "--out", out])
+            .args(more)
             .current_dir(&dir)
             .output()
             .unwrap()
     };
     for from in ["stale.csv", "inuse.csv"] {
-        let ran = run(&[
-            "--ledger",
-            from,
-            "--ledger-out",
-            "newer.csv",
-            "--out",
-            "out",
-        ]);
+        let ran = replace(from, "newer.csv", "out", &[]);
         let err = String::from_utf8_lossy(&ran.stderr);
         assert_eq!(ran.status.code(), Some(2), "{from}: {err}");
         assert!(
@@ -139,46 +134,22 @@ fn ledger_out_never_unspends_a_code() {
             "{err}"
         );
         assert!(!dir.join("out").exists());
-        let dry = run(&[
-            "--ledger",
-            from,
-            "--ledger-out",
-            "newer.csv",
-            "--out",
-            "dry",
-            "--dry-run",
-        ]);
+        let dry = replace(from, "newer.csv", "dry", &["--dry-run"]);
         assert_eq!(dry.status.code(), Some(0), "{dry:?}");
-        assert!(
-            String::from_utf8_lossy(&dry.stderr).contains("as spent"),
-            "{dry:?}"
-        );
+        let warned = String::from_utf8_lossy(&dry.stderr);
+        assert!(warned.contains("as spent"), "{warned}");
     }
     assert_eq!(
         fs::read_to_string(dir.join("newer.csv")).unwrap(),
         row(" SPENT", "done.example.cn")
     );
     // A domain, or in_use against issued: replaced by the input's rows.
-    let ran = run(&[
-        "--ledger",
-        "stale.csv",
-        "--ledger-out",
-        "inuse.csv",
-        "--out",
-        "out1",
-    ]);
+    let ran = replace("stale.csv", "inuse.csv", "out1", &[]);
     assert_eq!(ran.status.code(), Some(0), "{ran:?}");
     let rows = csv_rows(&fs::read_to_string(dir.join("inuse.csv")).unwrap());
     assert_eq!(rows[1][5], "issued");
     // The newer ledger replaces the stale one.
-    let ran = run(&[
-        "--ledger",
-        "newer.csv",
-        "--ledger-out",
-        "stale.csv",
-        "--out",
-        "out2",
-    ]);
+    let ran = replace("newer.csv", "stale.csv", "out2", &[]);
     assert_eq!(ran.status.code(), Some(0), "{ran:?}");
     let rows = csv_rows(&fs::read_to_string(dir.join("stale.csv")).unwrap());
     assert_eq!(rows[1][5], " SPENT");
@@ -1457,6 +1428,39 @@ fn named_like(dir: &std::path::Path, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `Waiting` run's arguments (besides its requests) for a run writing `ledger.csv` in place.
+#[cfg(unix)]
+const IN_PLACE: [&str; 6] = [
+    "--instances",
+    "instances.csv",
+    "--ledger",
+    "ledger.csv",
+    "--out",
+    "out",
+];
+
+/// Asserts that a run that waited (`Waiting`) was refused (exit 2) saying `said`, that
+/// `ledger.csv` in `dir` holds `kept` (what the other program wrote), and that nothing of the
+/// run is left: no new ledger drafted beside `draft` (a file name in `dir`), no decisions and
+/// no hand-off in `out`.
+#[cfg(unix)]
+fn refused_keeping(
+    ran: &std::process::Output,
+    said: &str,
+    dir: &std::path::Path,
+    kept: &str,
+    draft: &str,
+    out: &str,
+) {
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(said), "{said} in:\n{stderr}");
+    assert_eq!(fs::read_to_string(dir.join("ledger.csv")).unwrap(), kept);
+    assert!(named_like(dir, &format!(".{draft}.tmp-")).is_empty());
+    assert!(!dir.join(out).join("decisions.csv").exists());
+    assert!(!dir.join(out).join("issued.csv").exists());
+}
+
 /// A run writing `--ledger-out` holds the lock of the ledger it reads too, so a run that would
 /// write that ledger in place meanwhile (and hand out the same quota) exits 3 and writes
 /// nothing. And when the file at the ledger's path is replaced meanwhile by a program that
@@ -1506,24 +1510,16 @@ fn an_in_place_run_during_a_ledger_out_run_on_its_ledger_is_exit_3() {
     let replaced = format!("{LEDGER}HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n");
     fs::write(dir.join("ledger.new"), &replaced).unwrap();
     fs::rename(dir.join("ledger.new"), dir.join("ledger.csv")).unwrap();
-    let b = b.finish();
-    let stderr = String::from_utf8_lossy(&b.stderr);
-    assert_eq!(b.status.code(), Some(2), "{b:?}");
-    assert!(
-        stderr.contains(
-            "icp-audit: ledger.csv: the ledger changed while the run read it (another file was \
-             put in its place)"
-        ),
-        "{stderr}"
-    );
-    assert_eq!(
-        fs::read_to_string(dir.join("ledger.csv")).unwrap(),
-        replaced
+    refused_keeping(
+        &b.finish(),
+        "icp-audit: ledger.csv: the ledger changed while the run read it (another file was put \
+         in its place)",
+        &dir,
+        &replaced,
+        "o.csv",
+        "out-b",
     );
     assert!(!dir.join("o.csv").exists());
-    assert!(named_like(&dir, ".o.csv.tmp-").is_empty());
-    assert!(!dir.join("out-b/decisions.csv").exists());
-    assert!(!dir.join("out-b/issued.csv").exists());
 }
 
 /// A row appended to the ledger during a run, by a program that does not take the lock (a
@@ -1537,18 +1533,7 @@ fn a_row_appended_to_the_ledger_during_a_run_is_not_lost() {
     use std::io::Write;
     let t = base("appended-meanwhile");
     let dir = t.dir.clone();
-    let run = Waiting::start(
-        &dir,
-        &[
-            "--instances",
-            "instances.csv",
-            "--ledger",
-            "ledger.csv",
-            "--out",
-            "out",
-        ],
-        ".ledger.csv.tmp-",
-    );
+    let run = Waiting::start(&dir, &IN_PLACE, ".ledger.csv.tmp-");
     let row = "HAND-1,i-1,100,r1,2026-11-29T00:00:00Z,issued,\n";
     fs::OpenOptions::new()
         .append(true)
@@ -1556,23 +1541,14 @@ fn a_row_appended_to_the_ledger_during_a_run_is_not_lost() {
         .unwrap()
         .write_all(row.as_bytes())
         .unwrap();
-    let ran = run.finish();
-    let stderr = String::from_utf8_lossy(&ran.stderr);
-    assert_eq!(ran.status.code(), Some(2), "{ran:?}");
-    let want = format!(
+    let said = format!(
         "icp-audit: ledger.csv: the ledger changed while the run read it (it was written to: {} \
          bytes when the run opened it, {} now)",
         LEDGER.len(),
         LEDGER.len() + row.len()
     );
-    assert!(stderr.contains(&want), "{stderr}");
-    assert_eq!(
-        fs::read_to_string(dir.join("ledger.csv")).unwrap(),
-        format!("{LEDGER}{row}")
-    );
-    assert!(named_like(&dir, ".ledger.csv.tmp-").is_empty());
-    assert!(!dir.join("out/decisions.csv").exists());
-    assert!(!dir.join("out/issued.csv").exists());
+    let kept = format!("{LEDGER}{row}");
+    refused_keeping(&run.finish(), &said, &dir, &kept, "ledger.csv", "out");
     // Run again, it decides by the appended row: r1 is answered with the hand-issued code.
     let again = std::process::Command::new(crate::harness::BIN)
         .args(RUN)
@@ -2004,14 +1980,7 @@ fn a_ledger_answer_in_another_spelling_of_the_instance_is_the_same_request() {
 #[test]
 fn every_change_to_the_ledger_during_a_run_refuses_it() {
     use std::io::{Seek, Write};
-    let args = [
-        "--instances",
-        "instances.csv",
-        "--ledger",
-        "ledger.csv",
-        "--out",
-        "out",
-    ];
+    let args = IN_PLACE;
     // The same size: `OLD-1` becomes `OLD-2` in place.
     let t = base("rewritten-same-size");
     let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
@@ -2023,51 +1992,27 @@ fn every_change_to_the_ledger_during_a_run_refuses_it() {
     file.seek(std::io::SeekFrom::Start(at as u64)).unwrap();
     file.write_all(b"2").unwrap();
     drop(file);
-    let ran = run.finish();
-    let stderr = String::from_utf8_lossy(&ran.stderr);
-    assert_eq!(ran.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "(it was written to: its modification time changed ({} bytes, as when the run \
-             opened it))",
-            LEDGER.len()
-        )),
-        "{stderr}"
+    let said = format!(
+        "(it was written to: its modification time changed ({} bytes, as when the run opened \
+         it))",
+        LEDGER.len()
     );
-    assert_eq!(
-        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
-        LEDGER.replace("OLD-1", "OLD-2")
-    );
+    let kept = LEDGER.replace("OLD-1", "OLD-2");
+    refused_keeping(&run.finish(), &said, &t.dir, &kept, "ledger.csv", "out");
     // None at first, one made meanwhile.
     let t = Test::new("made-meanwhile")
         .file("instances.csv", INSTANCES)
         .file("requests.csv", REQUESTS);
     let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
     fs::write(t.dir.join("ledger.csv"), LEDGER).unwrap();
-    let ran = run.finish();
-    let stderr = String::from_utf8_lossy(&ran.stderr);
-    assert_eq!(ran.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("(there was none, and one was made)"),
-        "{stderr}"
-    );
-    assert_eq!(
-        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
-        LEDGER
-    );
-    assert!(!t.dir.join("out/decisions.csv").exists());
+    let said = "(there was none, and one was made)";
+    refused_keeping(&run.finish(), said, &t.dir, LEDGER, "ledger.csv", "out");
     // Made read-only meanwhile (its mode only: its size and time stay).
     let t = base("read-only-meanwhile");
     let run = Waiting::start(&t.dir, &args, ".ledger.csv.tmp-");
     chmod(&t.dir.join("ledger.csv"), 0o444);
-    let ran = run.finish();
-    let stderr = String::from_utf8_lossy(&ran.stderr);
-    assert_eq!(ran.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("ledger.csv: is read-only"), "{stderr}");
-    assert_eq!(
-        fs::read_to_string(t.dir.join("ledger.csv")).unwrap(),
-        LEDGER
-    );
+    let said = "ledger.csv: is read-only";
+    refused_keeping(&run.finish(), said, &t.dir, LEDGER, "ledger.csv", "out");
     chmod(&t.dir.join("ledger.csv"), 0o644);
 }
 

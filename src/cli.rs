@@ -223,17 +223,16 @@ fn usage(e: clap::Error, args: impl IntoIterator<Item = std::ffi::OsString>) -> 
     // In the program's style: no blank lines, lowercase, no sentence with a period (clap's
     // pointer to `--help`, which the usage line makes plain).
     let text = e.render().to_string();
-    let lines: Vec<String> = text
+    let mut lines: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information"))
-        .map(|l| match l.strip_prefix("Usage: ") {
-            Some(usage) => format!("usage: {usage}"),
-            None => l.strip_prefix("error: ").unwrap_or(l).to_string(),
+        .map(|l| match l.starts_with("Usage: ") {
+            true => lowercase_usage(l),
+            false => l.strip_prefix("error: ").unwrap_or(l).to_string(),
         })
         .collect();
     // clap shows the usage with some errors only (not with a value it cannot parse, or a
     // missing one): every usage error gets the usage of the command it is about.
-    let mut lines = lines;
     if !lines.iter().any(|l| l.starts_with("usage: ")) {
         lines.push(usage_of(args));
     }
@@ -254,10 +253,14 @@ fn usage_of(args: impl IntoIterator<Item = std::ffi::OsString>) -> String {
         Some(sub) => sub.render_usage(),
         None => cmd.render_usage(),
     };
-    let usage = usage.to_string();
-    match usage.strip_prefix("Usage: ") {
+    lowercase_usage(&usage.to_string())
+}
+
+/// clap's `Usage: …` line in the program's style (`usage: …`).
+fn lowercase_usage(line: &str) -> String {
+    match line.strip_prefix("Usage: ") {
         Some(rest) => format!("usage: {rest}"),
-        None => usage,
+        None => line.to_string(),
     }
 }
 

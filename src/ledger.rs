@@ -70,6 +70,20 @@ fn hold(file: File, path: &Path) -> Result<Lock> {
     }
 }
 
+/// Refuses to replace the file at `path` (a ledger, or a `--ledger-out` file; `named` as
+/// messages name it) when its mode lets no one write it: its keeper froze it (`chmod a-w`), and
+/// the rename that replaces a file never asks for the file's own write permission.
+pub fn refuse_frozen(path: &Path, named: &str) -> Result<()> {
+    if fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().readonly()) {
+        return Err(Error::refused(format!(
+            "{named}: is read-only (its mode lets no one write it): a run that issues codes \
+             replaces it; make it writable, write the new ledger elsewhere with --ledger-out, or \
+             decide with --dry-run; nothing was written"
+        )));
+    }
+    Ok(())
+}
+
 /// Takes the lock of the ledger a `--ledger-out` run reads, without waiting: a run writing that
 /// ledger meanwhile would hand out quota this run also hands out (exit 3, as for the ledger
 /// written). A lock file already there that this run may not write (a read-only folder or
@@ -207,14 +221,7 @@ impl Draft {
         }
         // Asked again under the lock, on the file the rename would replace: a path looked up
         // before the lock made its folders (`nox/../ledger.csv`), or a `chmod a-w` meanwhile.
-        if fs::metadata(&out).is_ok_and(|m| m.is_file() && m.permissions().readonly()) {
-            return Err(Error::refused(format!(
-                "{}: is read-only (its mode lets no one write it): a run that issues codes \
-                 replaces it; make it writable, write the new ledger elsewhere with \
-                 --ledger-out, or decide with --dry-run; nothing was written",
-                out.display()
-            )));
-        }
+        refuse_frozen(&out, &out.display().to_string())?;
         fs::rename(&self.tmp, &out).map_err(|e| fail("cannot replace the ledger", e))?;
         self.committed = true;
         renamed.store(true, std::sync::atomic::Ordering::SeqCst);

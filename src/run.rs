@@ -180,17 +180,9 @@ fn refuse_unopenable(cfg: &RunConfig) -> Result<()> {
     if !cfg.dry_run && fs::metadata(&cfg.ledger).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         return Err(input::ledger::unseekable(&shown(&cfg.ledger)));
     }
-    // A ledger made read-only (`chmod a-w`) is one its keeper froze: the rename that replaces
-    // it would not ask for its write permission, so the run asks instead.
-    if !cfg.dry_run
-        && fs::metadata(&cfg.ledger_out).is_ok_and(|m| m.is_file() && m.permissions().readonly())
-    {
-        return Err(Error::refused(format!(
-            "{}: is read-only (its mode lets no one write it): a run that issues codes replaces \
-             it; make it writable, write the new ledger elsewhere with --ledger-out, or decide \
-             with --dry-run",
-            ledger_out_named(cfg, &cfg.ledger_out)
-        )));
+    // Asked again just before the rename (`Draft::commit`), once the lock made any folders.
+    if !cfg.dry_run {
+        ledger::refuse_frozen(&cfg.ledger_out, &ledger_out_named(cfg, &cfg.ledger_out))?;
     }
     for p in [&cfg.instances, &cfg.requests] {
         input::check_openable(p, &shown(p))?;

@@ -335,7 +335,8 @@ impl<'t> InstanceIndex<'t> {
 
     /// Whether the inventory also writes `key`'s id in another spelling (`loose_rows`).
     pub fn spelt_otherwise(&self, key: u32) -> bool {
-        self.spelt.contains(&key)
+        // Asked of every request: an empty set (almost always) answers without hashing.
+        !self.spelt.is_empty() && self.spelt.contains(&key)
     }
 
     /// Every inventory row whose id is the same as `key`'s once spelt loosely (`loose`): its

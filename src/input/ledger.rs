@@ -70,11 +70,11 @@ pub struct Found {
     pub spent: Vec<u128>,
 }
 
-/// The position of the `status` column in a ledger `header`.
-fn status_column(header: &[String]) -> Option<usize> {
+/// The position of the column `name` (one of `LEDGER_COLUMNS`) in a ledger `header`.
+fn column_at(header: &[String], name: &str) -> Option<usize> {
     header
         .iter()
-        .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == "status"))
+        .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
 }
 
 /// Whether a ledger's status cell says `spent` (as statuses are read: any case, trimmed).
@@ -123,7 +123,7 @@ pub fn codes_missing_from(
         .iter()
         .position(|h| ledger_column(h) == Some(0))
         .ok_or("is not a ledger: it has no `code` column")?;
-    let status = status_column(&header);
+    let status = column_at(&header, "status");
     let mut held = Found::default();
     let mut key = String::new();
     // Where the last record starts, for the quote check below.
@@ -175,27 +175,19 @@ impl Ledger {
         let Some(file) = self.source.seekable().filter(|_| !spent.is_empty()) else {
             return Ok(0);
         };
-        let failed =
-            |why: String| format!("{}: cannot read the ledger again: {why}", self.info.path);
-        let Some(at) = self.header.iter().position(|h| ledger_column(h) == Some(0)) else {
-            return Err(failed("its header has changed".to_string()));
+        let (Some(at), status) = (
+            column_at(&self.header, "code"),
+            column_at(&self.header, "status"),
+        ) else {
+            return Err(self.not_read_again("its header has changed"));
         };
-        let status = status_column(&self.header);
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(true)
-            .from_reader(std::io::BufReader::new(file));
-        let mut record = csv::ByteRecord::new();
         let mut key = String::new();
         // Per code of `spent`: whether a row of this ledger records it as spent.
         let mut here = vec![false; spent.len()];
-        while rdr
-            .read_byte_record(&mut record)
-            .map_err(|e| failed(e.to_string()))?
-        {
+        self.each_row_again(file, |record| {
             let cell = String::from_utf8_lossy(record.get(at).unwrap_or_default());
             if trim(&cell).is_empty() {
-                continue;
+                return;
             }
             key.clear();
             code::identity_key_into(&cell, &mut key);
@@ -204,8 +196,34 @@ impl Ledger {
             {
                 here[i] = true;
             }
-        }
+        })?;
         Ok(here.iter().filter(|spent| !**spent).count() as u64)
+    }
+
+    /// Reads the ledger a second time from `file` (the same open file, `Snapshot::seekable`),
+    /// handing `each` every row after the header.
+    fn each_row_again(
+        &self,
+        file: ReadAt,
+        mut each: impl FnMut(&csv::ByteRecord),
+    ) -> std::result::Result<(), String> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(std::io::BufReader::new(file));
+        let mut record = csv::ByteRecord::new();
+        while rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| self.not_read_again(e))?
+        {
+            each(&record);
+        }
+        Ok(())
+    }
+
+    /// The message of a second read of the ledger that failed, and why.
+    fn not_read_again(&self, why: impl std::fmt::Display) -> String {
+        format!("{}: cannot read the ledger again: {why}", self.info.path)
     }
 
     /// How many codes each of `ids` (instance ids the inventory lacks, in their loose form,
@@ -229,35 +247,23 @@ impl Ledger {
             );
             return Ok(held);
         };
-        let column = |name: &str| {
-            self.header
-                .iter()
-                .position(|h| ledger_column(h).is_some_and(|c| LEDGER_COLUMNS[c] == name))
+        let (Some(instance), Some(status)) = (
+            column_at(&self.header, "instance_id"),
+            column_at(&self.header, "status"),
+        ) else {
+            return Err(self.not_read_again("its header has changed"));
         };
-        let failed =
-            |why: String| format!("{}: cannot read the ledger again: {why}", self.info.path);
-        let (Some(instance), Some(status)) = (column("instance_id"), column("status")) else {
-            return Err(failed("its header has changed".to_string()));
-        };
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(true)
-            .from_reader(std::io::BufReader::new(file));
-        let mut record = csv::ByteRecord::new();
         let cell = |record: &csv::ByteRecord, at: usize| {
             String::from_utf8_lossy(record.get(at).unwrap_or_default()).into_owned()
         };
-        while rdr
-            .read_byte_record(&mut record)
-            .map_err(|e| failed(e.to_string()))?
-        {
-            let id = super::index::loose(&cell(&record, instance));
+        self.each_row_again(file, |record| {
+            let id = super::index::loose(&cell(record, instance));
             if ids.contains(&id)
-                && let Some(s) = Status::parse(&cell(&record, status))
+                && let Some(s) = Status::parse(&cell(record, status))
             {
                 held.entry(id).or_default()[s as usize] += 1;
             }
-        }
+        })?;
         Ok(held)
     }
 

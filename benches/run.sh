@@ -32,8 +32,11 @@
 # Before the sizes it prints what touching 1 GiB of new memory costs here (see the README's
 # Performance section, The machine: on this virtual machine it is much of what grows faster than the rows).
 #
-# The binary is ICP_AUDIT_BIN when set (`cargo bench` sets it to the binary it built); otherwise
-# the release binary is built first (cargo build --release; CARGO_TARGET_DIR is honoured).
+# The binary judged is the PGO build (benches/pgo.sh, built first: about two minutes) when it can
+# be made here, with the plain release build timed beside it in step 2 for reference; BUILD=plain
+# judges the plain build alone. The plain binary is ICP_AUDIT_BIN when set (`cargo bench` sets it
+# to the binary it built); otherwise the release binary is built first (cargo build --release;
+# CARGO_TARGET_DIR is honoured).
 # Measurements use `/usr/bin/time -f '%e %M'` when present, else a small python3 wrapper around
 # resource.getrusage(RUSAGE_CHILDREN) (whose peak RSS has a floor of about the interpreter's, ~15 MiB).
 #
@@ -47,8 +50,8 @@
 #     files and their CRLF or quoted forms; those take more than 1.25 x (quoted: 1.45 x) the
 #     LF files' wall time, or more than the baseline's on the same files;
 #   - a command fails.
-# Environment: KEEP=1 keeps the scratch folder (its path is printed); SEED=S changes the seed;
-# ROUNDS=K sets the rounds of step 2 at every size; JOBS_ROUNDS=K those of --jobs 1 and 2;
+# Environment: BUILD=plain judges the plain build (no PGO build is made); KEEP=1 keeps the
+# scratch folder (its path is printed); SEED=S changes the seed; ROUNDS=K sets the rounds of step 2 at every size; JOBS_ROUNDS=K those of --jobs 1 and 2;
 # VARIANT_ROUNDS=K those of step 5 (0 skips it);
 # BENCH_TIMER=python forces the python3 timer.
 
@@ -71,6 +74,21 @@ else
     BIN=$TARGET_DIR/release/icp-audit
     echo "building the release binary ..."
     (cd "$ROOT" && cargo build --release --quiet)
+fi
+
+# The build the targets are judged on: the PGO build of the same sources (benches/pgo.sh: about
+# two minutes), unless BUILD=plain or it cannot be made here (no llvm-profdata for this rustc).
+# The plain release build is then timed beside it in step 2, for reference, not judged.
+PLAIN=$BIN
+if [[ ${BUILD:-pgo} == pgo ]]; then
+    if PGO_BIN=$(bash "$ROOT/benches/pgo.sh" | tail -n 1) && [[ -x $PGO_BIN ]]; then
+        BIN=$PGO_BIN
+        echo "build: PGO ($BIN); the plain release build ($PLAIN) is timed beside it"
+    else
+        echo "note: the PGO build could not be made: the targets are judged on the plain build"
+    fi
+else
+    echo "build: plain release ($BIN)"
 fi
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/icp-audit-bench.XXXXXX")
@@ -206,13 +224,13 @@ for N in "${SIZES[@]}"; do
     echo "  input: $(du -sh "$IN" | cut -f1), ledger rows: $(($(wc -l <"$IN/ledger.csv") - 1))"
 
     ok=1
-    run_icp() { # run_icp NAME [extra args]
+    run_icp() { # run_icp NAME [extra args]; the binary is RUN_BIN when set, else BIN
         local name=$1
         shift
         # Each round writes into a folder of its own making: replacing the last round's 500 MB
         # of outputs would add the freeing of their cached pages (~0.09 s at 1M) to this one.
         rm -rf "${D:?}/$name" "$D/$name.ledger.out.csv"
-        measure "$D/$name" "$BIN" run --input "$IN" --ledger-out "$D/$name.ledger.out.csv" \
+        measure "$D/$name" "${RUN_BIN:-$BIN}" run --input "$IN" --ledger-out "$D/$name.ledger.out.csv" \
             --out "$D/$name" --as-of "$AS_OF" --quiet --timings "$@"
     }
     # The evaluate phase's seconds from a run's --timings line.
@@ -222,7 +240,7 @@ for N in "${SIZES[@]}"; do
     # 1M one (a single 10M run once took 30.9 s where two later runs of the same command took
     # 23.0 and 24.6 s).
     rounds=${ROUNDS:-3}
-    IWS=() IRS=() DWS=() DRS=()
+    IWS=() IRS=() DWS=() DRS=() PWS=() PRS=()
     for ((k = 1; k <= rounds; k++)); do
         [[ $rounds == 1 ]] || echo "  round $k of $rounds"
         if run_icp out; then
@@ -233,6 +251,18 @@ for N in "${SIZES[@]}"; do
             miss "icp-audit run failed at N=$N"
             ok=0
             break
+        fi
+        if [[ $PLAIN != "$BIN" ]]; then
+            if RUN_BIN=$PLAIN run_icp plain; then
+                row "icp-audit run, plain build" "$WALL" "$RSS"
+                PWS+=("$WALL") PRS+=("$RSS")
+                if [[ -s $D/plain.err ]]; then sed 's/^/    | /' "$D/plain.err"; fi
+                cmp -s <(strip_codes "$D/out/decisions.csv") <(strip_codes "$D/plain/decisions.csv") ||
+                    miss "decisions differ between the PGO and the plain build at N=$N"
+                rm -rf "$D/plain" "$D/plain.ledger.out.csv"
+            else
+                miss "icp-audit run (plain build) failed at N=$N"
+            fi
         fi
         if [[ $HAVE_DUCKDB == 1 ]]; then
             rm -f "$D/duckdb.csv" # as for icp-audit: no earlier output to replace
@@ -291,6 +321,11 @@ for N in "${SIZES[@]}"; do
             rw=$(ratio "$IW" "$DW")
             rr=$(ratio "$IR" "$DR")
             echo "  ratio wall icp/duckdb: $rw   ratio peak RSS icp/duckdb: $rr"
+            if [[ ${#PWS[@]} == "$rounds" ]]; then
+                PW=$(median "${PWS[@]}") PR=$(median "${PRS[@]}")
+                echo "  plain build (for reference, not judged): median $PW s, $((PR / 1024)) MiB;" \
+                    "ratio wall icp/duckdb $(ratio "$PW" "$DW"), PGO/plain $(ratio "$IW" "$PW")"
+            fi
             if [[ $N == 1000000 ]]; then
                 le "$rw" 0.5 || miss "1M wall ratio $rw > 0.5"
                 le "$rr" 0.6 || miss "1M RSS ratio $rr > 0.6"

@@ -47,7 +47,7 @@ mkdir -p "$PGO/profiles" "$PGO/train"
 
 echo "pgo: 1/4 instrumented build ..." >&2
 (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$PGO/profiles" \
-    cargo build --release --quiet --target-dir "$PGO/gen")
+    cargo build --release --locked --quiet --target-dir "$PGO/gen")
 GEN=$PGO/gen/release/icp-audit
 
 echo "pgo: 2/4 training runs ..." >&2
@@ -84,5 +84,5 @@ rm -rf "$T"
 
 echo "pgo: 4/4 optimized build ..." >&2
 (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PGO/merged.profdata" \
-    cargo build --release --quiet --target-dir "$PGO/use")
+    cargo build --release --locked --quiet --target-dir "$PGO/use")
 echo "$PGO/use/release/icp-audit"

@@ -35,7 +35,7 @@ HOST=$(rustc -vV | sed -n 's/^host: //p')
 PROFDATA=$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata
 if [[ ! -x $PROFDATA ]]; then
     echo "pgo: llvm-profdata not found; adding rustup's llvm-tools component ..." >&2
-    rustup component add llvm-tools >&2 || true
+    timeout 300 rustup component add llvm-tools >&2 || true
 fi
 if [[ ! -x $PROFDATA ]]; then
     echo "pgo: no llvm-profdata for this rustc ($PROFDATA): cannot build with PGO" >&2

@@ -34,7 +34,8 @@
 #
 # The binary judged is the PGO build (benches/pgo.sh, built first: about two minutes) when it can
 # be made here, with the plain release build timed beside it in step 2 for reference; BUILD=plain
-# judges the plain build alone. The plain binary is ICP_AUDIT_BIN when set (`cargo bench` sets it
+# judges the plain build alone. The plain build's outputs take the scratch folder's room a second
+# time while a round runs (about 5 GB more at 10M). The plain binary is ICP_AUDIT_BIN when set (`cargo bench` sets it
 # to the binary it built); otherwise the release binary is built first (cargo build --release;
 # CARGO_TARGET_DIR is honoured).
 # Measurements use `/usr/bin/time -f '%e %M'` when present, else a small python3 wrapper around
@@ -49,7 +50,8 @@
 #   - outcomes/reasons differ from the baseline, or between --jobs values, or between the LF
 #     files and their CRLF or quoted forms; those take more than 1.25 x (quoted: 1.45 x) the
 #     LF files' wall time, or more than the baseline's on the same files;
-#   - a command fails.
+#   - the plain build's decisions differ from the PGO build's;
+#   - a command fails (the PGO build included: only a missing llvm-profdata falls back).
 # Environment: BUILD=plain judges the plain build (no PGO build is made); KEEP=1 keeps the
 # scratch folder (its path is printed); SEED=S changes the seed; ROUNDS=K sets the rounds of step 2 at every size; JOBS_ROUNDS=K those of --jobs 1 and 2;
 # VARIANT_ROUNDS=K those of step 5 (0 skips it);
@@ -77,15 +79,21 @@ else
 fi
 
 # The build the targets are judged on: the PGO build of the same sources (benches/pgo.sh: about
-# two minutes), unless BUILD=plain or it cannot be made here (no llvm-profdata for this rustc).
-# The plain release build is then timed beside it in step 2, for reference, not judged.
+# two minutes), unless BUILD=plain or no llvm-profdata can be had for this rustc (pgo.sh exits
+# 2). The plain release build is then timed beside it in step 2, for reference, not judged. A
+# PGO build that fails otherwise (a compile error, a failed training run) stops the benchmark.
 PLAIN=$BIN
 if [[ ${BUILD:-pgo} == pgo ]]; then
-    if PGO_BIN=$(bash "$ROOT/benches/pgo.sh" | tail -n 1) && [[ -x $PGO_BIN ]]; then
+    rc=0
+    PGO_BIN=$(bash "$ROOT/benches/pgo.sh" | tail -n 1) || rc=$?
+    if [[ $rc == 0 && -x $PGO_BIN ]]; then
         BIN=$PGO_BIN
         echo "build: PGO ($BIN); the plain release build ($PLAIN) is timed beside it"
+    elif [[ $rc == 2 ]]; then
+        echo "note: no llvm-profdata for this rustc: the targets are judged on the plain build"
     else
-        echo "note: the PGO build could not be made: the targets are judged on the plain build"
+        echo "the PGO build failed (benches/pgo.sh, exit $rc): stopping" >&2
+        exit 1
     fi
 else
     echo "build: plain release ($BIN)"
@@ -240,9 +248,10 @@ for N in "${SIZES[@]}"; do
     # 1M one (a single 10M run once took 30.9 s where two later runs of the same command took
     # 23.0 and 24.6 s).
     rounds=${ROUNDS:-3}
-    IWS=() IRS=() DWS=() DRS=() PWS=() PRS=()
-    for ((k = 1; k <= rounds; k++)); do
-        [[ $rounds == 1 ]] || echo "  round $k of $rounds"
+    # With a PGO build, the plain build runs in the same rounds, before the judged build in
+    # even rounds and after it in odd ones, so that neither always follows the baseline.
+    IWS=() IRS=() DWS=() DRS=() PWS=() PRS=() PW=""
+    run_judged() {
         if run_icp out; then
             row "icp-audit run" "$WALL" "$RSS"
             IWS+=("$WALL") IRS+=("$RSS")
@@ -250,20 +259,24 @@ for N in "${SIZES[@]}"; do
         else
             miss "icp-audit run failed at N=$N"
             ok=0
-            break
         fi
-        if [[ $PLAIN != "$BIN" ]]; then
-            if RUN_BIN=$PLAIN run_icp plain; then
-                row "icp-audit run, plain build" "$WALL" "$RSS"
-                PWS+=("$WALL") PRS+=("$RSS")
-                if [[ -s $D/plain.err ]]; then sed 's/^/    | /' "$D/plain.err"; fi
-                cmp -s <(strip_codes "$D/out/decisions.csv") <(strip_codes "$D/plain/decisions.csv") ||
-                    miss "decisions differ between the PGO and the plain build at N=$N"
-                rm -rf "$D/plain" "$D/plain.ledger.out.csv"
-            else
-                miss "icp-audit run (plain build) failed at N=$N"
-            fi
+    }
+    run_plain() {
+        [[ $PLAIN != "$BIN" ]] || return 0
+        if RUN_BIN=$PLAIN run_icp plain; then
+            row "icp-audit run, plain build" "$WALL" "$RSS"
+            PWS+=("$WALL") PRS+=("$RSS")
+            if [[ -s $D/plain.err ]]; then sed 's/^/    | /' "$D/plain.err"; fi
+        else
+            miss "icp-audit run (plain build) failed at N=$N"
         fi
+    }
+    for ((k = 1; k <= rounds; k++)); do
+        [[ $rounds == 1 ]] || echo "  round $k of $rounds"
+        if ((k % 2 == 0)); then run_plain; fi
+        run_judged
+        [[ $ok == 1 ]] || break
+        if ((k % 2 == 1)); then run_plain; fi
         if [[ $HAVE_DUCKDB == 1 ]]; then
             rm -f "$D/duckdb.csv" # as for icp-audit: no earlier output to replace
             if measure "$D/duckdb" python3 "$BASELINE" "$IN" "$D/duckdb.csv" "$AS_OF" 2; then
@@ -271,8 +284,14 @@ for N in "${SIZES[@]}"; do
                 DWS+=("$WALL") DRS+=("$RSS")
             else
                 miss "duckdb baseline failed at N=$N"
-                                break
+                break
             fi
+        fi
+        # Compared after the round's timed runs, so that no timed run follows reading them back.
+        if [[ -d $D/plain ]]; then
+            cmp -s <(strip_codes "$D/out/decisions.csv") <(strip_codes "$D/plain/decisions.csv") ||
+                miss "decisions differ between the PGO and the plain build at N=$N"
+            rm -rf "$D/plain" "$D/plain.ledger.out.csv"
         fi
     done
     if [[ $ok == 1 ]]; then
@@ -280,6 +299,11 @@ for N in "${SIZES[@]}"; do
         ICP_WALL[$N]=$IW
         ICP_RSS[$N]=$IR
         [[ $rounds == 1 ]] || row "icp-audit run, median" "$IW" "$IR"
+    fi
+    if [[ ${#PWS[@]} -gt 0 && ${#PWS[@]} == "${#IWS[@]}" ]]; then
+        PW=$(median "${PWS[@]}") PR=$(median "${PRS[@]}")
+        row "icp-audit run, plain, median" "$PW" "$PR"
+        echo "  plain build (for reference, not judged): PGO/plain wall $(ratio "$(median "${IWS[@]}")" "$PW")"
     fi
     # --jobs 1 and --jobs 2 alternate for JOBS_ROUNDS rounds (default 2): a single run of each
     # at 10M took a minute during which the machine's speed could drift by half, so each one's
@@ -321,10 +345,8 @@ for N in "${SIZES[@]}"; do
             rw=$(ratio "$IW" "$DW")
             rr=$(ratio "$IR" "$DR")
             echo "  ratio wall icp/duckdb: $rw   ratio peak RSS icp/duckdb: $rr"
-            if [[ ${#PWS[@]} == "$rounds" ]]; then
-                PW=$(median "${PWS[@]}") PR=$(median "${PRS[@]}")
-                echo "  plain build (for reference, not judged): median $PW s, $((PR / 1024)) MiB;" \
-                    "ratio wall icp/duckdb $(ratio "$PW" "$DW"), PGO/plain $(ratio "$IW" "$PW")"
+            if [[ -n ${PW:-} ]]; then
+                echo "  plain build (for reference, not judged): ratio wall icp/duckdb $(ratio "$PW" "$DW")"
             fi
             if [[ $N == 1000000 ]]; then
                 le "$rw" 0.5 || miss "1M wall ratio $rw > 0.5"

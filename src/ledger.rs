@@ -266,8 +266,9 @@ impl Drop for Draft {
     }
 }
 
-/// Removes temporary files that a killed run left beside `out` (`.NAME.tmp-PID`). Only called
-/// while holding the ledger's lock, so no live run is writing one.
+/// Removes temporary files that a killed run left beside `out` (`.NAME.tmp-PID`, the name
+/// exactly: a file an operator named `.NAME.tmp-backup`, or gave the run as its input, is not
+/// one). Only called while holding the ledger's lock, so no live run is writing one.
 fn remove_stale(dir: &Path, out: &Path) {
     let prefix = format!(
         ".{}.tmp-",
@@ -277,10 +278,16 @@ fn remove_stale(dir: &Path, out: &Path) {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
+        if is_stale_name(&e.file_name().to_string_lossy(), &prefix) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// Whether `name` is `prefix` followed by a process id (digits only).
+fn is_stale_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The folder a path is in (`.` for a bare file name).
@@ -537,6 +544,23 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         Scratch(d)
+    }
+
+    #[test]
+    fn only_a_dead_runs_temporary_files_are_removed() {
+        let d = scratch("stale");
+        let names = [
+            ".l.csv.tmp-123",
+            ".l.csv.tmp-bak",
+            ".l.csv.tmp-",
+            ".l.csv.tmp-12x",
+        ];
+        for n in names {
+            fs::write(d.join(n), "code\n").unwrap();
+        }
+        remove_stale(&d, &d.join("l.csv"));
+        let left: Vec<bool> = names.iter().map(|n| d.join(n).exists()).collect();
+        assert_eq!(left, [false, true, true, true]);
     }
 
     fn row() -> NewRow<'static> {

@@ -97,13 +97,7 @@ echo "pgo: 2/4 training runs ..." >&2
 AS_OF=2026-11-27T00:00:00Z
 "$GEN" generate --out "$T/lf" --instances 200000 --requests 200000 --seed 7 >/dev/null
 for variant in crlf quoted; do
-    mkdir -p "$T/$variant"
-    for f in instances requests ledger; do
-        case $variant in
-            crlf) sed 's/$/\r/' "$T/lf/$f.csv" >"$T/$variant/$f.csv" ;;
-            quoted) sed 's/,/","/g; s/^/"/; s/$/"/' "$T/lf/$f.csv" >"$T/$variant/$f.csv" ;;
-        esac
-    done
+    bash "$ROOT/benches/variant.sh" "$variant" "$T/lf" "$T/$variant"
 done
 train() { # train NAME INPUT [extra args]
     local name=$1 input=$2 rc=0

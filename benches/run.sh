@@ -369,13 +369,7 @@ for N in "${SIZES[@]}"; do
     if [[ $N == 1000000 && $ok == 1 && $vrounds -gt 0 ]]; then
         for variant in crlf quoted; do
             V=$D/$variant
-            mkdir -p "$V"
-            for f in instances requests ledger; do
-                case $variant in
-                    crlf) sed 's/$/\r/' "$IN/$f.csv" >"$V/$f.csv" ;;
-                    quoted) sed 's/,/","/g; s/^/"/; s/$/"/' "$IN/$f.csv" >"$V/$f.csv" ;;
-                esac
-            done
+            bash "$ROOT/benches/variant.sh" "$variant" "$IN" "$V"
             echo "  the same input, $variant:"
             # The quoted files are a quarter larger.
             limit=1.25
